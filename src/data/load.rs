@@ -1,0 +1,390 @@
+//! `load_images` / `load_celeba_hq`: a folder, a zip archive or a split list in, an
+//! [`ImageDataset`] of square uint8 images out, with every skipped file reported.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use fast_image_resize::Resizer;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::cache;
+use super::dataset::ImageDataset;
+use super::decode::{decode_rgb8, square_resize};
+use super::source::{apply_split, has_extension, Entry, Source, IMAGE_EXTENSIONS};
+use crate::error::{Error, Result};
+
+/// Files decoded per chunk: bounds memory for huge archives while keeping all cores busy.
+const CHUNK: usize = 256;
+
+/// Bumped whenever decoding or resizing changes, so stale caches are never reused.
+const PIPELINE_VERSION: &str = "decode-v1/lanczos3-centre-crop";
+
+const CELEBA_HQ_HINT: &str = "CelebA-HQ is not redistributable, so latentgan cannot download it. \
+Point load_celeba_hq at one of the layouts people have:\n\
+  - CelebAMask-HQ (CelebAMask-HQ.zip, or its extracted folder with CelebA-HQ-img/0.jpg ... 29999.jpg)\n\
+  - a folder of resized CelebA-HQ images (e.g. celeba_hq_256/00000.jpg ...)\n\
+  - a StyleGAN/FFHQ-style .zip of PNG or JPEG images\n\
+To try the library without it, run `python3 datasets/fetch_faces.py` and load datasets/lfw-faces.";
+
+const GENERIC_HINT: &str =
+    "Expected a folder (searched recursively) or a .zip of .jpg/.jpeg/.png/.webp \
+images. For small real faces to try things with, run `python3 datasets/fetch_faces.py` and load \
+datasets/lfw-faces.";
+
+/// One file that was not loaded, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The file, as `folder/name.jpg` or `archive.zip:name.jpg`.
+    pub path: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What a load did: how many images arrived, which files were skipped, whether the cache served it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// The folder or archive loaded.
+    pub source: PathBuf,
+    /// Number of images in the dataset.
+    pub loaded: usize,
+    /// Files that were not loaded, each with its reason.
+    pub skipped: Vec<Skipped>,
+    /// Whether the decoded images came from the on-disk cache.
+    pub from_cache: bool,
+    /// The cache file used or written, if caching was on.
+    pub cache_file: Option<PathBuf>,
+    /// Wall-clock seconds the load took.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "loaded {} images from {} in {:.2}s{}",
+            self.loaded,
+            self.source.display(),
+            self.seconds,
+            if self.from_cache { " (cached)" } else { "" }
+        )?;
+        if !self.skipped.is_empty() {
+            write!(f, "; skipped {}:", self.skipped.len())?;
+            for s in self.skipped.iter().take(20) {
+                write!(f, "\n  {}: {}", s.path, s.reason)?;
+            }
+            if self.skipped.len() > 20 {
+                write!(f, "\n  ... and {} more", self.skipped.len() - 20)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How to load a dataset. Build with [`LoadOptions::new`] and the chained setters.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Side of the square images produced (centre crop, then resize).
+    pub resolution: u32,
+    /// Turn the first undecodable file into an error instead of skipping it.
+    pub strict: bool,
+    /// A split list: load only the files it names, in its order.
+    pub split: Option<PathBuf>,
+    /// Where decoded caches live; `None` disables caching.
+    pub cache_dir: Option<PathBuf>,
+    /// Load at most this many images (after the split is applied).
+    pub limit: Option<usize>,
+    /// Restrict to the `CelebA-HQ-img/` folder when the source is CelebAMask-HQ (which also holds
+    /// segmentation masks).
+    pub celeba_hq_layout: bool,
+}
+
+impl LoadOptions {
+    /// Defaults: not strict, no split, cache in [`default_cache_dir`], no limit.
+    pub fn new(resolution: u32) -> Self {
+        Self {
+            resolution,
+            strict: false,
+            split: None,
+            cache_dir: Some(cache::default_dir()),
+            limit: None,
+            celeba_hq_layout: false,
+        }
+    }
+
+    /// Fail on the first file that cannot be decoded.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Load only the files named in `list` (one relative path per line).
+    pub fn split(mut self, list: impl Into<PathBuf>) -> Self {
+        self.split = Some(list.into());
+        self
+    }
+
+    /// Keep the decoded cache in `dir`.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Decode every time; write no cache.
+    pub fn no_cache(mut self) -> Self {
+        self.cache_dir = None;
+        self
+    }
+
+    /// Load at most `n` images.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+}
+
+/// The cache directory used when none is given (see [`LoadOptions::cache_dir`]).
+pub fn default_cache_dir() -> PathBuf {
+    cache::default_dir()
+}
+
+/// Loads every image under `path` (a folder, searched recursively, or a `.zip`) as
+/// `resolution`×`resolution` RGB, with default [`LoadOptions`].
+pub fn load_images(path: impl AsRef<Path>, resolution: u32) -> Result<ImageDataset> {
+    load_images_with(path, &LoadOptions::new(resolution))
+}
+
+/// Loads CelebA-HQ (or any face folder/zip) at `resolution`, in whichever layout it was
+/// downloaded: the CelebAMask-HQ zip or folder (only `CelebA-HQ-img/` is read, not the masks), a
+/// folder of pre-resized images, or a StyleGAN-style zip. Errors explain how to get the data.
+pub fn load_celeba_hq(path: impl AsRef<Path>, resolution: u32) -> Result<ImageDataset> {
+    let mut options = LoadOptions::new(resolution);
+    options.celeba_hq_layout = true;
+    load_images_with(path, &options)
+}
+
+/// Loads images with explicit [`LoadOptions`].
+pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageDataset> {
+    let start = Instant::now();
+    let path = path.as_ref();
+    if options.resolution == 0 || options.resolution > 8192 {
+        return Err(Error::invalid(
+            "resolution",
+            format!("got {}, expected 1..=8192 pixels", options.resolution),
+        ));
+    }
+    let hint = if options.celeba_hq_layout {
+        CELEBA_HQ_HINT
+    } else {
+        GENERIC_HINT
+    };
+    let source = Source::open(path, hint)?;
+    let (entries, mut skipped) = select_entries(&source, options)?;
+
+    let cache_file = options
+        .cache_dir
+        .as_ref()
+        .map(|dir| cache_path(dir, &source, &entries, options));
+    if let Some(file) = &cache_file {
+        // A damaged cache is rebuilt, never trusted and never fatal.
+        if let Ok(Some((header, pixels))) = cache::read(file) {
+            if header.resolution == options.resolution
+                && !(options.strict && !header.skipped.is_empty())
+            {
+                skipped.extend(header.skipped);
+                return finish(
+                    source,
+                    header.names,
+                    pixels,
+                    skipped,
+                    true,
+                    cache_file,
+                    start,
+                    options,
+                    hint,
+                );
+            }
+        }
+    }
+
+    let (names, pixels, decode_skipped) = decode_all(&source, &entries, options)?;
+    if let Some(file) = &cache_file {
+        let header = cache::Header {
+            resolution: options.resolution,
+            names: names.clone(),
+            skipped: decode_skipped.clone(),
+        };
+        if !names.is_empty() {
+            cache::write(file, &header, &pixels)?;
+        }
+    }
+    skipped.extend(decode_skipped);
+    finish(
+        source, names, pixels, skipped, false, cache_file, start, options, hint,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    source: Source,
+    names: Vec<String>,
+    pixels: Vec<u8>,
+    skipped: Vec<Skipped>,
+    from_cache: bool,
+    cache_file: Option<PathBuf>,
+    start: Instant,
+    options: &LoadOptions,
+    hint: &str,
+) -> Result<ImageDataset> {
+    if names.is_empty() {
+        let mut hint = hint.to_string();
+        if !skipped.is_empty() {
+            hint = format!(
+                "{} file(s) were skipped, e.g. {}: {}\n{hint}",
+                skipped.len(),
+                skipped[0].path,
+                skipped[0].reason
+            );
+        }
+        return Err(Error::NoImages {
+            path: source.path().to_path_buf(),
+            hint,
+        });
+    }
+    let report = LoadReport {
+        source: source.path().to_path_buf(),
+        loaded: names.len(),
+        skipped,
+        from_cache,
+        cache_file,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok(ImageDataset::from_parts(
+        options.resolution,
+        names,
+        pixels,
+        report,
+    ))
+}
+
+/// Lists the source, applies the CelebAMask-HQ restriction, the split list and the limit.
+/// Non-image files are reported as skipped here (strict mode: an error).
+fn select_entries(source: &Source, options: &LoadOptions) -> Result<(Vec<Entry>, Vec<Skipped>)> {
+    let mut entries = source.list()?;
+    if options.celeba_hq_layout {
+        let in_img_dir = |e: &Entry| e.name.split('/').any(|p| p == "CelebA-HQ-img");
+        if entries.iter().any(in_img_dir) {
+            entries.retain(in_img_dir);
+        }
+    }
+    let mut skipped = Vec::new();
+    if let Some(split) = &options.split {
+        let (indices, missing) = apply_split(split, &entries)?;
+        if options.strict {
+            if let Some(m) = missing.first() {
+                return Err(Error::invalid(
+                    "split",
+                    format!(
+                        "{} names {m}, which is not in {}",
+                        split.display(),
+                        source.path().display()
+                    ),
+                ));
+            }
+        }
+        skipped.extend(missing.into_iter().map(|m| Skipped {
+            path: source.display_name(&m),
+            reason: format!("listed in {} but not found", split.display()),
+        }));
+        entries = indices.into_iter().map(|i| entries[i].clone()).collect();
+    }
+    let mut images = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if has_extension(Path::new(&entry.name), IMAGE_EXTENSIONS) {
+            images.push(entry);
+        } else {
+            let reason = "not an image file (expected .jpg, .jpeg, .png or .webp)".to_string();
+            if options.strict {
+                return Err(Error::Decode {
+                    path: source.display_name(&entry.name),
+                    reason,
+                });
+            }
+            skipped.push(Skipped {
+                path: source.display_name(&entry.name),
+                reason,
+            });
+        }
+    }
+    if let Some(limit) = options.limit {
+        images.truncate(limit);
+    }
+    Ok((images, skipped))
+}
+
+fn cache_path(dir: &Path, source: &Source, entries: &[Entry], options: &LoadOptions) -> PathBuf {
+    let root = std::fs::canonicalize(source.path()).unwrap_or_else(|_| source.path().to_path_buf());
+    let mut key = format!(
+        "{PIPELINE_VERSION}|{}|{}|",
+        root.display(),
+        options.resolution
+    );
+    for e in entries {
+        key.push_str(&format!("{}:{}:{}|", e.name, e.size, e.stamp));
+    }
+    let stem = root
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        })
+        .unwrap_or_else(|| "data".into());
+    dir.join(format!(
+        "{stem}-{}px-{:016x}.lgds",
+        options.resolution,
+        cache::fnv1a(key.as_bytes())
+    ))
+}
+
+/// Decodes and resizes `entries` chunk by chunk, in parallel within a chunk.
+fn decode_all(
+    source: &Source,
+    entries: &[Entry],
+    options: &LoadOptions,
+) -> Result<(Vec<String>, Vec<u8>, Vec<Skipped>)> {
+    let res = options.resolution;
+    let per_image = (res * res * 3) as usize;
+    let (mut names, mut pixels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in entries.chunks(CHUNK) {
+        let refs: Vec<&Entry> = chunk.iter().collect();
+        let bytes = source.read(&refs)?;
+        let decoded: Vec<std::result::Result<Vec<u8>, String>> = bytes
+            .into_par_iter()
+            .map_init(Resizer::new, |resizer, bytes| {
+                let image = decode_rgb8(&bytes?)?;
+                let mut out = Vec::with_capacity(per_image);
+                square_resize(resizer, image, res, &mut out)?;
+                Ok(out)
+            })
+            .collect();
+        for (entry, result) in chunk.iter().zip(decoded) {
+            match result {
+                Ok(image) => {
+                    names.push(entry.name.clone());
+                    pixels.extend_from_slice(&image);
+                }
+                Err(reason) if options.strict => {
+                    return Err(Error::Decode {
+                        path: source.display_name(&entry.name),
+                        reason,
+                    })
+                }
+                Err(reason) => skipped.push(Skipped {
+                    path: source.display_name(&entry.name),
+                    reason,
+                }),
+            }
+        }
+    }
+    Ok((names, pixels, skipped))
+}

@@ -1,0 +1,284 @@
+//! Where images come from: a folder tree or a zip archive, optionally restricted by a split list.
+//!
+//! A source is listed once (names, sizes, modification stamps: the cache key is built from them),
+//! then read in chunks so a 30k-image archive never sits in memory at once.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// File extensions the loaders decode (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
+
+/// One file of a source: its path relative to the source root (always `/`-separated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the folder or archive root.
+    pub name: String,
+    /// Size in bytes, part of the cache key.
+    pub size: u64,
+    /// Modification time (folders) or CRC-32 (zip members), part of the cache key.
+    pub stamp: u64,
+}
+
+/// A folder or a zip archive of images.
+#[derive(Debug)]
+pub enum Source {
+    /// A directory, read recursively.
+    Folder(PathBuf),
+    /// A `.zip` archive (StyleGAN-style or CelebAMask-HQ).
+    Zip(PathBuf),
+}
+
+impl Source {
+    /// Opens `path` as a folder or a zip archive; `hint` explains how to get the data if missing.
+    pub fn open(path: &Path, hint: &str) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::NotFound {
+                path: path.to_path_buf(),
+                hint: hint.to_string(),
+            });
+        }
+        if path.is_dir() {
+            Ok(Source::Folder(path.to_path_buf()))
+        } else if has_extension(path, &["zip"]) {
+            Ok(Source::Zip(path.to_path_buf()))
+        } else {
+            Err(Error::invalid(
+                "path",
+                format!(
+                    "{} is a file but not a .zip archive; expected a folder of images or a .zip",
+                    path.display()
+                ),
+            ))
+        }
+    }
+
+    /// The folder or archive path.
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Folder(p) | Source::Zip(p) => p,
+        }
+    }
+
+    /// All files of the source except hidden ones (`.name`, `__MACOSX/`), in natural name order.
+    pub fn list(&self) -> Result<Vec<Entry>> {
+        let mut entries = match self {
+            Source::Folder(root) => list_folder(root)?,
+            Source::Zip(path) => list_zip(path)?,
+        };
+        entries.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+        Ok(entries)
+    }
+
+    /// Reads the bytes of `entries`, in order. Per-file failures are returned, not raised.
+    pub fn read(&self, entries: &[&Entry]) -> Result<Vec<std::result::Result<Vec<u8>, String>>> {
+        match self {
+            Source::Folder(root) => Ok(entries
+                .iter()
+                .map(|e| std::fs::read(root.join(&e.name)).map_err(|err| err.to_string()))
+                .collect()),
+            Source::Zip(path) => {
+                let mut archive = open_zip(path)?;
+                Ok(entries
+                    .iter()
+                    .map(|e| {
+                        let mut member = archive.by_name(&e.name).map_err(|err| err.to_string())?;
+                        let mut bytes = Vec::with_capacity(member.size() as usize);
+                        member
+                            .read_to_end(&mut bytes)
+                            .map_err(|err| err.to_string())?;
+                        Ok(bytes)
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// How a file of this source is named in reports: `dir/a.jpg` or `archive.zip:a.jpg`.
+    pub fn display_name(&self, entry: &str) -> String {
+        match self {
+            Source::Folder(root) => root.join(entry).display().to_string(),
+            Source::Zip(path) => format!("{}:{entry}", path.display()),
+        }
+    }
+}
+
+/// Whether `path`'s extension is one of `exts` (case-insensitive).
+pub fn has_extension(path: &Path, exts: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+fn is_hidden(name: &str) -> bool {
+    name.split('/')
+        .any(|part| part.starts_with('.') || part == "__MACOSX")
+}
+
+fn list_folder(root: &Path) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for item in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let item = item.map_err(|e| Error::io(&dir, e))?;
+            let path = item.path();
+            let rel = path
+                .strip_prefix(root)
+                .expect("read_dir yields children of root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            if is_hidden(&rel) {
+                continue;
+            }
+            let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let stamp = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as u64);
+                out.push(Entry {
+                    name: rel,
+                    size: meta.len(),
+                    stamp,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<File>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    zip::ZipArchive::new(file).map_err(|e| Error::Zip {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn list_zip(path: &Path) -> Result<Vec<Entry>> {
+    let mut archive = open_zip(path)?;
+    let mut out = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let member = archive.by_index_raw(i).map_err(|e| Error::Zip {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let name = member.name().to_string();
+        if member.is_dir() || is_hidden(&name) {
+            continue;
+        }
+        out.push(Entry {
+            name,
+            size: member.size(),
+            stamp: member.crc32() as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a split list: one relative path per line; blank lines and `#` comments are ignored.
+///
+/// Each line is matched against the source's entries by relative path, then by file name (the
+/// CelebA-HQ lists name files like `0.jpg` without the folder they sit in). Returns the matched
+/// entry indices in list order and the lines that matched nothing.
+pub fn apply_split(split: &Path, entries: &[Entry]) -> Result<(Vec<usize>, Vec<String>)> {
+    let text = std::fs::read_to_string(split).map_err(|e| Error::io(split, e))?;
+    let by_path: HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), i))
+        .collect();
+    let mut by_file: HashMap<&str, Option<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let file = e.name.rsplit('/').next().unwrap_or(&e.name);
+        by_file
+            .entry(file)
+            .and_modify(|slot| *slot = None) // ambiguous: the same file name in two folders
+            .or_insert(Some(i));
+    }
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let line = line.trim().trim_start_matches("./");
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.replace('\\', "/");
+        match by_path
+            .get(line.as_str())
+            .copied()
+            .or_else(|| by_file.get(line.as_str()).copied().flatten())
+        {
+            Some(i) => found.push(i),
+            None => missing.push(line),
+        }
+    }
+    Ok((found, missing))
+}
+
+/// Compares names so that `img2.png` sorts before `img10.png` (ties broken bytewise).
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    natural_cmp_bytes(a.as_bytes(), b.as_bytes()).then_with(|| a.cmp(b))
+}
+
+fn natural_cmp_bytes(mut a: &[u8], mut b: &[u8]) -> std::cmp::Ordering {
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (trim_zeros(&a[..da]), trim_zeros(&b[..db]));
+                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let start = digits.iter().take_while(|&&c| c == b'0').count();
+    &digits[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_sorts_numbers_by_value() {
+        let mut names = vec!["b/10.jpg", "b/2.jpg", "a.png", "b/1.jpg", "b/02.jpg"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            ["a.png", "b/1.jpg", "b/02.jpg", "b/2.jpg", "b/10.jpg"]
+        );
+    }
+
+    #[test]
+    fn hidden_paths_are_recognised() {
+        assert!(is_hidden(".DS_Store"));
+        assert!(is_hidden("__MACOSX/a/b.jpg"));
+        assert!(is_hidden("faces/.latentgan-cache/x"));
+        assert!(!is_hidden("faces/0.jpg"));
+    }
+}

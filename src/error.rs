@@ -1,0 +1,94 @@
+//! The crate's error type: every failure names the file or argument involved and what was
+//! expected, so a notebook user can fix the input without reading a backtrace.
+
+use std::path::{Path, PathBuf};
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in latentgan.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The data path given to a loader does not exist.
+    #[error("{} does not exist.\n{hint}", path.display())]
+    NotFound {
+        /// The missing path.
+        path: PathBuf,
+        /// How to get the data.
+        hint: String,
+    },
+    /// The data path exists but holds no loadable image.
+    #[error("no images found in {}.\n{hint}", path.display())]
+    NoImages {
+        /// The folder or archive that was searched.
+        path: PathBuf,
+        /// How to get the data.
+        hint: String,
+    },
+    /// An image could not be decoded (strict loading only; otherwise it is skipped and reported).
+    #[error("cannot decode {path}: {reason}")]
+    Decode {
+        /// The file (or `archive.zip:member`) that failed.
+        path: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A zip archive is unreadable.
+    #[error("{}: not a readable zip archive: {reason}", path.display())]
+    Zip {
+        /// The archive.
+        path: PathBuf,
+        /// What the zip reader said.
+        reason: String,
+    },
+    /// A cache, checkpoint or other file the crate wrote earlier is damaged or from another version.
+    #[error("{}: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A function argument or config field is out of range.
+    #[error("invalid `{name}`: {reason}")]
+    InvalidArgument {
+        /// The argument or config field, as the user wrote it.
+        name: &'static str,
+        /// What was given and what was expected.
+        reason: String,
+    },
+    /// Encoding an image or a plot failed.
+    #[error("cannot render {what}: {reason}")]
+    Render {
+        /// What was being rendered.
+        what: &'static str,
+        /// The renderer's message.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// An [`Error::InvalidArgument`] for argument `name`.
+    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
