@@ -65,6 +65,19 @@ pub enum Error {
         /// What was given and what was expected.
         reason: String,
     },
+    /// Training produced a non-finite loss; the run stopped and its last checkpoint is intact.
+    #[error("training diverged at step {step}: {what}; {}", match checkpoint {
+        Some(dir) => format!("the last good checkpoint is {}", dir.display()),
+        None => "no checkpoint was written".to_string(),
+    })]
+    Diverged {
+        /// The step whose loss was not finite.
+        step: usize,
+        /// Which loss and its value.
+        what: String,
+        /// The last good checkpoint, if the run has one.
+        checkpoint: Option<PathBuf>,
+    },
     /// Encoding an image or a plot failed.
     #[error("cannot render {what}: {reason}")]
     Render {

@@ -22,7 +22,10 @@
 pub mod backend;
 pub mod data;
 pub mod error;
+pub mod models;
+pub mod nn;
 pub mod rng;
+pub mod train;
 pub mod viz;
 
 pub use backend::{Backend, Device, TrainBackend};
@@ -35,5 +38,7 @@ pub mod prelude {
         load_celeba_hq, load_images, load_images_with, ImageDataset, LoadOptions, LoadReport,
     };
     pub use crate::error::{Error, Result};
+    pub use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminatorConfig};
+    pub use crate::train::{train_stage1, History, Stage1Config, Trained};
     pub use crate::viz::{save_grid, show_grid, Grid, GridOptions, Images, LineChart};
 }

@@ -111,6 +111,79 @@ impl ImageDataset {
         Images::new(data, [n, 3, res, res]).expect("shape matches data")
     }
 
+    /// Batch number `step` (0-based) of an endless, reproducible stream for training loops:
+    /// epoch `e` visits the images in an order shuffled by `(seed, e)` and every batch is full
+    /// (the last partial batch of an epoch is dropped), so a resumed run sees exactly the batches
+    /// it would have seen. Images are mirrored at random when `flip` is set.
+    pub fn training_batch<B: Backend>(
+        &self,
+        step: usize,
+        batch_size: usize,
+        seed: u64,
+        flip: bool,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 4>> {
+        if batch_size == 0 || batch_size > self.len() {
+            return Err(Error::invalid(
+                "batch_size",
+                format!(
+                    "got {batch_size}, expected 1..={} (the dataset size)",
+                    self.len()
+                ),
+            ));
+        }
+        let per_epoch = self.len() / batch_size;
+        let (epoch, k) = (step / per_epoch, step % per_epoch);
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        SplitMix64::new(seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F))
+            .shuffle(&mut order);
+        let mut coins = SplitMix64::new(seed.rotate_left(17) ^ step as u64);
+        let indices = &order[k * batch_size..(k + 1) * batch_size];
+        Ok(self.make_batch(indices, || flip && coins.coin(), device))
+    }
+
+    /// The images at `indices`, in that order, as a `[B, 3, H, W]` tensor in `[-1, 1]`.
+    pub fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> Result<Tensor<B, 4>> {
+        if indices.is_empty() {
+            return Err(Error::invalid(
+                "indices",
+                "empty; expected at least one image index",
+            ));
+        }
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(Error::invalid(
+                "indices",
+                format!(
+                    "index {bad} is out of range for a dataset of {} images",
+                    self.len()
+                ),
+            ));
+        }
+        Ok(self.make_batch(indices, || false, device))
+    }
+
+    /// Stacks the images at `indices` into a `[B, 3, H, W]` tensor in `[-1, 1]`, mirroring each
+    /// one for which `flip()` returns true.
+    fn make_batch<B: Backend>(
+        &self,
+        indices: &[usize],
+        mut flip: impl FnMut() -> bool,
+        device: &B::Device,
+    ) -> Tensor<B, 4> {
+        let res = self.resolution as usize;
+        let per = 3 * res * res;
+        let mut data = vec![0f32; indices.len() * per];
+        for (out, &i) in data.chunks_exact_mut(per).zip(indices) {
+            hwc_to_chw(self.pixels(i), res, out, |v| v as f32 / 127.5 - 1.0);
+            if flip() {
+                for row in out.chunks_exact_mut(res) {
+                    row.reverse();
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(data, [indices.len(), 3, res, res]), device)
+    }
+
     /// One epoch of shuffled batches on the default backend and device (see [`Batches`]).
     pub fn batches(&self, batch_size: usize, seed: u64) -> Result<Batches<'_, crate::Backend>> {
         self.batches_on(batch_size, seed, &crate::backend::default_device())
@@ -200,21 +273,13 @@ impl<B: Backend> Iterator for Batches<'_, B> {
             return None;
         }
         let take = remaining.min(self.batch_size);
-        let res = self.dataset.resolution as usize;
-        let per = 3 * res * res;
-        let mut data = vec![0f32; take * per];
-        for (k, &i) in self.order[self.next..self.next + take].iter().enumerate() {
-            let out = &mut data[k * per..(k + 1) * per];
-            hwc_to_chw(self.dataset.pixels(i), res, out, |v| v as f32 / 127.5 - 1.0);
-            if self.flip && self.rng.coin() {
-                for row in out.chunks_exact_mut(res) {
-                    row.reverse();
-                }
-            }
-        }
+        let indices = &self.order[self.next..self.next + take];
         self.next += take;
-        let data = TensorData::new(data, [take, 3, res, res]);
-        Some(Tensor::from_data(data, &self.device))
+        let (flip, rng) = (self.flip, &mut self.rng);
+        Some(
+            self.dataset
+                .make_batch(indices, || flip && rng.coin(), &self.device),
+        )
     }
 }
 
@@ -297,6 +362,38 @@ mod tests {
             mirrored += (f == m.as_slice() && f != p) as usize;
         }
         assert!(mirrored > 0);
+    }
+
+    #[test]
+    fn training_batches_are_a_pure_function_of_seed_and_step() {
+        let ds = dataset(10, 2);
+        let device = Default::default();
+        let at = |step| {
+            ds.training_batch::<crate::Backend>(step, 3, 5, true, &device)
+                .unwrap()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        assert_eq!(at(7), at(7));
+        assert_ne!(at(0), at(1));
+        // 3 full batches per epoch of 10: steps 0..3 cover 9 distinct images, none twice.
+        let firsts: Vec<Vec<f32>> = (0..3)
+            .flat_map(|s| at(s).chunks(12).map(<[f32]>::to_vec).collect::<Vec<_>>())
+            .collect();
+        for (i, a) in firsts.iter().enumerate() {
+            for b in &firsts[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let err = ds
+            .training_batch::<crate::Backend>(0, 11, 0, false, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("batch_size") && err.contains("1..=10"),
+            "{err}"
+        );
     }
 
     #[test]

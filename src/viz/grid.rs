@@ -201,10 +201,15 @@ impl Grid {
         })
     }
 
-    /// evcxr's rich-output hook: prints the grid as an inline `image/png`.
+    /// The text evcxr reads to show the grid inline: an `image/png` rich output.
+    pub fn evcxr_payload(&self) -> Result<String> {
+        Ok(png_payload(&self.to_png()?))
+    }
+
+    /// evcxr's rich-output hook: prints [`Grid::evcxr_payload`].
     pub fn evcxr_display(&self) {
-        match self.to_png() {
-            Ok(png) => emit(&png_payload(&png)),
+        match self.evcxr_payload() {
+            Ok(payload) => emit(&payload),
             Err(e) => eprintln!("{e}"),
         }
     }

@@ -232,10 +232,15 @@ impl LineChart {
         std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
     }
 
-    /// evcxr's rich-output hook: shows the chart inline as `image/svg+xml`.
+    /// The text evcxr reads to show the chart inline: an `image/svg+xml` rich output.
+    pub fn evcxr_payload(&self) -> Result<String> {
+        Ok(evcxr_payload("image/svg+xml", &self.to_svg()?))
+    }
+
+    /// evcxr's rich-output hook: prints [`LineChart::evcxr_payload`].
     pub fn evcxr_display(&self) {
-        match self.to_svg() {
-            Ok(svg) => emit(&evcxr_payload("image/svg+xml", &svg)),
+        match self.evcxr_payload() {
+            Ok(payload) => emit(&payload),
             Err(e) => eprintln!("{e}"),
         }
     }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the notebooks need, idempotently:
+#   1. evcxr_jupyter (the Rust Jupyter kernel), pinned, with `cargo install --locked`
+#      unless that version is already on PATH (~15 CPU-minutes the first time);
+#   2. a Python venv (.venv) with the Jupyter client tools from kernel/requirements.txt
+#      (and JupyterLab with --lab);
+#   3. our kernel spec "latentgan" ("Rust (latentgan)"), registered for this user, with
+#      EVCXR_TMPDIR shared by all notebooks (Burn compiles once, ~11 min) and
+#      EVCXR_CONFIG_DIR=kernel/config (init.evcxr sets the optimisation level).
+# Usage: bash kernel/install.sh [--lab]
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+EVCXR_VERSION=0.22.0
+VENV="${LATENTGAN_VENV:-$ROOT/.venv}"
+EVCXR_TMPDIR="${LATENTGAN_EVCXR_TMPDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/latentgan/evcxr}"
+LAB=0
+for arg in "$@"; do
+  case "$arg" in
+    --lab) LAB=1 ;;
+    *) echo "usage: bash kernel/install.sh [--lab]" >&2; exit 2 ;;
+  esac
+done
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if command -v evcxr_jupyter >/dev/null && evcxr_jupyter --version 2>/dev/null | grep -q "$EVCXR_VERSION"; then
+  echo "evcxr_jupyter $EVCXR_VERSION already installed"
+else
+  echo "installing evcxr_jupyter $EVCXR_VERSION (cargo install --locked; ~15 CPU-minutes)"
+  cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION"
+fi
+EVCXR_BIN="$(command -v evcxr_jupyter)"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/kernel/requirements.txt"
+if [ "$LAB" = 1 ]; then
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check jupyterlab==4.3.5
+fi
+
+mkdir -p "$EVCXR_TMPDIR"
+SPEC="$(mktemp -d)/latentgan"
+mkdir -p "$SPEC"
+sed -e "s|@EVCXR_JUPYTER@|$EVCXR_BIN|" \
+    -e "s|@EVCXR_TMPDIR@|$EVCXR_TMPDIR|" \
+    -e "s|@EVCXR_CONFIG_DIR@|$ROOT/kernel/config|" \
+    "$ROOT/kernel/latentgan/kernel.json" > "$SPEC/kernel.json"
+"$VENV/bin/jupyter-kernelspec" install --user --replace --name latentgan "$SPEC" >/dev/null
+rm -rf "$(dirname "$SPEC")"
+echo "kernel 'latentgan' (Rust (latentgan)) registered; EVCXR_TMPDIR=$EVCXR_TMPDIR"
+echo "open the notebooks: $VENV/bin/jupyter lab notebooks/   (after: bash kernel/install.sh --lab)"

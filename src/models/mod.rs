@@ -1,0 +1,7 @@
+//! The networks of the two papers.
+
+pub mod autoencoder;
+
+pub use autoencoder::{
+    AutoEncoder, AutoEncoderConfig, Decoder, Encoder, ImageDiscriminator, ImageDiscriminatorConfig,
+};

@@ -1,0 +1,357 @@
+//! Run directories and checkpoints that survive being killed at any instant.
+//!
+//! A run directory holds `config.json`, `history.jsonl`, `samples/` and `checkpoints/`. A
+//! checkpoint is a folder `checkpoints/step-00001234/` of record files, written under a temporary
+//! name and renamed into place, after which `checkpoints/latest` (itself replaced atomically)
+//! names it. A crash leaves either the old or the new checkpoint, never a half-written one.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
+use burn::tensor::backend::Backend;
+
+use crate::error::{Error, Result};
+
+/// How many checkpoints to keep (the newest ones).
+const KEEP: usize = 2;
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// The serialised record of a module (Burn's named MessagePack format, full precision).
+pub fn module_to_bytes<B: Backend, M: Module<B>>(module: &M) -> Result<Vec<u8>> {
+    record_to_bytes::<B, _>(module.clone().into_record())
+}
+
+/// Any Burn record (a module's, an optimiser's) as bytes.
+pub fn record_to_bytes<B: Backend, R: Record<B>>(record: R) -> Result<Vec<u8>> {
+    Recorder::<B>::record(
+        &NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
+        record,
+        (),
+    )
+    .map_err(|e| Error::Render {
+        what: "checkpoint record",
+        reason: e.to_string(),
+    })
+}
+
+/// Reads a record written by [`record_to_bytes`]; `path` is named in the error if it is damaged.
+pub fn record_from_bytes<B: Backend, R: Record<B>>(
+    bytes: Vec<u8>,
+    path: &Path,
+    device: &B::Device,
+) -> Result<R> {
+    Recorder::<B>::load(
+        &NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
+        bytes,
+        device,
+    )
+    .map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not a readable checkpoint record ({e})"),
+    })
+}
+
+/// A checkpoint on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Training steps completed when it was written.
+    pub step: usize,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+impl Checkpoint {
+    /// The bytes of file `name` in this checkpoint.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.dir.join(name);
+        std::fs::read(&path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Loads the module record `name` into `module` (initialised from the same config).
+    pub fn load_module<B: Backend, M: Module<B>>(
+        &self,
+        name: &str,
+        module: M,
+        device: &B::Device,
+    ) -> Result<M> {
+        let record =
+            record_from_bytes::<B, M::Record>(self.read(name)?, &self.dir.join(name), device)?;
+        Ok(module.load_record(record))
+    }
+}
+
+/// The run directory of one training run.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Prepares `path` for a run with `config` (JSON). Fails before any training if the folder
+    /// cannot be written. If it already holds a checkpoint: with `resume`, the saved config must
+    /// match `config` (fields in `may_change`, like the step count, excepted) and that checkpoint
+    /// is returned; without `resume`, it is an error — finished work is never overwritten.
+    pub fn prepare(
+        path: impl Into<PathBuf>,
+        config: &serde_json::Value,
+        resume: bool,
+        may_change: &[&str],
+    ) -> Result<(Self, Option<Checkpoint>)> {
+        let run = Self { path: path.into() };
+        let probe = run.path.join(".write-test");
+        write_atomic(&probe, b"ok").map_err(|e| match e {
+            Error::Io { source, .. } => Error::Io {
+                path: run.path.clone(),
+                source: std::io::Error::new(
+                    source.kind(),
+                    format!("run directory is not writable: {source}"),
+                ),
+            },
+            e => e,
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        let latest = run.latest()?;
+        if let Some(ckpt) = &latest {
+            if !resume {
+                return Err(Error::invalid(
+                    "run_dir",
+                    format!(
+                        "{} already holds a run at step {}; resume it (resume = true / --resume) or choose another directory",
+                        run.path.display(),
+                        ckpt.step
+                    ),
+                ));
+            }
+            let saved_path = run.path.join("config.json");
+            let saved: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(&saved_path).map_err(|e| Error::io(&saved_path, e))?,
+            )
+            .map_err(|e| Error::Corrupt {
+                path: saved_path.clone(),
+                reason: e.to_string(),
+            })?;
+            let differing = differing_keys(&saved, config, may_change);
+            if !differing.is_empty() {
+                return Err(Error::invalid(
+                    "resume",
+                    format!(
+                        "the config differs from the one {} was started with in: {}",
+                        saved_path.display(),
+                        differing.join(", ")
+                    ),
+                ));
+            }
+        }
+        let text = serde_json::to_string_pretty(config).expect("config serialises");
+        write_atomic(&run.path.join("config.json"), text.as_bytes())?;
+        Ok((run, if resume { latest } else { None }))
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `history.jsonl`.
+    pub fn history(&self) -> PathBuf {
+        self.path.join("history.jsonl")
+    }
+
+    /// `samples/<name>`.
+    pub fn sample(&self, name: &str) -> PathBuf {
+        self.path.join("samples").join(name)
+    }
+
+    fn checkpoints(&self) -> PathBuf {
+        self.path.join("checkpoints")
+    }
+
+    /// The checkpoint `checkpoints/latest` names, if any.
+    pub fn latest(&self) -> Result<Option<Checkpoint>> {
+        let pointer = self.checkpoints().join("latest");
+        let name = match std::fs::read_to_string(&pointer) {
+            Ok(name) => name.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&pointer, e)),
+        };
+        let corrupt = |reason: String| Error::Corrupt {
+            path: pointer.clone(),
+            reason,
+        };
+        let step = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| corrupt(format!("expected `step-<number>`, found {name:?}")))?;
+        let dir = self.checkpoints().join(&name);
+        if !dir.is_dir() {
+            return Err(corrupt(format!("names {name}, which does not exist")));
+        }
+        Ok(Some(Checkpoint { step, dir }))
+    }
+
+    /// Writes a checkpoint of `files` (name, bytes) at `step` and makes it the latest.
+    pub fn save_checkpoint(&self, step: usize, files: &[(&str, Vec<u8>)]) -> Result<Checkpoint> {
+        let name = format!("step-{step:08}");
+        let dir = self.checkpoints().join(&name);
+        let tmp = self
+            .checkpoints()
+            .join(format!(".{name}.tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        for (file, bytes) in files {
+            write_atomic(&tmp.join(file), bytes)?;
+        }
+        let _ = std::fs::remove_dir_all(&dir); // a re-run of the same step after a resume
+        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+        write_atomic(&self.checkpoints().join("latest"), name.as_bytes())?;
+        self.prune(&name);
+        Ok(Checkpoint { step, dir })
+    }
+
+    /// Removes all but the newest [`KEEP`] checkpoints and stale temporary folders.
+    fn prune(&self, newest: &str) {
+        let Ok(read) = std::fs::read_dir(self.checkpoints()) else {
+            return;
+        };
+        let mut steps: Vec<String> = read
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.starts_with("step-") || n.starts_with(".step-"))
+            .collect();
+        steps.sort();
+        let kept: Vec<&String> = steps
+            .iter()
+            .filter(|n| n.starts_with("step-"))
+            .rev()
+            .take(KEEP)
+            .collect();
+        for name in &steps {
+            if name != newest && !kept.contains(&name) {
+                let _ = std::fs::remove_dir_all(self.checkpoints().join(name));
+            }
+        }
+    }
+}
+
+/// Top-level keys whose values differ between two JSON objects, except those in `ignore`.
+fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, ignore: &[&str]) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| !ignore.contains(&k.as_str()) && a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn checkpoints_rotate_and_latest_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = json!({"steps": 10, "lr": 0.1});
+        let (run, none) =
+            RunDir::prepare(dir.path().join("run"), &config, false, &["steps"]).unwrap();
+        assert!(none.is_none() && run.latest().unwrap().is_none());
+        for step in [2, 4, 6] {
+            run.save_checkpoint(step, &[("a.bin", vec![step as u8])])
+                .unwrap();
+        }
+        let latest = run.latest().unwrap().unwrap();
+        assert_eq!((latest.step, latest.read("a.bin").unwrap()), (6, vec![6]));
+        let mut left: Vec<String> = std::fs::read_dir(run.path().join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["latest", "step-00000004", "step-00000006"]);
+    }
+
+    #[test]
+    fn an_existing_run_is_never_overwritten_and_resume_checks_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run");
+        let config = json!({"steps": 10, "lr": 0.1});
+        let (run, _) = RunDir::prepare(&path, &config, false, &["steps"]).unwrap();
+        run.save_checkpoint(5, &[("a.bin", vec![1])]).unwrap();
+        let err = RunDir::prepare(&path, &config, false, &["steps"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already holds a run at step 5"), "{err}");
+        // More steps is fine on resume; another learning rate is not.
+        let (_, ckpt) =
+            RunDir::prepare(&path, &json!({"steps": 20, "lr": 0.1}), true, &["steps"]).unwrap();
+        assert_eq!(ckpt.unwrap().step, 5);
+        let err = RunDir::prepare(&path, &json!({"steps": 20, "lr": 0.2}), true, &["steps"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lr") && !err.contains("steps"), "{err}");
+    }
+
+    #[test]
+    fn damaged_pointer_or_record_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (run, _) = RunDir::prepare(dir.path(), &json!({}), false, &[]).unwrap();
+        std::fs::create_dir_all(dir.path().join("checkpoints")).unwrap();
+        std::fs::write(dir.path().join("checkpoints/latest"), "step-00000009").unwrap();
+        let err = run.latest().unwrap_err().to_string();
+        assert!(
+            err.contains("latest") && err.contains("does not exist"),
+            "{err}"
+        );
+        let err = record_from_bytes::<crate::Backend, burn::module::EmptyRecord>(
+            b"junk".to_vec(),
+            Path::new("x/model.mpk"),
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("x/model.mpk") && err.contains("not a readable checkpoint"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unwritable_run_dir_fails_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = RunDir::prepare(file.join("run"), &json!({}), false, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a-file"), "{err}");
+    }
+}

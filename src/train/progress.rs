@@ -1,0 +1,195 @@
+//! Progress reporting for training loops: smoothed losses, it/s and ETA.
+//!
+//! On a terminal (the CLI) it redraws one bar line in place on stderr. Anywhere else — a Jupyter
+//! cell through evcxr, where stderr is no terminal and `\r` updates only arrive when the cell
+//! ends — it prints a plain line on stdout every `every` steps, which shows up live.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Exponential moving average with bias correction (as Adam's moments): unbiased from step 1.
+#[derive(Clone, Debug)]
+struct Smoothed {
+    name: String,
+    average: f64,
+    updates: i32,
+}
+
+/// Smoothing factor of the displayed losses (~50-step memory).
+const BETA: f64 = 0.98;
+
+impl Smoothed {
+    fn value(&self) -> f64 {
+        self.average / (1.0 - BETA.powi(self.updates))
+    }
+}
+
+/// Reports the progress of a loop of `total` steps. See the module docs for where it writes.
+pub struct Progress {
+    label: String,
+    total: usize,
+    every: usize,
+    first_step: usize,
+    start: Instant,
+    losses: Vec<Smoothed>,
+    terminal: bool,
+    last_draw: Option<Instant>,
+}
+
+impl Progress {
+    /// A reporter for steps `first_step + 1 ..= total` (a resumed run starts past 0), printing a
+    /// plain line every `every` steps when not on a terminal.
+    pub fn new(label: impl Into<String>, first_step: usize, total: usize, every: usize) -> Self {
+        Self {
+            label: label.into(),
+            total,
+            every: every.max(1),
+            first_step,
+            start: Instant::now(),
+            losses: Vec::new(),
+            terminal: std::io::stderr().is_terminal(),
+            last_draw: None,
+        }
+    }
+
+    /// Records the losses of `step` (1-based) and reports if it is time to.
+    pub fn update(&mut self, step: usize, losses: &[(&str, f64)]) {
+        for &(name, value) in losses {
+            if !value.is_finite() {
+                continue;
+            }
+            match self.losses.iter_mut().find(|s| s.name == name) {
+                Some(s) => {
+                    s.average = BETA * s.average + (1.0 - BETA) * value;
+                    s.updates += 1;
+                }
+                None => self.losses.push(Smoothed {
+                    name: name.to_string(),
+                    average: (1.0 - BETA) * value,
+                    updates: 1,
+                }),
+            }
+        }
+        let last = step >= self.total;
+        if self.terminal {
+            let due = self
+                .last_draw
+                .is_none_or(|t| t.elapsed() > Duration::from_millis(100));
+            if due || last {
+                self.last_draw = Some(Instant::now());
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r{}{}", self.bar(step), if last { "\n" } else { "" });
+                let _ = err.flush();
+            }
+        } else if step % self.every == 0 || last {
+            println!("{}", self.line(step));
+        }
+    }
+
+    /// The smoothed value of loss `name`, if it was reported.
+    pub fn smoothed(&self, name: &str) -> Option<f64> {
+        self.losses
+            .iter()
+            .find(|s| s.name == name)
+            .map(Smoothed::value)
+    }
+
+    fn rate(&self, step: usize) -> f64 {
+        let done = step.saturating_sub(self.first_step) as f64;
+        done / self.start.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    fn stats(&self, step: usize) -> String {
+        let losses: Vec<String> = self
+            .losses
+            .iter()
+            .map(|s| format!("{} {:.4}", s.name, s.value()))
+            .collect();
+        let rate = self.rate(step);
+        let eta = if rate > 0.0 {
+            format_duration(self.total.saturating_sub(step) as f64 / rate)
+        } else {
+            "?".into()
+        };
+        format!("{} | {rate:.2} it/s | ETA {eta}", losses.join("  "))
+    }
+
+    /// The plain progress line: `label step 120/1000 (12%) | d 0.1234  g 0.5678 | 3.21 it/s | ETA 4m12s`.
+    pub fn line(&self, step: usize) -> String {
+        let pct = 100.0 * step as f64 / self.total.max(1) as f64;
+        format!(
+            "{} step {step}/{} ({pct:.0}%) | {}",
+            self.label,
+            self.total,
+            self.stats(step)
+        )
+    }
+
+    fn bar(&self, step: usize) -> String {
+        const WIDTH: usize = 24;
+        let filled = (WIDTH * step / self.total.max(1)).min(WIDTH);
+        format!(
+            "{} [{}{}] {step}/{} | {}",
+            self.label,
+            "#".repeat(filled),
+            "-".repeat(WIDTH - filled),
+            self.total,
+            self.stats(step)
+        )
+    }
+}
+
+/// `75` → `1m15s`, `4000` → `1h06m`.
+pub fn format_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothing_is_unbiased_and_tracks_a_constant() {
+        let mut p = Progress::new("t", 0, 1000, 1000);
+        p.terminal = false;
+        p.update(1, &[("loss", 2.0)]);
+        // Bias correction: the first value is reported as is, not 2% of it.
+        assert!((p.smoothed("loss").unwrap() - 2.0).abs() < 1e-12);
+        for step in 2..=200 {
+            p.update(step, &[("loss", 2.0)]);
+        }
+        assert!((p.smoothed("loss").unwrap() - 2.0).abs() < 1e-9);
+        // After a jump it moves towards the new value but not all the way.
+        p.update(201, &[("loss", 4.0)]);
+        let v = p.smoothed("loss").unwrap();
+        assert!(v > 2.0 && v < 2.1, "{v}");
+        // Non-finite values are ignored, not averaged in.
+        p.update(202, &[("loss", f64::NAN)]);
+        assert_eq!(p.smoothed("loss").unwrap(), v);
+    }
+
+    #[test]
+    fn line_has_step_losses_rate_and_eta() {
+        let mut p = Progress::new("stage1", 0, 1000, 1000);
+        p.terminal = false;
+        p.update(120, &[("l1", 0.25), ("d", 1.5)]);
+        let line = p.line(120);
+        assert!(
+            line.starts_with("stage1 step 120/1000 (12%) | l1 0.2500  d 1.5000 | "),
+            "{line}"
+        );
+        assert!(line.contains(" it/s | ETA "), "{line}");
+    }
+
+    #[test]
+    fn durations_format_compactly() {
+        assert_eq!(format_duration(5.4), "5s");
+        assert_eq!(format_duration(75.0), "1m15s");
+        assert_eq!(format_duration(4000.0), "1h06m");
+    }
+}

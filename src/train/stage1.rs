@@ -1,0 +1,290 @@
+//! `train_stage1`: the encoder F and decoder H of the acceleration framework, trained with
+//! L = L1(H(F(x)), x) + α·L_adv (eqs. 1–3) against an image discriminator D (eq. 4).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+
+use super::checkpoint::{module_to_bytes, record_from_bytes, record_to_bytes, RunDir};
+use super::history::{Entry, History};
+use super::losses::{l1, ns_discriminator_loss, ns_generator_loss, scalar};
+use super::{Progress, Trained};
+use crate::data::ImageDataset;
+use crate::error::{Error, Result};
+use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminatorConfig};
+use crate::viz::{save_grid, GridOptions};
+
+/// Everything about a stage-1 run. Defaults are CPU-scale; the paper trains at 128².
+#[derive(Config, Debug)]
+pub struct Stage1Config {
+    /// The encoder/decoder (code factor, code channels, widths).
+    #[config(default = "AutoEncoderConfig::new()")]
+    pub model: AutoEncoderConfig,
+    /// The image discriminator.
+    #[config(default = "ImageDiscriminatorConfig::new()")]
+    pub discriminator: ImageDiscriminatorConfig,
+    /// α, the weight of the adversarial term (eq. 3; the paper does not state its value).
+    #[config(default = 0.01)]
+    pub alpha: f64,
+    /// Adam learning rate of both F/H and D (β = (0.5, 0.999)).
+    #[config(default = 2e-4)]
+    pub lr: f64,
+    /// Images per step.
+    #[config(default = 16)]
+    pub batch_size: usize,
+    /// Total training steps (a resumed run continues up to this).
+    #[config(default = 1000)]
+    pub steps: usize,
+    /// Seed of the initial weights and of the data order.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// Mirror training images at random.
+    #[config(default = true)]
+    pub flip: bool,
+    /// Print a progress line and log to the history every this many steps.
+    #[config(default = 50)]
+    pub log_every: usize,
+    /// Save an input-vs-reconstruction grid every this many steps (needs `run_dir`).
+    #[config(default = 250)]
+    pub sample_every: usize,
+    /// Write a checkpoint every this many steps, and at the end (needs `run_dir`).
+    #[config(default = 250)]
+    pub checkpoint_every: usize,
+    /// Where the run's config, history, samples and checkpoints go; `None` keeps nothing on disk.
+    #[config(default = "None")]
+    pub run_dir: Option<String>,
+    /// Continue the run in `run_dir` from its latest checkpoint.
+    #[config(default = false)]
+    pub resume: bool,
+}
+
+impl Stage1Config {
+    /// Checks the config against a dataset of `resolution`² images, naming the bad field.
+    pub fn validate(&self, resolution: u32, dataset_len: usize) -> Result<()> {
+        self.model.validate()?;
+        let res = resolution as usize;
+        if res % self.model.code_factor != 0 {
+            return Err(Error::invalid(
+                "code_factor",
+                format!(
+                    "{} does not divide the image resolution {res}",
+                    self.model.code_factor
+                ),
+            ));
+        }
+        if res < 1 << self.discriminator.layers {
+            return Err(Error::invalid(
+                "discriminator.layers",
+                format!(
+                    "{} stride-2 layers need images of at least {}², got {res}²",
+                    self.discriminator.layers,
+                    1 << self.discriminator.layers
+                ),
+            ));
+        }
+        if self.steps == 0 {
+            return Err(Error::invalid("steps", "got 0, expected at least 1"));
+        }
+        if self.batch_size == 0 || self.batch_size > dataset_len {
+            return Err(Error::invalid(
+                "batch_size",
+                format!(
+                    "got {}, expected 1..={dataset_len} (the dataset size)",
+                    self.batch_size
+                ),
+            ));
+        }
+        if !(self.lr > 0.0) || !(self.alpha >= 0.0) {
+            return Err(Error::invalid(
+                "lr/alpha",
+                format!("lr {} must be > 0 and alpha {} >= 0", self.lr, self.alpha),
+            ));
+        }
+        if self.log_every == 0 || self.sample_every == 0 || self.checkpoint_every == 0 {
+            return Err(Error::invalid(
+                "log_every/sample_every/checkpoint_every",
+                "intervals must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Fields that may change when a run is resumed.
+const MAY_CHANGE: &[&str] = &[
+    "steps",
+    "resume",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+    "run_dir",
+];
+
+/// Trains stage 1 on `dataset` with the crate's backend (CPU, or CUDA with `--features cuda`).
+///
+/// Prints progress, logs `l1`, `adv` (the generator's adversarial loss) and `d` (the
+/// discriminator's loss) to the history, and with a `run_dir` saves reconstruction grids and
+/// atomic checkpoints; `resume` continues a killed run from its last checkpoint.
+pub fn train_stage1(
+    dataset: &ImageDataset,
+    config: Stage1Config,
+) -> Result<Trained<AutoEncoder<crate::Backend>>> {
+    train_stage1_on::<crate::TrainBackend>(dataset, config, &crate::backend::default_device())
+}
+
+/// [`train_stage1`] on any autodiff backend and device.
+pub fn train_stage1_on<B: AutodiffBackend>(
+    dataset: &ImageDataset,
+    config: Stage1Config,
+    device: &B::Device,
+) -> Result<Trained<AutoEncoder<B::InnerBackend>>> {
+    config.validate(dataset.resolution(), dataset.len())?;
+    B::seed(device, config.seed);
+    let mut ae = config.model.init::<B>(device)?;
+    let mut d = config.discriminator.init::<B>(device)?;
+    let adam = AdamConfig::new()
+        .with_beta_1(0.5)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8);
+    let mut opt_ae = adam.init::<B, AutoEncoder<B>>();
+    let mut opt_d = adam.init::<B, crate::models::ImageDiscriminator<B>>();
+
+    let json: serde_json::Value =
+        serde_json::from_str(&config.to_string()).expect("config is JSON");
+    let (run, resume_from) = match &config.run_dir {
+        Some(dir) => {
+            let (run, ckpt) = RunDir::prepare(dir, &json, config.resume, MAY_CHANGE)?;
+            (Some(run), ckpt)
+        }
+        None => (None, None),
+    };
+    let mut start = 0;
+    if let Some(ckpt) = &resume_from {
+        ae = ckpt.load_module("autoencoder.mpk", ae, device)?;
+        d = ckpt.load_module("discriminator.mpk", d, device)?;
+        let path = ckpt.dir.join("optim_autoencoder.mpk");
+        opt_ae = opt_ae.load_record(record_from_bytes::<B, _>(
+            ckpt.read("optim_autoencoder.mpk")?,
+            &path,
+            device,
+        )?);
+        let path = ckpt.dir.join("optim_discriminator.mpk");
+        opt_d = opt_d.load_record(record_from_bytes::<B, _>(
+            ckpt.read("optim_discriminator.mpk")?,
+            &path,
+            device,
+        )?);
+        start = ckpt.step;
+        println!("resuming {} at step {start}", ckpt.dir.display());
+    }
+    let mut history = match &run {
+        Some(run) => History::open(run.history(), start)?,
+        None => History::in_memory(),
+    };
+
+    // A fixed batch to watch the reconstructions improve.
+    let watch: Vec<usize> = (0..dataset.len().min(8)).collect();
+    let watch = dataset.select(&watch)?;
+    let mut progress = Progress::new("stage1", start, config.steps, config.log_every);
+    let (clock, seconds_before) = (Instant::now(), history.seconds());
+
+    for step in start..config.steps {
+        let x = dataset.training_batch::<B>(
+            step,
+            config.batch_size,
+            config.seed,
+            config.flip,
+            device,
+        )?;
+        let rec = ae.decoder.forward(ae.encoder.forward(x.clone()));
+
+        // D: real images vs current reconstructions (eq. 4).
+        let d_loss = ns_discriminator_loss(d.forward(x.clone()), d.forward(rec.clone().detach()));
+        let grads = GradientsParams::from_grads(d_loss.backward(), &d);
+        d = opt_d.step(config.lr, d, grads);
+
+        // F and H: L1 + α · non-saturating adversarial loss (eqs. 1–3).
+        let rec_loss = l1(rec.clone(), x);
+        let adv = ns_generator_loss(d.forward(rec));
+        let loss = rec_loss.clone() + adv.clone() * config.alpha;
+        let grads = GradientsParams::from_grads(loss.backward(), &ae);
+        ae = opt_ae.step(config.lr, ae, grads);
+
+        let values = [
+            ("l1", scalar(rec_loss)),
+            ("adv", scalar(adv)),
+            ("d", scalar(d_loss)),
+        ];
+        if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::Diverged {
+                step: step + 1,
+                what: format!("{name} loss is {v}"),
+                checkpoint: run
+                    .as_ref()
+                    .and_then(|r| r.latest().ok().flatten())
+                    .map(|c| c.dir),
+            });
+        }
+        let done = step + 1;
+        progress.update(done, &values);
+        let last = done == config.steps;
+        if done % config.log_every == 0 || last {
+            history.push(Entry {
+                step: done,
+                seconds: seconds_before + clock.elapsed().as_secs_f64(),
+                values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            })?;
+        }
+        if let Some(run) = &run {
+            if done % config.sample_every == 0 || last {
+                let inner = ae.valid();
+                save_reconstructions(
+                    &inner,
+                    &watch,
+                    run.sample(&format!("recon-{done:08}.png")),
+                    device,
+                )?;
+            }
+            if done % config.checkpoint_every == 0 || last {
+                run.save_checkpoint(
+                    done,
+                    &[
+                        ("autoencoder.mpk", module_to_bytes::<B, _>(&ae)?),
+                        ("discriminator.mpk", module_to_bytes::<B, _>(&d)?),
+                        (
+                            "optim_autoencoder.mpk",
+                            record_to_bytes::<B, _>(opt_ae.to_record())?,
+                        ),
+                        (
+                            "optim_discriminator.mpk",
+                            record_to_bytes::<B, _>(opt_d.to_record())?,
+                        ),
+                    ],
+                )?;
+            }
+        }
+    }
+    Ok(Trained {
+        model: ae.valid(),
+        history,
+        run_dir: run.map(|r| r.path().to_path_buf()),
+    })
+}
+
+/// Saves a two-row grid per watched image block: inputs above, reconstructions below.
+fn save_reconstructions<B: burn::tensor::backend::Backend>(
+    ae: &AutoEncoder<B>,
+    watch: &ImageDataset,
+    path: PathBuf,
+    device: &B::Device,
+) -> Result<()> {
+    let x = watch.batch::<B>(&(0..watch.len()).collect::<Vec<_>>(), device)?;
+    let rec = ae.reconstruct(x.clone())?;
+    let both = burn::tensor::Tensor::cat(vec![x, rec], 0);
+    save_grid(&both, path, GridOptions::signed().nrow(watch.len()))?;
+    Ok(())
+}

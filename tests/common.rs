@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests: writing real image files of known content.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+
+/// A solid-colour RGB image of `w`×`h`.
+pub fn solid(w: u32, h: u32, rgb: [u8; 3]) -> image::DynamicImage {
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(w, h, image::Rgb(rgb)))
+}
+
+/// Encodes `img` in the format given by `path`'s extension (creating parent folders).
+pub fn write(path: &Path, img: &image::DynamicImage) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    img.save(path).unwrap();
+}
+
+/// The encoded bytes of `img` in `format`.
+pub fn encode(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .unwrap();
+    bytes
+}
+
+/// Writes a zip archive of `(member name, bytes)`; a name ending in `/` is a directory entry.
+pub fn zip(path: &Path, members: &[(&str, Vec<u8>)]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, bytes) in members {
+        if name.ends_with('/') {
+            zip.add_directory(*name, options).unwrap();
+        } else {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+    }
+    zip.finish().unwrap();
+}
+
+/// The repository's `tests/fixtures` folder.
+pub fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}

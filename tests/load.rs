@@ -1,0 +1,376 @@
+//! Loading real image files: folders, zips, split lists, odd formats, bad files, the cache.
+
+mod common;
+
+use common::{encode, fixtures, solid, write, zip};
+use image::ImageFormat;
+use latentgan::data::{load_celeba_hq, load_images_with, LoadOptions};
+use latentgan::Error;
+
+fn opts(res: u32) -> LoadOptions {
+    LoadOptions::new(res).no_cache()
+}
+
+fn centre(ds: &latentgan::data::ImageDataset, i: usize) -> [u8; 3] {
+    let res = ds.resolution() as usize;
+    let p = ((res / 2) * res + res / 2) * 3;
+    ds.pixels(i)[p..p + 3].try_into().unwrap()
+}
+
+#[test]
+fn folder_is_read_recursively_in_natural_order_with_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(&d.join("10.png"), &solid(16, 16, [255, 0, 0]));
+    write(&d.join("2.jpg"), &solid(20, 12, [0, 255, 0]));
+    write(&d.join("sub/deeper/1.webp"), &solid(9, 9, [0, 0, 255]));
+    // 16-bit RGB, gray and gray+alpha PNGs, and RGBA.
+    let rgb16 = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(
+        8,
+        8,
+        image::Rgb([65535u16, 32896, 0]),
+    );
+    write(&d.join("3.png"), &image::DynamicImage::ImageRgb16(rgb16));
+    write(
+        &d.join("4.png"),
+        &image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(8, 8, image::Luma([77]))),
+    );
+    write(
+        &d.join("5.png"),
+        &image::DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_pixel(
+            8,
+            8,
+            image::LumaA([99, 10]),
+        )),
+    );
+    write(
+        &d.join("6.png"),
+        &image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            8,
+            8,
+            image::Rgba([1, 2, 3, 0]),
+        )),
+    );
+    write(&d.join("7.JPEG"), &solid(8, 8, [200, 200, 200]));
+    std::fs::write(d.join(".DS_Store"), b"junk").unwrap(); // hidden: ignored silently
+
+    let ds = load_images_with(d, &opts(8)).unwrap();
+    assert_eq!(
+        ds.names(),
+        [
+            "2.jpg",
+            "3.png",
+            "4.png",
+            "5.png",
+            "6.png",
+            "7.JPEG",
+            "10.png",
+            "sub/deeper/1.webp"
+        ]
+    );
+    assert!(ds.report().skipped.is_empty(), "{}", ds.report());
+    assert_eq!(ds.resolution(), 8);
+    assert_eq!(ds.pixels(0).len(), 8 * 8 * 3);
+    let near = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(&x, y)| x.abs_diff(y) <= 2);
+    assert!(near(centre(&ds, 0), [0, 255, 0]), "{:?}", centre(&ds, 0)); // JPEG: lossy
+    assert_eq!(centre(&ds, 1), [255, 128, 0]); // 16-bit scaled to 8-bit
+    assert_eq!(centre(&ds, 2), [77, 77, 77]); // gray → RGB
+    assert_eq!(centre(&ds, 3), [99, 99, 99]); // gray+alpha → RGB
+    assert_eq!(centre(&ds, 4), [1, 2, 3]); // alpha dropped
+    assert_eq!(centre(&ds, 6), [255, 0, 0]);
+    assert_eq!(centre(&ds, 7), [0, 0, 255]); // lossless WebP, upscaled 9→8
+}
+
+#[test]
+fn odd_formats_decode_like_pillow() {
+    // CMYK JPEG, progressive JPEG, gray JPEG and palette PNG, made by Pillow (make_fixtures.py),
+    // with the centre pixel Pillow decodes recorded beside them.
+    let centres: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("pillow_centres.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["cmyk.jpg", "progressive.jpg", "gray.jpg", "palette.png"] {
+        std::fs::copy(fixtures().join(name), dir.path().join(name)).unwrap();
+    }
+    // The fixtures are 12×8: the centre crop is 8×8 starting at x = 2, kept as is at 8².
+    let ds = load_images_with(dir.path(), &opts(8)).unwrap();
+    assert_eq!(ds.len(), 4, "{}", ds.report());
+    for i in 0..ds.len() {
+        let want: Vec<u8> = centres[ds.name(i)]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        let got = centre(&ds, i);
+        // JPEG decoders may differ by IDCT rounding; the colour must be the same.
+        for c in 0..3 {
+            assert!(
+                got[c].abs_diff(want[c]) <= 3,
+                "{}: ours {got:?}, Pillow {want:?}",
+                ds.name(i)
+            );
+        }
+    }
+}
+
+#[test]
+fn tiny_images_are_upscaled() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("a.png"), &solid(1, 1, [9, 8, 7]));
+    write(&dir.path().join("b.png"), &solid(3, 2, [1, 1, 1]));
+    let ds = load_images_with(dir.path(), &opts(16)).unwrap();
+    assert_eq!(ds.len(), 2);
+    assert!(ds.pixels(0).chunks(3).all(|p| p == [9, 8, 7]));
+}
+
+#[test]
+fn corrupt_empty_and_non_image_files_are_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(&d.join("good.png"), &solid(8, 8, [5, 5, 5]));
+    std::fs::write(d.join("empty.png"), b"").unwrap();
+    std::fs::write(d.join("garbage.jpg"), b"this is not a jpeg at all").unwrap();
+    let mut truncated = encode(&solid(32, 32, [1, 2, 3]), ImageFormat::Png);
+    truncated.truncate(truncated.len() / 2);
+    std::fs::write(d.join("truncated.png"), truncated).unwrap();
+    std::fs::write(d.join("notes.txt"), b"hello").unwrap();
+
+    let ds = load_images_with(d, &opts(8)).unwrap();
+    assert_eq!(ds.names(), ["good.png"]);
+    let skipped = &ds.report().skipped;
+    let reason = |file: &str| {
+        skipped
+            .iter()
+            .find(|s| s.path.ends_with(file))
+            .unwrap_or_else(|| panic!("{file} not reported in {skipped:?}"))
+            .reason
+            .clone()
+    };
+    assert_eq!(skipped.len(), 4);
+    assert_eq!(reason("empty.png"), "empty file");
+    assert!(reason("garbage.jpg").contains("not a recognised image format"));
+    assert!(!reason("truncated.png").is_empty());
+    assert!(reason("notes.txt").contains("not an image file"));
+    assert!(ds.report().to_string().contains("skipped 4"));
+
+    // Strict: the first bad file is an error naming it.
+    let err = load_images_with(d, &opts(8).strict(true)).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(err.to_string().contains(d.to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn zip_archives_load_and_name_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("faces.zip");
+    let png = encode(&solid(8, 8, [10, 20, 30]), ImageFormat::Png);
+    let jpg = encode(&solid(8, 8, [200, 100, 50]), ImageFormat::Jpeg);
+    zip(
+        &archive,
+        &[
+            ("ffhq/", vec![]),
+            ("ffhq/00000/00001.png", png.clone()),
+            ("ffhq/00000/00000.jpg", jpg),
+            ("__MACOSX/ffhq/._00000.png", b"resource fork".to_vec()),
+            ("ffhq/broken.png", b"nope".to_vec()),
+        ],
+    );
+    let ds = load_images_with(&archive, &opts(4)).unwrap();
+    assert_eq!(ds.names(), ["ffhq/00000/00000.jpg", "ffhq/00000/00001.png"]);
+    assert_eq!(centre(&ds, 1), [10, 20, 30]);
+    let skipped = &ds.report().skipped;
+    assert_eq!(skipped.len(), 1);
+    assert!(
+        skipped[0].path.ends_with("faces.zip:ffhq/broken.png"),
+        "{skipped:?}"
+    );
+
+    std::fs::write(dir.path().join("bad.zip"), b"not a zip").unwrap();
+    let err = load_images_with(dir.path().join("bad.zip"), &opts(4)).unwrap_err();
+    assert!(
+        err.to_string().contains("bad.zip") && err.to_string().contains("zip"),
+        "{err}"
+    );
+}
+
+#[test]
+fn celebamask_hq_layout_reads_only_the_face_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("CelebAMask-HQ.zip");
+    let face = encode(&solid(8, 8, [1, 2, 3]), ImageFormat::Jpeg);
+    let mask = encode(&solid(8, 8, [255, 255, 255]), ImageFormat::Png);
+    zip(
+        &archive,
+        &[
+            ("CelebAMask-HQ/CelebA-HQ-img/1.jpg", face.clone()),
+            ("CelebAMask-HQ/CelebA-HQ-img/0.jpg", face),
+            (
+                "CelebAMask-HQ/CelebAMask-HQ-mask-anno/0/00000_hair.png",
+                mask,
+            ),
+            ("CelebAMask-HQ/README.txt", b"readme".to_vec()),
+        ],
+    );
+    let mut options = opts(8);
+    options.celeba_hq_layout = true;
+    let ds = load_images_with(&archive, &options).unwrap();
+    assert_eq!(
+        ds.names(),
+        [
+            "CelebAMask-HQ/CelebA-HQ-img/0.jpg",
+            "CelebAMask-HQ/CelebA-HQ-img/1.jpg"
+        ]
+    );
+    assert!(ds.report().skipped.is_empty());
+    // The generic loader takes everything that is an image.
+    assert_eq!(load_images_with(&archive, &opts(8)).unwrap().len(), 3);
+}
+
+#[test]
+fn split_list_selects_and_orders_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (name, v) in [
+        ("sub/a.png", 10),
+        ("b.png", 20),
+        ("deep/c.png", 30),
+        ("d.png", 40),
+    ] {
+        write(&data.join(name), &solid(4, 4, [v, v, v]));
+    }
+    let split = dir.path().join("train.txt");
+    // By relative path, by bare file name, a comment, a blank line and a missing file.
+    std::fs::write(
+        &split,
+        "# train split\nb.png\n\nc.png\nsub/a.png\nmissing.png\n",
+    )
+    .unwrap();
+    let ds = load_images_with(&data, &opts(4).split(&split)).unwrap();
+    assert_eq!(ds.names(), ["b.png", "deep/c.png", "sub/a.png"]);
+    assert_eq!(centre(&ds, 1), [30, 30, 30]);
+    let skipped = &ds.report().skipped;
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].path.ends_with("missing.png") && skipped[0].reason.contains("train.txt"));
+
+    let err = load_images_with(&data, &opts(4).split(&split).strict(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("split") && err.contains("missing.png"),
+        "{err}"
+    );
+    let err = load_images_with(&data, &opts(4).split(dir.path().join("nope.txt")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope.txt"), "{err}");
+}
+
+#[test]
+fn cache_serves_the_second_load_and_notices_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cache = dir.path().join("cache");
+    write(&data.join("a.png"), &solid(12, 12, [50, 60, 70]));
+    write(&data.join("b.jpg"), &solid(12, 12, [90, 90, 90]));
+    std::fs::write(data.join("c.png"), b"broken").unwrap();
+    let options = LoadOptions::new(6).cache_dir(&cache);
+
+    let first = load_images_with(&data, &options).unwrap();
+    assert!(!first.report().from_cache);
+    let second = load_images_with(&data, &options).unwrap();
+    assert!(second.report().from_cache, "{}", second.report());
+    assert_eq!(first.names(), second.names());
+    assert_eq!(
+        (0..2).map(|i| first.pixels(i).to_vec()).collect::<Vec<_>>(),
+        (0..2)
+            .map(|i| second.pixels(i).to_vec())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(first.report().skipped, second.report().skipped);
+
+    // Another resolution is another cache entry.
+    assert!(
+        !load_images_with(&data, &LoadOptions::new(4).cache_dir(&cache))
+            .unwrap()
+            .report()
+            .from_cache
+    );
+    // Changing a file invalidates the cache.
+    write(&data.join("a.png"), &solid(13, 13, [0, 0, 0]));
+    let third = load_images_with(&data, &options).unwrap();
+    assert!(!third.report().from_cache);
+    assert_eq!(centre(&third, 0), [0, 0, 0]);
+    // A damaged cache file is rebuilt, not trusted.
+    let file = third.report().cache_file.clone().unwrap();
+    std::fs::write(&file, b"LGDS1\ngarbage").unwrap();
+    let fourth = load_images_with(&data, &options).unwrap();
+    assert!(!fourth.report().from_cache);
+    assert_eq!(centre(&fourth, 0), [0, 0, 0]);
+    // Strict loading does not let a cache hide a bad file.
+    assert!(load_images_with(&data, &options.clone().strict(true)).is_err());
+}
+
+#[test]
+fn missing_empty_and_wrong_paths_explain_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_images_with(dir.path().join("nowhere"), &opts(8))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nowhere") && err.contains("does not exist") && err.contains("fetch_faces.py"),
+        "{err}"
+    );
+    let err = load_celeba_hq(dir.path().join("celeba"), 256)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("CelebAMask-HQ") && err.contains("CelebA-HQ-img"),
+        "{err}"
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let err = load_images_with(&empty, &opts(8)).unwrap_err();
+    assert!(matches!(err, Error::NoImages { .. }), "{err}");
+
+    std::fs::write(dir.path().join("only.txt"), b"x").unwrap();
+    std::fs::create_dir(dir.path().join("txt")).unwrap();
+    std::fs::write(dir.path().join("txt/only.txt"), b"x").unwrap();
+    let err = load_images_with(dir.path().join("txt"), &opts(8))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no images found") && err.contains("only.txt"),
+        "{err}"
+    );
+
+    let err = load_images_with(dir.path().join("only.txt"), &opts(8))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a .zip"), "{err}");
+    let err = load_images_with(dir.path(), &opts(0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("resolution"), "{err}");
+}
+
+#[test]
+fn real_lfw_faces_load() {
+    let faces = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
+    assert!(
+        faces.is_dir(),
+        "run `python3 datasets/fetch_faces.py` first (the README's set-up step)"
+    );
+    let ds = load_images_with(&faces, &opts(32)).unwrap();
+    assert_eq!(ds.len(), 100);
+    assert!(ds.report().skipped.is_empty());
+    // Real faces: not blank, and gray (the LFW subset is grayscale).
+    let px = ds.pixels(0);
+    assert!(px.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+    let (lo, hi) = px
+        .iter()
+        .fold((255, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    assert!(hi - lo > 100, "contrast {lo}..{hi}");
+}
