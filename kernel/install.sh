@@ -22,7 +22,8 @@ for arg in "$@"; do
 done
 
 export PATH="$HOME/.cargo/bin:$PATH"
-if command -v evcxr_jupyter >/dev/null && evcxr_jupyter --version 2>/dev/null | grep -q "$EVCXR_VERSION"; then
+# evcxr_jupyter has no --version flag; cargo's install list records what it installed.
+if command -v evcxr_jupyter >/dev/null && cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
   echo "evcxr_jupyter $EVCXR_VERSION already installed"
 else
   echo "installing evcxr_jupyter $EVCXR_VERSION (cargo install --locked; ~15 CPU-minutes)"
@@ -39,11 +40,17 @@ if [ "$LAB" = 1 ]; then
 fi
 
 mkdir -p "$EVCXR_TMPDIR"
+# evcxr links cells against the toolchain's libstd-*.so through a relative rpath computed from
+# target/.../deps/, but loads them from target/.../debug/: with EVCXR_TMPDIR and ~/.rustup under
+# the same home the path is one level off and every cell fails with "dlopen failed". Pointing
+# the loader at the toolchain's library folder makes it independent of where the two live.
+RUST_STD_LIB="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/lib"
 SPEC="$(mktemp -d)/latentgan"
 mkdir -p "$SPEC"
 sed -e "s|@EVCXR_JUPYTER@|$EVCXR_BIN|" \
     -e "s|@EVCXR_TMPDIR@|$EVCXR_TMPDIR|" \
     -e "s|@EVCXR_CONFIG_DIR@|$ROOT/kernel/config|" \
+    -e "s|@RUST_STD_LIB@|$RUST_STD_LIB|" \
     "$ROOT/kernel/latentgan/kernel.json" > "$SPEC/kernel.json"
 "$VENV/bin/jupyter-kernelspec" install --user --replace --name latentgan "$SPEC" >/dev/null
 rm -rf "$(dirname "$SPEC")"

@@ -35,10 +35,11 @@ pub use error::{Error, Result};
 pub mod prelude {
     pub use crate::backend::{backend_name, default_device, Backend, Device, TrainBackend};
     pub use crate::data::{
-        load_celeba_hq, load_images, load_images_with, ImageDataset, LoadOptions, LoadReport,
+        load_celeba_hq, load_images, load_images_with, CodeDataset, ImageDataset, LoadOptions,
+        LoadReport,
     };
     pub use crate::error::{Error, Result};
     pub use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminatorConfig};
-    pub use crate::train::{train_stage1, History, Stage1Config, Trained};
+    pub use crate::train::{load_stage1, train_stage1, History, Stage1Config, Trained};
     pub use crate::viz::{save_grid, show_grid, Grid, GridOptions, Images, LineChart};
 }

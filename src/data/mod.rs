@@ -2,11 +2,13 @@
 //! an on-disk cache of decoded pixels, and seeded batches for training.
 
 mod cache;
+mod codes;
 mod dataset;
 mod decode;
 mod load;
 mod source;
 
+pub use codes::CodeDataset;
 pub use dataset::{Batches, ImageDataset};
 pub use decode::decode_rgb8;
 pub use load::{

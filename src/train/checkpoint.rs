@@ -172,6 +172,11 @@ impl RunDir {
         Ok((run, if resume { latest } else { None }))
     }
 
+    /// An existing run directory, for reading (see [`RunDir::prepare`] to start or resume one).
+    pub fn open(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
     /// The folder.
     pub fn path(&self) -> &Path {
         &self.path

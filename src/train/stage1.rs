@@ -143,9 +143,12 @@ pub fn train_stage1_on<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<AutoEncoder<B::InnerBackend>>> {
     config.validate(dataset.resolution(), dataset.len())?;
-    B::seed(device, config.seed);
-    let mut ae = config.model.init::<B>(device)?;
-    let mut d = config.discriminator.init::<B>(device)?;
+    let (mut ae, mut d) = super::seeded::<B, _>(device, config.seed, || {
+        Ok((
+            config.model.init::<B>(device)?,
+            config.discriminator.init::<B>(device)?,
+        ))
+    })?;
     let adam = AdamConfig::new()
         .with_beta_1(0.5)
         .with_beta_2(0.999)
@@ -273,6 +276,29 @@ pub fn train_stage1_on<B: AutodiffBackend>(
         history,
         run_dir: run.map(|r| r.path().to_path_buf()),
     })
+}
+
+/// Loads the trained autoencoder of a stage-1 run directory: its `config.json` and latest
+/// checkpoint, on the crate's backend.
+pub fn load_stage1(run_dir: impl AsRef<std::path::Path>) -> Result<AutoEncoder<crate::Backend>> {
+    let run_dir = run_dir.as_ref();
+    let config_path = run_dir.join("config.json");
+    let config = Stage1Config::load(&config_path).map_err(|e| Error::Corrupt {
+        path: config_path.clone(),
+        reason: format!("not a stage-1 config ({e})"),
+    })?;
+    let device = crate::backend::default_device();
+    let run = RunDir::open(run_dir);
+    let ckpt = run.latest()?.ok_or_else(|| Error::NotFound {
+        path: run_dir.join("checkpoints/latest"),
+        hint: "the run has no checkpoint yet; train it with train_stage1 / `latentgan stage1`"
+            .into(),
+    })?;
+    ckpt.load_module(
+        "autoencoder.mpk",
+        config.model.init::<crate::Backend>(&device)?,
+        &device,
+    )
 }
 
 /// Saves a two-row grid per watched image block: inputs above, reconstructions below.

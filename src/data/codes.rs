@@ -1,0 +1,180 @@
+//! [`CodeDataset`]: the latent codes of a whole image dataset, computed once by a trained
+//! encoder and cached on disk, so stage 2 never touches pixels.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
+
+const MAGIC: &[u8; 6] = b"LGCD1\n";
+
+/// Codes `[N, C, h, w]` in `[-1, 1]`, stored as `f32` on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodeDataset {
+    shape: [usize; 4],
+    values: Vec<f32>,
+}
+
+impl CodeDataset {
+    /// Wraps `values` of shape `[n, c, h, w]`.
+    pub fn new(values: Vec<f32>, shape: [usize; 4]) -> Result<Self> {
+        if values.len() != shape.iter().product::<usize>() || shape[0] == 0 {
+            return Err(Error::invalid(
+                "codes",
+                format!(
+                    "{} values for shape {shape:?}; expected a non-empty [n, c, h, w]",
+                    values.len()
+                ),
+            ));
+        }
+        Ok(Self { shape, values })
+    }
+
+    /// Number of codes.
+    pub fn len(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Always false: a code dataset holds at least one code.
+    pub fn is_empty(&self) -> bool {
+        self.shape[0] == 0
+    }
+
+    /// `[c, h, w]` of one code.
+    pub fn code_shape(&self) -> [usize; 3] {
+        [self.shape[1], self.shape[2], self.shape[3]]
+    }
+
+    /// The raw values, `N × C × h × w`.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    fn per(&self) -> usize {
+        self.shape[1] * self.shape[2] * self.shape[3]
+    }
+
+    /// The codes at `indices` as a `[B, C, h, w]` tensor.
+    pub fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> Result<Tensor<B, 4>> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(Error::invalid(
+                "indices",
+                format!("index {bad} is out of range for {} codes", self.len()),
+            ));
+        }
+        let per = self.per();
+        let mut data = Vec::with_capacity(indices.len() * per);
+        for &i in indices {
+            data.extend_from_slice(&self.values[i * per..(i + 1) * per]);
+        }
+        let [_, c, h, w] = self.shape;
+        Ok(Tensor::from_data(
+            TensorData::new(data, [indices.len(), c, h, w]),
+            device,
+        ))
+    }
+
+    /// Batch number `step` of an endless reproducible stream (as
+    /// [`ImageDataset::training_batch`](crate::data::ImageDataset::training_batch), without flips:
+    /// a flipped code is not the code of the flipped image).
+    pub fn training_batch<B: Backend>(
+        &self,
+        step: usize,
+        batch_size: usize,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 4>> {
+        if batch_size == 0 || batch_size > self.len() {
+            return Err(Error::invalid(
+                "batch_size",
+                format!("got {batch_size}, expected 1..={}", self.len()),
+            ));
+        }
+        let per_epoch = self.len() / batch_size;
+        let (epoch, k) = (step / per_epoch, step % per_epoch);
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        SplitMix64::new(seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F))
+            .shuffle(&mut order);
+        self.batch(&order[k * batch_size..(k + 1) * batch_size], device)
+    }
+
+    /// Saves the codes (little-endian `f32` after a small header), atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut bytes = Vec::with_capacity(6 + 32 + self.values.len() * 4);
+        bytes.write_all(MAGIC).expect("vec write");
+        for d in self.shape {
+            bytes
+                .write_all(&(d as u64).to_le_bytes())
+                .expect("vec write");
+        }
+        for v in &self.values {
+            bytes.write_all(&v.to_le_bytes()).expect("vec write");
+        }
+        crate::train::checkpoint::write_atomic(path.as_ref(), &bytes)
+    }
+
+    /// Loads codes saved by [`CodeDataset::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if bytes.len() < 38 || &bytes[..6] != MAGIC {
+            return Err(corrupt("not a latentgan code file".into()));
+        }
+        let mut shape = [0usize; 4];
+        for (i, d) in shape.iter_mut().enumerate() {
+            *d = u64::from_le_bytes(bytes[6 + 8 * i..14 + 8 * i].try_into().expect("8 bytes"))
+                as usize;
+        }
+        let body = &bytes[38..];
+        let n: usize = shape.iter().product();
+        if body.len() != n * 4 {
+            return Err(corrupt(format!(
+                "shape {shape:?} needs {} bytes of codes, found {}",
+                n * 4,
+                body.len()
+            )));
+        }
+        let values = body
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        Self::new(values, shape).map_err(|e| corrupt(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_round_trip_and_batches() {
+        let values: Vec<f32> = (0..4 * 2 * 2 * 2).map(|v| v as f32 / 32.0).collect();
+        let codes = CodeDataset::new(values, [4, 2, 2, 2]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("codes.lgc");
+        codes.save(&path).unwrap();
+        assert_eq!(CodeDataset::load(&path).unwrap(), codes);
+        let b = codes
+            .batch::<crate::Backend>(&[3, 0], &Default::default())
+            .unwrap();
+        let got = b.into_data().to_vec::<f32>().unwrap();
+        assert_eq!(&got[..8], &codes.values()[24..32]);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
+        assert!(CodeDataset::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("needs 128 bytes"));
+    }
+}
