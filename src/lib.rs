@@ -42,5 +42,6 @@ pub mod prelude {
     pub use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminatorConfig};
     pub use crate::train::{load_stage1, train_stage1, History, Stage1Config, Trained};
     pub use crate::viz::{save_grid, show_grid, Grid, GridOptions, Images, LineChart};
+    pub use burn::config::Config;
     pub use burn::tensor::Tensor;
 }
