@@ -146,9 +146,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             width,
         } => {
             let mut cfg = match config {
-                Some(path) => {
-                    Stage1Config::load(&path).with_context(|| format!("reading {}", path.display()))?
-                }
+                Some(path) => Stage1Config::load(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
                 None => Stage1Config::new(),
             };
             let mut model: AutoEncoderConfig = cfg.model.clone();

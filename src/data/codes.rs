@@ -8,7 +8,6 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::rng::SplitMix64;
 
 const MAGIC: &[u8; 6] = b"LGCD1\n";
 
@@ -60,12 +59,7 @@ impl CodeDataset {
 
     /// The codes at `indices` as a `[B, C, h, w]` tensor.
     pub fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> Result<Tensor<B, 4>> {
-        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
-            return Err(Error::invalid(
-                "indices",
-                format!("index {bad} is out of range for {} codes", self.len()),
-            ));
-        }
+        super::check_indices(indices, self.len(), "code")?;
         let per = self.per();
         let mut data = Vec::with_capacity(indices.len() * per);
         for &i in indices {
@@ -88,18 +82,10 @@ impl CodeDataset {
         seed: u64,
         device: &B::Device,
     ) -> Result<Tensor<B, 4>> {
-        if batch_size == 0 || batch_size > self.len() {
-            return Err(Error::invalid(
-                "batch_size",
-                format!("got {batch_size}, expected 1..={}", self.len()),
-            ));
-        }
-        let per_epoch = self.len() / batch_size;
-        let (epoch, k) = (step / per_epoch, step % per_epoch);
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        SplitMix64::new(seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F))
-            .shuffle(&mut order);
-        self.batch(&order[k * batch_size..(k + 1) * batch_size], device)
+        self.batch(
+            &super::training_indices(self.len(), batch_size, seed, step)?,
+            device,
+        )
     }
 
     /// Saves the codes (little-endian `f32` after a small header), atomically.

@@ -78,15 +78,7 @@ impl ImageDataset {
 
     /// A new dataset with the images at `indices` (in that order), e.g. a held-out split.
     pub fn select(&self, indices: &[usize]) -> Result<Self> {
-        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
-            return Err(Error::invalid(
-                "indices",
-                format!(
-                    "index {bad} is out of range for a dataset of {} images",
-                    self.len()
-                ),
-            ));
-        }
+        super::check_indices(indices, self.len(), "image")?;
         let mut pixels = Vec::with_capacity(indices.len() * self.image_len());
         for &i in indices {
             pixels.extend_from_slice(self.pixels(i));
@@ -123,42 +115,14 @@ impl ImageDataset {
         flip: bool,
         device: &B::Device,
     ) -> Result<Tensor<B, 4>> {
-        if batch_size == 0 || batch_size > self.len() {
-            return Err(Error::invalid(
-                "batch_size",
-                format!(
-                    "got {batch_size}, expected 1..={} (the dataset size)",
-                    self.len()
-                ),
-            ));
-        }
-        let per_epoch = self.len() / batch_size;
-        let (epoch, k) = (step / per_epoch, step % per_epoch);
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        SplitMix64::new(seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F))
-            .shuffle(&mut order);
+        let indices = super::training_indices(self.len(), batch_size, seed, step)?;
         let mut coins = SplitMix64::new(seed.rotate_left(17) ^ step as u64);
-        let indices = &order[k * batch_size..(k + 1) * batch_size];
-        Ok(self.make_batch(indices, || flip && coins.coin(), device))
+        Ok(self.make_batch(&indices, || flip && coins.coin(), device))
     }
 
     /// The images at `indices`, in that order, as a `[B, 3, H, W]` tensor in `[-1, 1]`.
     pub fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> Result<Tensor<B, 4>> {
-        if indices.is_empty() {
-            return Err(Error::invalid(
-                "indices",
-                "empty; expected at least one image index",
-            ));
-        }
-        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
-            return Err(Error::invalid(
-                "indices",
-                format!(
-                    "index {bad} is out of range for a dataset of {} images",
-                    self.len()
-                ),
-            ));
-        }
+        super::check_indices(indices, self.len(), "image")?;
         Ok(self.make_batch(indices, || false, device))
     }
 

@@ -16,3 +16,40 @@ pub use load::{
     Skipped,
 };
 pub use source::IMAGE_EXTENSIONS;
+
+use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
+
+/// Checks that every index is below `len`, naming the first that is not.
+fn check_indices(indices: &[usize], len: usize, what: &str) -> Result<()> {
+    if indices.is_empty() {
+        return Err(Error::invalid(
+            "indices",
+            format!("empty; expected at least one {what} index"),
+        ));
+    }
+    match indices.iter().find(|&&i| i >= len) {
+        Some(&bad) => Err(Error::invalid(
+            "indices",
+            format!("index {bad} is out of range for {len} {what}s"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The items of batch number `step` in an endless stream over `len` items: epoch `e` visits all
+/// items in an order shuffled by `(seed, e)`, in full batches (an epoch's last partial batch is
+/// dropped). A pure function of its arguments, so a resumed run sees the same batches.
+fn training_indices(len: usize, batch_size: usize, seed: u64, step: usize) -> Result<Vec<usize>> {
+    if batch_size == 0 || batch_size > len {
+        return Err(Error::invalid(
+            "batch_size",
+            format!("got {batch_size}, expected 1..={len} (the dataset size)"),
+        ));
+    }
+    let per_epoch = len / batch_size;
+    let (epoch, k) = (step / per_epoch, step % per_epoch);
+    let mut order: Vec<usize> = (0..len).collect();
+    SplitMix64::new(seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F)).shuffle(&mut order);
+    Ok(order[k * batch_size..(k + 1) * batch_size].to_vec())
+}
