@@ -188,9 +188,9 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
     if let Some(file) = &cache_file {
         // A damaged cache is rebuilt, never trusted and never fatal.
         if let Ok(Some((header, pixels))) = cache::read(file) {
-            if header.resolution == options.resolution
-                && !(options.strict && !header.skipped.is_empty())
-            {
+            // Strict loading re-decodes when the cache remembers bad files, so the error fires.
+            let strict_and_bad = options.strict && !header.skipped.is_empty();
+            if header.resolution == options.resolution && !strict_and_bad {
                 skipped.extend(header.skipped);
                 return finish(
                     source,

@@ -81,7 +81,7 @@ impl Progress {
                 let _ = write!(err, "\r{}{}", self.bar(step), if last { "\n" } else { "" });
                 let _ = err.flush();
             }
-        } else if step % self.every == 0 || last {
+        } else if step.is_multiple_of(self.every) || last {
             println!("{}", self.line(step));
         }
     }

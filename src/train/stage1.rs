@@ -67,7 +67,7 @@ impl Stage1Config {
     pub fn validate(&self, resolution: u32, dataset_len: usize) -> Result<()> {
         self.model.validate()?;
         let res = resolution as usize;
-        if res % self.model.code_factor != 0 {
+        if !res.is_multiple_of(self.model.code_factor) {
             return Err(Error::invalid(
                 "code_factor",
                 format!(
@@ -98,7 +98,8 @@ impl Stage1Config {
                 ),
             ));
         }
-        if !(self.lr > 0.0) || !(self.alpha >= 0.0) {
+        // Written so that NaN fails too.
+        if self.lr.is_nan() || self.lr <= 0.0 || self.alpha.is_nan() || self.alpha < 0.0 {
             return Err(Error::invalid(
                 "lr/alpha",
                 format!("lr {} must be > 0 and alpha {} >= 0", self.lr, self.alpha),
@@ -235,7 +236,7 @@ pub fn train_stage1_on<B: AutodiffBackend>(
         let done = step + 1;
         progress.update(done, &values);
         let last = done == config.steps;
-        if done % config.log_every == 0 || last {
+        if done.is_multiple_of(config.log_every) || last {
             history.push(Entry {
                 step: done,
                 seconds: seconds_before + clock.elapsed().as_secs_f64(),
@@ -243,7 +244,7 @@ pub fn train_stage1_on<B: AutodiffBackend>(
             })?;
         }
         if let Some(run) = &run {
-            if done % config.sample_every == 0 || last {
+            if done.is_multiple_of(config.sample_every) || last {
                 let inner = ae.valid();
                 save_reconstructions(
                     &inner,
@@ -252,7 +253,7 @@ pub fn train_stage1_on<B: AutodiffBackend>(
                     device,
                 )?;
             }
-            if done % config.checkpoint_every == 0 || last {
+            if done.is_multiple_of(config.checkpoint_every) || last {
                 run.save_checkpoint(
                     done,
                     &[

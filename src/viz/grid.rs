@@ -107,7 +107,7 @@ impl GridOptions {
             ));
         }
         if let Some((lo, hi)) = self.value_range {
-            if !(lo < hi) {
+            if lo.is_nan() || hi.is_nan() || lo >= hi {
                 return Err(Error::invalid(
                     "value_range",
                     format!("got ({lo}, {hi}), expected low < high"),
@@ -321,7 +321,7 @@ mod tests {
 
     fn constant(n: usize, c: usize, h: usize, w: usize, f: impl Fn(usize) -> f32) -> Images {
         let data = (0..n)
-            .flat_map(|i| std::iter::repeat(f(i)).take(c * h * w))
+            .flat_map(|i| std::iter::repeat_n(f(i), c * h * w))
             .collect();
         Images::new(data, [n, c, h, w]).unwrap()
     }
