@@ -92,6 +92,15 @@ impl Checkpoint {
         std::fs::read(&path).map_err(|e| Error::io(&path, e))
     }
 
+    /// Reads the record file `name` (a module's or an optimiser's).
+    pub fn load_record<B: Backend, R: Record<B>>(
+        &self,
+        name: &str,
+        device: &B::Device,
+    ) -> Result<R> {
+        record_from_bytes::<B, R>(self.read(name)?, &self.dir.join(name), device)
+    }
+
     /// Loads the module record `name` into `module` (initialised from the same config).
     pub fn load_module<B: Backend, M: Module<B>>(
         &self,
@@ -99,9 +108,7 @@ impl Checkpoint {
         module: M,
         device: &B::Device,
     ) -> Result<M> {
-        let record =
-            record_from_bytes::<B, M::Record>(self.read(name)?, &self.dir.join(name), device)?;
-        Ok(module.load_record(record))
+        Ok(module.load_record(self.load_record::<B, M::Record>(name, device)?))
     }
 }
 

@@ -9,7 +9,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
-use super::checkpoint::{module_to_bytes, record_from_bytes, record_to_bytes, RunDir};
+use super::checkpoint::{module_to_bytes, record_to_bytes, RunDir};
 use super::history::{Entry, History};
 use super::losses::{l1, ns_discriminator_loss, ns_generator_loss, scalar};
 use super::{Progress, Trained};
@@ -170,18 +170,8 @@ pub fn train_stage1_on<B: AutodiffBackend>(
     if let Some(ckpt) = &resume_from {
         ae = ckpt.load_module("autoencoder.mpk", ae, device)?;
         d = ckpt.load_module("discriminator.mpk", d, device)?;
-        let path = ckpt.dir.join("optim_autoencoder.mpk");
-        opt_ae = opt_ae.load_record(record_from_bytes::<B, _>(
-            ckpt.read("optim_autoencoder.mpk")?,
-            &path,
-            device,
-        )?);
-        let path = ckpt.dir.join("optim_discriminator.mpk");
-        opt_d = opt_d.load_record(record_from_bytes::<B, _>(
-            ckpt.read("optim_discriminator.mpk")?,
-            &path,
-            device,
-        )?);
+        opt_ae = opt_ae.load_record(ckpt.load_record::<B, _>("optim_autoencoder.mpk", device)?);
+        opt_d = opt_d.load_record(ckpt.load_record::<B, _>("optim_discriminator.mpk", device)?);
         start = ckpt.step;
         println!("resuming {} at step {start}", ckpt.dir.display());
     }
