@@ -8,6 +8,21 @@ fn latentgan() -> Command {
     Command::new(env!("CARGO_BIN_EXE_latentgan"))
 }
 
+/// `latentgan inspect DIR --resolution 8 --no-cache EXTRA...`.
+fn inspect(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    latentgan()
+        .args([
+            "inspect",
+            dir.to_str().unwrap(),
+            "--resolution",
+            "8",
+            "--no-cache",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 fn data_with_one_bad_file() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..3u8 {
@@ -23,17 +38,7 @@ fn data_with_one_bad_file() -> tempfile::TempDir {
 #[test]
 fn inspect_json_lists_loaded_and_skipped() {
     let dir = data_with_one_bad_file();
-    let out = latentgan()
-        .args([
-            "inspect",
-            dir.path().to_str().unwrap(),
-            "--resolution",
-            "8",
-            "--no-cache",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = inspect(dir.path(), &["--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -50,17 +55,7 @@ fn inspect_json_lists_loaded_and_skipped() {
 #[test]
 fn inspect_strict_fails_naming_the_file() {
     let dir = data_with_one_bad_file();
-    let out = latentgan()
-        .args([
-            "inspect",
-            dir.path().to_str().unwrap(),
-            "--resolution",
-            "8",
-            "--no-cache",
-            "--strict",
-        ])
-        .output()
-        .unwrap();
+    let out = inspect(dir.path(), &["--strict"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
