@@ -185,8 +185,7 @@ impl<B: Backend> AutoEncoder<B> {
         let device = self.devices().into_iter().next().unwrap_or_default();
         let mut values = Vec::new();
         let mut shape = [dataset.len(), self.code_channels, 0, 0];
-        for start in (0..dataset.len()).step_by(32) {
-            let indices: Vec<usize> = (start..(start + 32).min(dataset.len())).collect();
+        for indices in eval_batches(dataset.len()) {
             let codes = self.encode(dataset.batch::<B>(&indices, &device)?)?;
             let [_, _, h, w] = codes.dims();
             (shape[2], shape[3]) = (h, w);
@@ -209,8 +208,7 @@ impl<B: Backend> AutoEncoder<B> {
     pub fn reconstruction_mse(&self, dataset: &ImageDataset) -> Result<f64> {
         let device = self.devices().into_iter().next().unwrap_or_default();
         let mut sum = 0.0;
-        for start in (0..dataset.len()).step_by(32) {
-            let indices: Vec<usize> = (start..(start + 32).min(dataset.len())).collect();
+        for indices in eval_batches(dataset.len()) {
             let x = dataset.batch::<B>(&indices, &device)?;
             let rec = self.reconstruct(x.clone())?;
             // Both in [-1, 1]: halve the difference to measure on [0, 1].
@@ -220,6 +218,13 @@ impl<B: Backend> AutoEncoder<B> {
         let r = dataset.resolution() as f64;
         Ok(sum / (dataset.len() as f64 * 3.0 * r * r))
     }
+}
+
+/// Index lists `0..32`, `32..64`, ... covering `0..len`: the batches of whole-dataset passes.
+fn eval_batches(len: usize) -> impl Iterator<Item = Vec<usize>> {
+    (0..len)
+        .step_by(32)
+        .map(move |start| (start..(start + 32).min(len)).collect())
 }
 
 fn check_divisible(
