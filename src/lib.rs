@@ -22,6 +22,7 @@
 pub mod backend;
 pub mod data;
 pub mod error;
+pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod rng;
@@ -39,6 +40,7 @@ pub mod prelude {
         LoadReport,
     };
     pub use crate::error::{Error, Result};
+    pub use crate::metrics::{evaluate, fid, fid_from_dirs, kid, FidOptions, FidReport, Kid};
     pub use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminatorConfig};
     pub use crate::train::{load_stage1, train_stage1, History, Stage1Config, Trained};
     pub use crate::viz::{save_grid, show_grid, Grid, GridOptions, Images, LineChart};

@@ -7,6 +7,7 @@ use anyhow::Context;
 use burn::config::Config;
 use clap::{Parser, Subcommand};
 use latentgan::data::{load_images_with, LoadOptions};
+use latentgan::metrics::{evaluate, FidOptions, ImageFolder};
 use latentgan::models::AutoEncoderConfig;
 use latentgan::train::{train_stage1, Stage1Config};
 use latentgan::viz::{save_grid, GridOptions};
@@ -87,6 +88,23 @@ enum Command {
         /// Channels of the full-resolution layers.
         #[arg(long)]
         width: Option<usize>,
+    },
+    /// FID (as pytorch-fid computes it) and KID between two folders or zips of images, read at
+    /// their own size. Needs the Inception weights: `python3 datasets/fetch_inception.py`.
+    Fid {
+        /// First folder or .zip (e.g. generated samples).
+        dir_a: PathBuf,
+        /// Second folder or .zip (e.g. real images).
+        dir_b: PathBuf,
+        /// Print `{"fid": .., "kid": .., "kid_std": .., "n_a": .., "n_b": ..}`.
+        #[arg(long)]
+        json: bool,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// KID subsets (0 skips KID).
+        #[arg(long, default_value_t = 100)]
+        kid_subsets: usize,
     },
 }
 
@@ -177,6 +195,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 codes.len(),
                 out.join("codes.lgc").display()
             );
+        }
+        Command::Fid {
+            dir_a,
+            dir_b,
+            json,
+            batch_size,
+            kid_subsets,
+        } => {
+            let options = FidOptions {
+                batch_size,
+                kid_subsets,
+                cache_dir: None,
+                progress_every: if json { 0 } else { 256 },
+                ..FidOptions::default()
+            };
+            let a = ImageFolder::open(&dir_a)?;
+            let b = ImageFolder::open(&dir_b)?;
+            let report = evaluate(&a, &b, &options)?;
+            let (kid, kid_std) = match report.kid {
+                Some(k) => (Some(k.mean), Some(k.std)),
+                None => (None, None),
+            };
+            if json {
+                let value = serde_json::json!({
+                    "fid": report.fid, "kid": kid, "kid_std": kid_std,
+                    "n_a": report.n_a, "n_b": report.n_b,
+                });
+                println!("{value}");
+            } else {
+                println!(
+                    "FID {:.4}  ({} vs {} images, {:.1}s)",
+                    report.fid, report.n_a, report.n_b, report.seconds
+                );
+                if let (Some(k), Some(s)) = (kid, kid_std) {
+                    println!("KID {k:.6} ± {s:.6}");
+                }
+            }
         }
     }
     Ok(())

@@ -6,8 +6,9 @@ mod codes;
 mod dataset;
 mod decode;
 mod load;
-mod source;
+pub(crate) mod source;
 
+pub(crate) use cache::fnv1a;
 pub use codes::CodeDataset;
 pub use dataset::{Batches, ImageDataset};
 pub use decode::decode_rgb8;

@@ -111,7 +111,12 @@ impl Progress {
         } else {
             "?".into()
         };
-        format!("{} | {rate:.2} it/s | ETA {eta}", losses.join("  "))
+        let losses = if losses.is_empty() {
+            String::new()
+        } else {
+            format!("{} | ", losses.join("  "))
+        };
+        format!("{losses}{rate:.2} it/s | ETA {eta}")
     }
 
     /// The plain progress line: `label step 120/1000 (12%) | d 0.1234  g 0.5678 | 3.21 it/s | ETA 4m12s`.

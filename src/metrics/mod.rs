@@ -1,0 +1,24 @@
+//! Sample-quality metrics that agree with the reference implementations: FID as pytorch-fid
+//! computes it (its Inception-v3 variant, real weights, `f64` statistics) and KID as
+//! StyleGAN2-ADA / clean-fid compute it.
+//!
+//! ```no_run
+//! use latentgan::prelude::*;
+//! # fn main() -> latentgan::Result<()> {
+//! // `python3 datasets/fetch_inception.py` once, for the network weights.
+//! let faces = load_images("datasets/lfw-faces", 64)?;
+//! let a = faces.select(&(0..50).collect::<Vec<_>>())?;
+//! let b = faces.select(&(50..100).collect::<Vec<_>>())?;
+//! println!("FID {:.2}  KID {:.4}", fid(&a, &b)?, kid(&a, &b)?.mean);
+//! # Ok(()) }
+//! ```
+
+pub mod fid;
+pub mod frechet;
+pub mod inception;
+pub mod kid;
+
+pub use fid::{evaluate, fid, fid_from_dirs, kid, FidImages, FidOptions, FidReport, ImageFolder};
+pub use frechet::{frechet_distance, frechet_distance_features, Frechet, Statistics};
+pub use inception::{default_weights_path, InceptionV3, FEATURE_DIM};
+pub use kid::{kid_from_features, Kid};

@@ -1,0 +1,237 @@
+//! FID and KID against pytorch-fid / clean-fid: the fixtures in tests/fixtures/fid were produced
+//! by pytorch-fid 0.3.0 and clean-fid 0.1.35 themselves (`make_fid_fixtures.py`) with the same
+//! weights that `python3 datasets/fetch_inception.py` converts. Needs those weights and the faces
+//! of `python3 datasets/fetch_faces.py` (scripts/test.sh fetches both).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use latentgan::data::decode_rgb8;
+use latentgan::metrics::{
+    frechet_distance, frechet_distance_features, kid_from_features, InceptionV3, Statistics,
+    FEATURE_DIM,
+};
+use latentgan::prelude::*;
+use serde_json::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture_dir() -> PathBuf {
+    common::fixtures().join("fid")
+}
+
+fn json(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture_dir().join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A number the fixture scripts wrote as a full-precision string.
+fn num(v: &Value) -> f64 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// The float32 rows described by `{"file", "shape", "rows"?}`.
+fn features(spec: &Value) -> (Vec<f32>, usize) {
+    let bytes = std::fs::read(fixture_dir().join(spec["file"].as_str().unwrap())).unwrap();
+    let all: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let d = spec["shape"][1].as_u64().unwrap() as usize;
+    let rows = match spec.get("rows") {
+        Some(r) => r[0].as_u64().unwrap() as usize..r[1].as_u64().unwrap() as usize,
+        None => 0..spec["shape"][0].as_u64().unwrap() as usize,
+    };
+    (all[rows.start * d..rows.end * d].to_vec(), d)
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+#[test]
+fn inception_features_match_pytorch_fid() {
+    let spec = json("features.json");
+    let images: Vec<_> = spec["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let path = repo().join(row["image"].as_str().unwrap());
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (run python3 datasets/fetch_faces.py)",
+                    path.display()
+                )
+            });
+            decode_rgb8(&bytes).unwrap()
+        })
+        .collect();
+    let net = InceptionV3::<Backend>::load(&default_device())
+        .expect("run python3 datasets/fetch_inception.py");
+    let ours = net.features(&images);
+    let (reference, d) = features(&spec["features"]);
+    assert_eq!((ours.len(), d), (reference.len(), FEATURE_DIM));
+    for (i, (a, b)) in ours.chunks(d).zip(reference.chunks(d)).enumerate() {
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-4,
+            "image {i} ({}): max |Δ| = {worst}",
+            spec["rows"][i]["image"]
+        );
+    }
+}
+
+#[test]
+fn frechet_distance_matches_pytorch_fid() {
+    for case in json("frechet.json")["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let ((a, d), (b, _)) = (features(&case["a"]), features(&case["b"]));
+        let expected = num(&case["fid"]);
+        let fell_back = case["fell_back"].as_bool().unwrap();
+        let stats = |x: &[f32]| Statistics::from_features(x, d).unwrap();
+        let via_stats = frechet_distance(&stats(&a), &stats(&b)).unwrap();
+        let via_features = frechet_distance_features(&a, &b, d).unwrap();
+        for (route, got) in [("statistics", via_stats), ("features", via_features)] {
+            assert!(
+                rel(got.distance, expected) < 1e-6,
+                "{name} via {route}: {} vs pytorch-fid {expected}",
+                got.distance
+            );
+            assert_eq!(got.offset, fell_back, "{name} via {route}: eps fallback");
+        }
+    }
+}
+
+#[test]
+fn frechet_fixtures_cover_every_path() {
+    // The cases above include a full-rank pair, a rank-deficient pair (nuclear-norm route) and
+    // one where pytorch-fid adds eps·I: check the fixtures still say so.
+    let cases = json("frechet.json");
+    let cases = cases["cases"].as_array().unwrap();
+    let has = |f: &dyn Fn(&Value) -> bool| cases.iter().any(f);
+    assert!(has(&|c| c["fell_back"] == true));
+    assert!(has(&|c| {
+        let n = c["a"]["shape"][0].as_u64().unwrap();
+        n < c["d"].as_u64().unwrap() && c["fell_back"] == false
+    }));
+    assert!(has(&|c| c["a"]["shape"][0].as_u64() > c["d"].as_u64()));
+}
+
+#[test]
+fn kid_matches_clean_fid() {
+    for case in json("kid.json")["cases"].as_array().unwrap() {
+        let ((a, d), (b, _)) = (features(&case["a"]), features(&case["b"]));
+        let got = kid_from_features(&a, &b, d, 100, 1000, 0).unwrap();
+        let expected = num(&case["kid"]);
+        assert!(
+            rel(got.mean, expected) < 1e-9,
+            "{}: {} vs clean-fid {expected}",
+            case["name"],
+            got.mean
+        );
+    }
+}
+
+/// The faces 000–049 and 050–099 in two temporary folders, as pytorch-fid saw them.
+fn face_halves() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for (dir, range) in [(&a, 0..50), (&b, 50..100)] {
+        std::fs::create_dir_all(dir).unwrap();
+        for i in range {
+            let name = format!("{i:03}.png");
+            std::fs::copy(
+                repo().join("datasets/lfw-faces").join(&name),
+                dir.join(&name),
+            )
+            .unwrap();
+        }
+    }
+    (tmp, a, b)
+}
+
+#[test]
+fn fid_command_agrees_with_pytorch_fid_on_two_folders() {
+    let (_tmp, a, b) = face_halves();
+    let out = Command::new(env!("CARGO_BIN_EXE_latentgan"))
+        .args(["fid", "--json"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = num(&json("folders.json")["fid"]);
+    let got = report["fid"].as_f64().unwrap();
+    assert!(
+        rel(got, expected) < 1e-3,
+        "latentgan fid {got} vs pytorch-fid {expected}"
+    );
+    assert_eq!(
+        (report["n_a"].as_u64(), report["n_b"].as_u64()),
+        (Some(50), Some(50))
+    );
+    let kid = report["kid"].as_f64().unwrap();
+    assert!(
+        kid.is_finite() && report["kid_std"].as_f64().unwrap() >= 0.0,
+        "{report}"
+    );
+}
+
+#[test]
+fn fid_on_datasets_caches_the_real_statistics() {
+    let cache = tempfile::tempdir().unwrap();
+    let faces = load_images_with(
+        repo().join("datasets/lfw-faces"),
+        &LoadOptions::new(32).cache_dir(cache.path()),
+    )
+    .unwrap();
+    let pick = |r: std::ops::Range<usize>| faces.select(&r.collect::<Vec<_>>()).unwrap();
+    let (generated, real) = (pick(0..8), pick(8..20));
+    let options = FidOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        kid_subsets: 0,
+        ..FidOptions::default()
+    };
+    let first = evaluate(&generated, &real, &options).unwrap();
+    let second = evaluate(&generated, &real, &options).unwrap();
+    assert!(!first.cached && second.cached);
+    assert!(
+        rel(first.fid, second.fid) < 1e-9,
+        "{} vs {}",
+        first.fid,
+        second.fid
+    );
+    // The notebook helper gives the same number, and a different real set is not confused with it.
+    let other = evaluate(&generated, &pick(20..32), &options).unwrap();
+    assert!(!other.cached && rel(other.fid, first.fid) > 1e-6);
+}
+
+#[test]
+fn fid_errors_are_clear() {
+    let faces = load_images(repo().join("datasets/lfw-faces"), 32).unwrap();
+    let one = faces.select(&[0]).unwrap();
+    let err = evaluate(&one, &faces, &FidOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 2"), "{err}");
+    let options = FidOptions {
+        weights: "/nonexistent/weights.safetensors".into(),
+        ..FidOptions::default()
+    };
+    let err = evaluate(&faces, &faces, &options).unwrap_err().to_string();
+    assert!(err.contains("fetch_inception.py"), "{err}");
+}
