@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README.md, "Run the tests"); .ci/run calls exactly this.
-#   1. fetches the small real test data (idempotent);
+#   1. fetches the small real test data and the FID Inception weights (idempotent);
 #   2. runs every Rust test in release mode;
 #   3. installs/updates the notebook kernel (idempotent: seconds once installed) and executes
 #      every notebook on it with the pytest + nbclient harness in tests/notebooks.
@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 python3 datasets/fetch_faces.py
+python3 datasets/fetch_inception.py
 cargo test --release
 echo "== cargo test done after ${SECONDS}s"
 if [ "${LATENTGAN_SKIP_NOTEBOOKS:-0}" = 1 ]; then

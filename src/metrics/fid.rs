@@ -292,6 +292,14 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
     })
 }
 
+/// pool3 features of every image of `set` (row-major `n × 2048`) with the default weights, for
+/// [`frechet_distance_features`] and [`kid_from_features`](super::kid_from_features) on subsets.
+pub fn features(set: &impl FidImages) -> Result<Vec<f32>> {
+    let options = FidOptions::default();
+    let net = InceptionV3::<Backend>::from_file(&options.weights, &default_device())?;
+    extract(&net, set, "fid features", &options)
+}
+
 /// pool3 features of every image of `set`, row-major `n × 2048`.
 pub fn extract(
     net: &InceptionV3<Backend>,
@@ -314,4 +322,27 @@ pub fn extract(
         }
     }
     Ok(features)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_quantised_like_saved_pngs() {
+        // One 1×2 gray image: 0.5 rounds to 128, out-of-range values clamp.
+        let gray = Images::new(vec![0.5, 1.7], [1, 1, 1, 2]).unwrap();
+        let rgb = gray.rgb8(0..1).unwrap();
+        assert_eq!(rgb[0].as_raw(), &[128, 128, 128, 255, 255, 255]);
+        // RGBA: alpha dropped.
+        let rgba = Images::new(vec![0.0, 1.0, 0.2, 0.9], [1, 4, 1, 1]).unwrap();
+        assert_eq!(rgba.rgb8(0..1).unwrap()[0].as_raw(), &[0, 255, 51]);
+    }
+
+    #[test]
+    fn signed_tensors_become_unit_range_images() {
+        let device = Default::default();
+        let t = burn::tensor::Tensor::<Backend, 4>::from_floats([[[[-1.0, 0.0, 1.0]]]], &device);
+        assert_eq!(Images::from_signed(&t).unwrap().data(), &[0.0, 0.5, 1.0]);
+    }
 }

@@ -18,7 +18,9 @@ pub mod frechet;
 pub mod inception;
 pub mod kid;
 
-pub use fid::{evaluate, fid, fid_from_dirs, kid, FidImages, FidOptions, FidReport, ImageFolder};
+pub use fid::{
+    evaluate, features, fid, fid_from_dirs, kid, FidImages, FidOptions, FidReport, ImageFolder,
+};
 pub use frechet::{frechet_distance, frechet_distance_features, Frechet, Statistics};
 pub use inception::{default_weights_path, InceptionV3, FEATURE_DIM};
 pub use kid::{kid_from_features, Kid};

@@ -42,6 +42,14 @@ impl Images {
         Self::new(data, dims)
     }
 
+    /// Copies a `[N, C, H, W]` tensor in `[-1, 1]` (what the generators and decoders output) to
+    /// the host as images in `[0, 1]`: `x ↦ (x + 1) / 2`.
+    pub fn from_signed<B: Backend>(tensor: &Tensor<B, 4>) -> Result<Self> {
+        let mut images = Self::from_tensor(tensor)?;
+        images.data.iter_mut().for_each(|v| *v = (*v + 1.0) * 0.5);
+        Ok(images)
+    }
+
     /// `[n, c, h, w]`.
     pub fn shape(&self) -> [usize; 4] {
         self.shape
