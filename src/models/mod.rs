@@ -5,3 +5,6 @@ pub mod autoencoder;
 pub use autoencoder::{
     AutoEncoder, AutoEncoderConfig, Decoder, Encoder, ImageDiscriminator, ImageDiscriminatorConfig,
 };
+pub mod gan;
+
+pub use gan::{Critic, GanConfig, Generator};
