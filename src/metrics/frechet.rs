@@ -147,21 +147,12 @@ struct Centred {
 
 impl Centred {
     fn new(features: &[f32], dim: usize) -> Result<Self> {
-        if dim == 0 || features.len() % dim != 0 {
-            return Err(Error::invalid(
-                "features",
-                format!("{} values are not rows of length {dim}", features.len()),
-            ));
-        }
-        let n = features.len() / dim;
+        let n = super::check_features(features, dim, "features")?;
         if n < 2 {
             return Err(Error::invalid(
                 "features",
                 format!("{n} feature vector(s); a covariance needs at least 2"),
             ));
-        }
-        if features.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("features", "contain NaN or infinite values"));
         }
         let mut mu = vec![0f64; dim];
         for row in features.chunks_exact(dim) {

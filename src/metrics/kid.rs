@@ -75,16 +75,7 @@ pub fn kid_from_features(
 }
 
 fn rows(features: &[f32], dim: usize, name: &'static str) -> Result<Mat<f64>> {
-    if dim == 0 || features.len() % dim != 0 {
-        return Err(Error::invalid(
-            name,
-            format!("{} values are not rows of length {dim}", features.len()),
-        ));
-    }
-    if features.iter().any(|v| !v.is_finite()) {
-        return Err(Error::invalid(name, "contain NaN or infinite values"));
-    }
-    let n = features.len() / dim;
+    let n = super::check_features(features, dim, name)?;
     Ok(Mat::from_fn(n, dim, |i, j| features[i * dim + j] as f64))
 }
 

@@ -24,3 +24,20 @@ pub use fid::{
 pub use frechet::{frechet_distance, frechet_distance_features, Frechet, Statistics};
 pub use inception::{default_weights_path, InceptionV3, FEATURE_DIM};
 pub use kid::{kid_from_features, Kid};
+
+use crate::error::{Error, Result};
+
+/// Checks a row-major feature matrix of `dim` columns: whole rows, finite values. Returns the
+/// number of rows.
+pub(crate) fn check_features(features: &[f32], dim: usize, name: &'static str) -> Result<usize> {
+    if dim == 0 || !features.len().is_multiple_of(dim) {
+        return Err(Error::invalid(
+            name,
+            format!("{} values are not rows of length {dim}", features.len()),
+        ));
+    }
+    if features.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid(name, "contain NaN or infinite values"));
+    }
+    Ok(features.len() / dim)
+}

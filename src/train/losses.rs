@@ -25,6 +25,20 @@ pub fn ns_discriminator_loss<B: Backend>(
     softplus(real_logits.neg()).mean() + softplus(fake_logits).mean()
 }
 
+/// WGAN generator loss `E[−D(G(z))]` (eq. 5).
+pub fn wgan_generator_loss<B: Backend>(fake_scores: Tensor<B, 2>) -> Tensor<B, 1> {
+    fake_scores.mean().neg()
+}
+
+/// WGAN critic loss `E[−D(x) + D(G(z))]` (eq. 6); the gradient penalty (eq. 7) is
+/// [`Critic::gradient_penalty`](crate::models::Critic::gradient_penalty).
+pub fn wgan_critic_loss<B: Backend>(
+    real_scores: Tensor<B, 2>,
+    fake_scores: Tensor<B, 2>,
+) -> Tensor<B, 1> {
+    fake_scores.mean() - real_scores.mean()
+}
+
 /// Mean absolute error (eq. 1's L1 reconstruction loss, averaged over pixels).
 pub fn l1<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 1> {
     (a - b).abs().mean()
@@ -61,6 +75,14 @@ mod tests {
         assert!((g - (0.126928 + 1.313262) / 2.0).abs() < 1e-5, "{g}");
         // Large logits stay finite (naive softplus overflows at ~89 in f32).
         assert!((scalar(ns_discriminator_loss(t2(&[-200.0]), t2(&[200.0]))) - 400.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn wasserstein_losses_match_hand_computed_values() {
+        // Critic: mean(fake) − mean(real) = (1 + 3)/2 − (−2 + 4)/2 = 1.
+        assert!((scalar(wgan_critic_loss(t2(&[-2.0, 4.0]), t2(&[1.0, 3.0]))) - 1.0).abs() < 1e-6);
+        // Generator: −mean(fake) = −2.
+        assert!((scalar(wgan_generator_loss(t2(&[1.0, 3.0]))) + 2.0).abs() < 1e-6);
     }
 
     #[test]
