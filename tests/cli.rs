@@ -68,24 +68,19 @@ fn inspect_strict_fails_naming_the_file() {
 fn grid_writes_a_png() {
     let dir = data_with_one_bad_file();
     let png = dir.path().join("g/grid.png");
-    let out = latentgan()
-        .args([
-            "grid",
-            dir.path().to_str().unwrap(),
-            "--out",
-            png.to_str().unwrap(),
-            "--nrow",
-            "2",
-            "--resolution",
-            "8",
-        ])
-        .env("LATENTGAN_CACHE", dir.path().join("cache"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeed(
+        latentgan()
+            .args([
+                "grid",
+                dir.path().to_str().unwrap(),
+                "--out",
+                png.to_str().unwrap(),
+                "--nrow",
+                "2",
+                "--resolution",
+                "8",
+            ])
+            .env("LATENTGAN_CACHE", dir.path().join("cache")),
     );
     // 3 images of 8², 2 per row, padding 2 → 22 × 22.
     assert_eq!(image::image_dimensions(&png).unwrap(), (22, 22));

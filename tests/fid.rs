@@ -162,16 +162,11 @@ fn face_halves() -> (tempfile::TempDir, PathBuf, PathBuf) {
 #[test]
 fn fid_command_agrees_with_pytorch_fid_on_two_folders() {
     let (_tmp, a, b) = face_halves();
-    let out = Command::new(env!("CARGO_BIN_EXE_latentgan"))
-        .args(["fid", "--json"])
-        .arg(&a)
-        .arg(&b)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeed(
+        Command::new(env!("CARGO_BIN_EXE_latentgan"))
+            .args(["fid", "--json"])
+            .arg(&a)
+            .arg(&b),
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let expected = num(&json("folders.json")["fid"]);

@@ -42,3 +42,15 @@ pub fn zip(path: &Path, members: &[(&str, Vec<u8>)]) {
 pub fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
+
+/// Runs `cmd` (typically the `latentgan` binary), failing the test with its stderr unless it
+/// exits successfully.
+pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
