@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use image::RgbImage;
 
-use super::frechet::{frechet_distance, frechet_distance_features, Statistics};
+use super::frechet::{frechet_and_statistics, frechet_distance, Statistics};
 use super::inception::{default_weights_path, InceptionV3, FEATURE_DIM};
 use super::kid::{kid_from_features, Kid, MAX_SUBSET_SIZE, SUBSETS};
 use crate::backend::{default_device, Backend};
@@ -245,11 +245,11 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
     }
     let device = default_device();
     let net = InceptionV3::<Backend>::from_file(&options.weights, &device)?;
-    let cache_file = options
-        .cache_dir
-        .as_ref()
-        .zip(b.fingerprint())
-        .map(|(dir, key)| dir.join(format!("fid-stats-{key:016x}.lgfs")));
+    // The fingerprint hashes every pixel: only compute it when there is a cache to key.
+    let cache_file = options.cache_dir.as_ref().and_then(|dir| {
+        let key = b.fingerprint()?;
+        Some(dir.join(format!("fid-stats-{key:016x}.lgfs")))
+    });
     let cached = match &cache_file {
         Some(file) if options.kid_subsets == 0 && file.exists() => Statistics::load(file).ok(),
         _ => None,
@@ -262,8 +262,9 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
         }
         None => {
             let features_b = extract(&net, b, "fid features (real)", options)?;
+            let (frechet, stats_b) = frechet_and_statistics(&features_a, &features_b, FEATURE_DIM)?;
             if let Some(file) = &cache_file {
-                Statistics::from_features(&features_b, FEATURE_DIM)?.save(file)?;
+                stats_b.save(file)?;
             }
             let kid = (options.kid_subsets > 0)
                 .then(|| {
@@ -277,7 +278,6 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
                     )
                 })
                 .transpose()?;
-            let frechet = frechet_distance_features(&features_a, &features_b, FEATURE_DIM)?;
             (frechet, kid, false)
         }
     };
@@ -293,7 +293,8 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
 }
 
 /// pool3 features of every image of `set` (row-major `n × 2048`) with the default weights, for
-/// [`frechet_distance_features`] and [`kid_from_features`](super::kid_from_features) on subsets.
+/// [`frechet_distance_features`](super::frechet_distance_features) and
+/// [`kid_from_features`](super::kid_from_features) on subsets.
 pub fn features(set: &impl FidImages) -> Result<Vec<f32>> {
     let options = FidOptions::default();
     let net = InceptionV3::<Backend>::from_file(&options.weights, &default_device())?;

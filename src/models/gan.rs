@@ -25,7 +25,7 @@ use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
-use crate::nn::{conv, upsample2x, LEAK};
+use crate::nn::{conv, padding, upsample2x, LEAK};
 
 /// Shape of a generator/critic pair.
 #[derive(Config, Debug, PartialEq)]
@@ -195,7 +195,7 @@ impl<B: Backend> Critic<B> {
         std::iter::once(&self.stem).chain(&self.down)
     }
 
-    /// The forward pass without autodiff tracking, keeping the slopes.
+    /// The forward pass, keeping only the (detached) slopes and input sizes.
     fn slopes(&self, x: Tensor<B, 4>) -> Slopes<B> {
         let [b, ..] = x.dims();
         let (mut convs, mut inputs) = (Vec::new(), Vec::new());
@@ -261,8 +261,9 @@ fn slope<B: Backend, const D: usize>(z: &Tensor<B, D>) -> Tensor<B, D> {
     positive * (1.0 - LEAK) + LEAK
 }
 
-/// The gradient of `conv(x)` w.r.t. `x` (of shape `input`) given `g = ∂L/∂conv(x)`: a transposed
-/// convolution with the same weight, stride and padding (the bias drops out).
+/// The gradient of `conv(x)` w.r.t. `x` (of shape `input`) given `g = ∂L/∂conv(x)`, for a conv
+/// built by [`conv`]: a transposed convolution with the same weight, stride and padding (the bias
+/// drops out).
 fn conv_input_gradient<B: Backend>(
     conv: &Conv2d<B>,
     g: Tensor<B, 4>,
@@ -270,7 +271,7 @@ fn conv_input_gradient<B: Backend>(
 ) -> Tensor<B, 4> {
     let [k, _] = conv.kernel_size;
     let [s, _] = conv.stride;
-    let pad = (k - s).div_ceil(2);
+    let pad = padding(k, s);
     let [_, _, h_out, w_out] = g.dims();
     // Rows of the input that the forward conv never reached get no gradient: output padding.
     let natural = |o: usize| (o - 1) * s + k - 2 * pad;

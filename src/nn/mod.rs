@@ -16,11 +16,16 @@ pub fn conv<B: Backend>(
     stride: usize,
     device: &B::Device,
 ) -> Conv2d<B> {
-    let pad = (k - stride).div_ceil(2);
+    let pad = padding(k, stride);
     Conv2dConfig::new(channels, [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
         .init(device)
+}
+
+/// The padding [`conv`] uses on every side for a `k`×`k` kernel at `stride`.
+pub fn padding(k: usize, stride: usize) -> usize {
+    (k - stride).div_ceil(2)
 }
 
 /// Nearest-neighbour 2× upsampling of `[B, C, H, W]`, from reshapes (differentiable everywhere).
