@@ -294,7 +294,7 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
 
 /// pool3 features of every image of `set` (row-major `n × 2048`) with the default weights, for
 /// [`frechet_distance_features`](super::frechet_distance_features) and
-/// [`kid_from_features`](super::kid_from_features) on subsets.
+/// [`kid_from_features`] on subsets.
 pub fn features(set: &impl FidImages) -> Result<Vec<f32>> {
     let options = FidOptions::default();
     let net = InceptionV3::<Backend>::from_file(&options.weights, &default_device())?;
