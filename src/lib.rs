@@ -41,8 +41,13 @@ pub mod prelude {
     };
     pub use crate::error::{Error, Result};
     pub use crate::metrics::{evaluate, fid, fid_from_dirs, kid, FidOptions, FidReport, Kid};
-    pub use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminatorConfig};
-    pub use crate::train::{load_stage1, train_stage1, History, Stage1Config, Trained};
+    pub use crate::models::{
+        AutoEncoder, AutoEncoderConfig, CodeGan, Gan, ImageDiscriminatorConfig, ImageGan,
+    };
+    pub use crate::train::{
+        load_gan, load_stage1, train_baseline, train_stage1, train_stage2, History, Stage1Config,
+        Stage2Config, Trained,
+    };
     pub use crate::viz::{save_grid, show_grid, Grid, GridOptions, Images, LineChart};
     pub use burn::config::Config;
     pub use burn::tensor::Tensor;

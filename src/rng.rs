@@ -48,6 +48,12 @@ impl SplitMix64 {
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
+    /// A seed for the sub-stream `key` of `seed` (e.g. the noise of step `key`): distinct keys
+    /// give unrelated streams, and the result depends on nothing else.
+    pub fn derive(seed: u64, key: u64) -> u64 {
+        SplitMix64::new(seed ^ SplitMix64::new(key).next_u64()).next_u64()
+    }
+
     /// A fair coin.
     pub fn coin(&mut self) -> bool {
         self.next_u64() >> 63 == 1
@@ -93,6 +99,18 @@ mod tests {
         for e in expected {
             assert_eq!(rng.next_u64(), e);
         }
+    }
+
+    #[test]
+    fn derived_seeds_differ_per_key_and_seed() {
+        let seeds: Vec<u64> = (0..4)
+            .flat_map(|seed| (0..4).map(move |key| SplitMix64::derive(seed, key)))
+            .collect();
+        let mut unique = seeds.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seeds.len());
+        assert_eq!(SplitMix64::derive(9, 3), SplitMix64::derive(9, 3));
     }
 
     #[test]

@@ -99,3 +99,113 @@ fn missing_folder_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// The whole pipeline from the shell: stage 1 → stage 2 on its codes → samples and an
+/// interpolation strip from the stage-2 run alone; the pixel baseline stops at its time budget.
+#[test]
+fn stage1_stage2_sample_and_baseline_from_the_command_line() {
+    let faces = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/lfw-faces");
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    common::succeed(latentgan().args([
+        "stage1",
+        "--data",
+        faces,
+        "--resolution",
+        "32",
+        "--steps",
+        "4",
+        "--width",
+        "8",
+        "--batch-size",
+        "8",
+        "--out",
+        &path("s1"),
+    ]));
+    let small = [
+        "--batch-size",
+        "4",
+        "--n-critic",
+        "1",
+        "--max-width",
+        "16",
+        "--min-width",
+        "8",
+    ];
+    common::succeed(
+        latentgan()
+            .args([
+                "stage2",
+                "--codes",
+                &path("s1"),
+                "--out",
+                &path("s2"),
+                "--steps",
+                "3",
+            ])
+            .args(small),
+    );
+    let out = common::succeed(latentgan().args([
+        "sample",
+        "--run",
+        &path("s2"),
+        "--n",
+        "6",
+        "--nrow",
+        "3",
+        "--out",
+        &path("grid.png"),
+    ]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 images"));
+    // 6 decoded 32² samples in 2 rows of 3, padding 2.
+    assert_eq!(
+        image::image_dimensions(path("grid.png")).unwrap(),
+        (3 * 34 + 2, 2 * 34 + 2)
+    );
+    common::succeed(latentgan().args([
+        "sample",
+        "--run",
+        &path("s2"),
+        "--n",
+        "5",
+        "--to-seed",
+        "9",
+        "--out",
+        &path("strip.png"),
+    ]));
+    assert_eq!(
+        image::image_dimensions(path("strip.png")).unwrap(),
+        (5 * 34 + 2, 34 + 2)
+    );
+
+    let out = common::succeed(
+        latentgan()
+            .args([
+                "baseline",
+                "--data",
+                faces,
+                "--resolution",
+                "16",
+                "--out",
+                &path("b"),
+            ])
+            .args(["--steps", "100000", "--time-budget", "1"])
+            .args(small),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("time budget spent"), "{text}");
+    let latest = std::fs::read_to_string(dir.path().join("b/checkpoints/latest")).unwrap();
+    assert!(
+        latest.starts_with("step-") && latest != "step-00100000",
+        "{latest}"
+    );
+    let err = latentgan()
+        .args(["sample", "--run", &path("s1"), "--out", &path("x.png")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        !err.status.success() && stderr.contains("model.json"),
+        "{stderr}"
+    );
+}

@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use burn::config::Config;
 use clap::{Parser, Subcommand};
-use latentgan::data::{load_images_with, LoadOptions};
+use latentgan::data::{load_images_with, CodeDataset, LoadOptions};
 use latentgan::metrics::{evaluate, FidOptions, ImageFolder};
-use latentgan::models::AutoEncoderConfig;
-use latentgan::train::{train_stage1, Stage1Config};
+use latentgan::models::{AutoEncoderConfig, Gan};
+use latentgan::train::{
+    load_gan, load_stage1, train_baseline, train_stage1, train_stage2, Stage1Config, Stage2Config,
+    Trained,
+};
 use latentgan::viz::{save_grid, GridOptions};
 
 #[derive(Parser)]
@@ -89,6 +92,48 @@ enum Command {
         #[arg(long)]
         width: Option<usize>,
     },
+    /// Train the code GAN (stage 2) on the codes of a stage-1 run (RUN1/codes.lgc), decoding its
+    /// samples with that run's decoder.
+    Stage2 {
+        /// The stage-1 run directory (`latentgan stage1 --out RUN1`).
+        #[arg(long)]
+        codes: PathBuf,
+        #[command(flatten)]
+        gan: GanArgs,
+    },
+    /// Train the same GAN on pixels: the "before acceleration" baseline.
+    Baseline {
+        /// Folder or .zip of training images.
+        #[arg(long)]
+        data: PathBuf,
+        /// Image resolution (a power of two ≥ 8).
+        #[arg(long, default_value_t = 32)]
+        resolution: u32,
+        #[command(flatten)]
+        gan: GanArgs,
+    },
+    /// Save a grid of samples (or an interpolation strip) from a stage-2 or baseline run.
+    Sample {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output image (.png, .jpg or .webp).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many samples.
+        #[arg(long, default_value_t = 64)]
+        n: usize,
+        /// Noise seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Images per row (default: a square grid).
+        #[arg(long)]
+        nrow: Option<usize>,
+        /// Instead of samples, interpolate from the noise of --seed to that of this seed in
+        /// --n steps (paper Fig. 10).
+        #[arg(long)]
+        to_seed: Option<u64>,
+    },
     /// FID (as pytorch-fid computes it) and KID between two folders or zips of images, read at
     /// their own size. Needs the Inception weights: `python3 datasets/fetch_inception.py`.
     Fid {
@@ -106,6 +151,74 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         kid_subsets: usize,
     },
+}
+
+/// Options shared by `stage2` and `baseline`.
+#[derive(clap::Args)]
+struct GanArgs {
+    /// Run directory (config, history, samples, checkpoints).
+    #[arg(long)]
+    out: PathBuf,
+    /// Generator steps.
+    #[arg(long, default_value_t = 2000)]
+    steps: usize,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Start from a saved config.json (flags below still apply on top of it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Samples per critic step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Critic steps per generator step.
+    #[arg(long)]
+    n_critic: Option<usize>,
+    /// Channels at 4×4 … 32² (Table 2: 256).
+    #[arg(long)]
+    max_width: Option<usize>,
+    /// Fewest channels (Table 2: 64).
+    #[arg(long)]
+    min_width: Option<usize>,
+    /// Stop after this many seconds of training (with a checkpoint; --resume continues).
+    #[arg(long)]
+    time_budget: Option<f64>,
+}
+
+impl GanArgs {
+    fn config(&self) -> anyhow::Result<Stage2Config> {
+        let mut cfg = match &self.config {
+            Some(path) => {
+                Stage2Config::load(path).with_context(|| format!("reading {}", path.display()))?
+            }
+            None => Stage2Config::new(),
+        };
+        let time_budget = self.time_budget.or(cfg.time_budget);
+        cfg = cfg
+            .with_steps(self.steps)
+            .with_resume(self.resume)
+            .with_run_dir(Some(self.out.display().to_string()))
+            .with_time_budget(time_budget);
+        cfg.batch_size = self.batch_size.unwrap_or(cfg.batch_size);
+        cfg.n_critic = self.n_critic.unwrap_or(cfg.n_critic);
+        cfg.max_width = self.max_width.unwrap_or(cfg.max_width);
+        cfg.min_width = self.min_width.unwrap_or(cfg.min_width);
+        Ok(cfg)
+    }
+}
+
+/// Prints where a finished stage-2 run left its files.
+fn report_gan(trained: &Trained<Gan<latentgan::Backend>>, seconds: f64) {
+    let steps = trained.history.entries.last().map_or(0, |e| e.step);
+    let dir = trained
+        .run_dir
+        .as_deref()
+        .unwrap_or(std::path::Path::new("."));
+    println!(
+        "trained to step {steps} in {seconds:.1}s; samples in {}, sample more with `latentgan sample --run {}`",
+        dir.join("samples").display(),
+        dir.display()
+    );
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -195,6 +308,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 codes.len(),
                 out.join("codes.lgc").display()
             );
+        }
+        Command::Stage2 { codes, gan } => {
+            let config = gan.config()?;
+            let ae = load_stage1(&codes)?;
+            let data = CodeDataset::load(codes.join("codes.lgc"))?;
+            let start = std::time::Instant::now();
+            let trained = train_stage2(&data, &ae, config)?;
+            report_gan(&trained, start.elapsed().as_secs_f64());
+        }
+        Command::Baseline {
+            data,
+            resolution,
+            gan,
+        } => {
+            let config = gan.config()?;
+            let dataset = load_images_with(&data, &LoadOptions::new(resolution))?;
+            println!("{}", dataset.report());
+            let start = std::time::Instant::now();
+            let trained = train_baseline(&dataset, config)?;
+            report_gan(&trained, start.elapsed().as_secs_f64());
+        }
+        Command::Sample {
+            run,
+            out,
+            n,
+            seed,
+            nrow,
+            to_seed,
+        } => {
+            let gan = load_gan(&run)?;
+            let images = match to_seed {
+                Some(b) => gan.interpolate(seed, b, n)?,
+                None => gan.sample(n, seed)?,
+            };
+            let nrow = nrow.unwrap_or(match to_seed {
+                Some(_) => n,
+                None => (n as f64).sqrt().ceil() as usize,
+            });
+            let grid = save_grid(&images, &out, GridOptions::default().nrow(nrow))
+                .with_context(|| format!("writing {}", out.display()))?;
+            let (w, h) = grid.size();
+            println!("wrote {} ({w}×{h}, {n} images)", out.display());
         }
         Command::Fid {
             dir_a,

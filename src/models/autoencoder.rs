@@ -90,6 +90,8 @@ impl AutoEncoderConfig {
             decoder,
             code_factor: self.code_factor,
             code_channels: self.code_channels,
+            width: self.width,
+            max_width: self.max_width,
         })
     }
 }
@@ -146,9 +148,20 @@ pub struct AutoEncoder<B: Backend> {
     pub decoder: Decoder<B>,
     code_factor: usize,
     code_channels: usize,
+    width: usize,
+    max_width: usize,
 }
 
 impl<B: Backend> AutoEncoder<B> {
+    /// The config this pair was built from (to rebuild it before loading saved weights).
+    pub fn config(&self) -> AutoEncoderConfig {
+        AutoEncoderConfig::new()
+            .with_code_factor(self.code_factor)
+            .with_code_channels(self.code_channels)
+            .with_width(self.width)
+            .with_max_width(self.max_width)
+    }
+
     /// The downsampling factor f (an h×w image has an h/f×w/f code).
     pub fn code_factor(&self) -> usize {
         self.code_factor

@@ -25,7 +25,9 @@ use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
+use crate::models::Decoder;
 use crate::nn::{conv, padding, upsample2x, LEAK};
+use crate::viz::Images;
 
 /// Shape of a generator/critic pair.
 #[derive(Config, Debug, PartialEq)]
@@ -252,6 +254,70 @@ impl<B: Backend> Critic<B> {
     /// `[channels, size, size]` of the inputs the critic was built for.
     pub fn input_shape(&self) -> [usize; 3] {
         [self.channels, self.size, self.size]
+    }
+}
+
+/// A trained generator ready to sample: a **code GAN** carries the stage-1 decoder H and
+/// decodes its codes to images; a **pixel GAN** (the baseline) has none.
+#[derive(Module, Debug)]
+pub struct Gan<B: Backend> {
+    /// G.
+    pub generator: Generator<B>,
+    /// H, for a code GAN.
+    pub decoder: Option<Decoder<B>>,
+}
+
+/// A GAN on stage-1 codes, whose samples are decoded by H (what [`train_stage2`] returns).
+///
+/// [`train_stage2`]: crate::train::train_stage2
+pub type CodeGan<B = crate::Backend> = Gan<B>;
+
+/// A GAN on pixels, the "before acceleration" baseline (what [`train_baseline`] returns).
+///
+/// [`train_baseline`]: crate::train::train_baseline
+pub type ImageGan<B = crate::Backend> = Gan<B>;
+
+impl<B: Backend> Gan<B> {
+    /// Images `[B, 3, H, W]` in `[-1, 1]` from noise `z` `[B, latent_dim]` (through H for a code
+    /// GAN).
+    pub fn generate(&self, z: Tensor<B, 2>) -> Tensor<B, 4> {
+        let x = self.generator.forward(z);
+        match &self.decoder {
+            Some(h) => h.forward(x),
+            None => x,
+        }
+    }
+
+    /// `n` samples in `[0, 1]` from the noise of `seed` (the same images for the same seed, on
+    /// every backend).
+    pub fn sample(&self, n: usize, seed: u64) -> Result<Images> {
+        let device = self.device();
+        Images::from_signed(&self.generate(self.generator.noise(n, seed, &device)))
+    }
+
+    /// `steps` images along the straight line from the noise of `seed_a` to that of `seed_b`
+    /// (paper Fig. 10); the ends are `sample(1, seed_a)` and `sample(1, seed_b)`.
+    pub fn interpolate(&self, seed_a: u64, seed_b: u64, steps: usize) -> Result<Images> {
+        if steps < 2 {
+            return Err(Error::invalid(
+                "steps",
+                format!("got {steps}, expected at least 2 (both ends)"),
+            ));
+        }
+        let device = self.device();
+        let a = self.generator.noise(1, seed_a, &device);
+        let b = self.generator.noise(1, seed_b, &device);
+        let z = (0..steps)
+            .map(|i| {
+                let t = i as f64 / (steps - 1) as f64;
+                a.clone() * (1.0 - t) + b.clone() * t
+            })
+            .collect();
+        Images::from_signed(&self.generate(Tensor::cat(z, 0)))
+    }
+
+    fn device(&self) -> B::Device {
+        self.generator.dense.weight.device()
     }
 }
 

@@ -7,4 +7,4 @@ pub use autoencoder::{
 };
 pub mod gan;
 
-pub use gan::{Critic, GanConfig, Generator};
+pub use gan::{CodeGan, Critic, Gan, GanConfig, Generator, ImageGan};

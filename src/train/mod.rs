@@ -4,7 +4,9 @@ pub mod checkpoint;
 pub mod history;
 pub mod losses;
 pub mod progress;
+mod session;
 pub mod stage1;
+pub mod stage2;
 
 use std::path::PathBuf;
 
@@ -12,6 +14,10 @@ pub use checkpoint::{Checkpoint, RunDir};
 pub use history::{Entry, History};
 pub use progress::{format_duration, Progress};
 pub use stage1::{load_stage1, train_stage1, train_stage1_on, Stage1Config};
+pub use stage2::{
+    load_gan, train_baseline, train_baseline_on, train_stage2, train_stage2_on, GanModelConfig,
+    Stage2Config,
+};
 
 /// Runs `init` right after seeding the backend's random generator with `seed`, holding a global
 /// lock, and returns its modules with every parameter drawn. Burn's CPU backend has one

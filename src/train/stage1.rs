@@ -2,7 +2,6 @@
 //! L = L1(H(F(x)), x) + α·L_adv (eqs. 1–3) against an image discriminator D (eq. 4).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::AutodiffModule;
@@ -10,9 +9,9 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::checkpoint::{module_to_bytes, record_to_bytes, RunDir};
-use super::history::{Entry, History};
 use super::losses::{l1, ns_discriminator_loss, ns_generator_loss, scalar};
-use super::{Progress, Trained};
+use super::session::{Schedule, Session};
+use super::Trained;
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminatorConfig};
@@ -60,6 +59,10 @@ pub struct Stage1Config {
     /// Continue the run in `run_dir` from its latest checkpoint.
     #[config(default = false)]
     pub resume: bool,
+    /// Stop early, as if at the last step (sample grid, checkpoint), once this many seconds of
+    /// training have passed in this call; `None`: run all `steps`.
+    #[config(default = "None")]
+    pub time_budget: Option<f64>,
 }
 
 impl Stage1Config {
@@ -86,9 +89,6 @@ impl Stage1Config {
                 ),
             ));
         }
-        if self.steps == 0 {
-            return Err(Error::invalid("steps", "got 0, expected at least 1"));
-        }
         if self.batch_size == 0 || self.batch_size > dataset_len {
             return Err(Error::invalid(
                 "batch_size",
@@ -105,25 +105,22 @@ impl Stage1Config {
                 format!("lr {} must be > 0 and alpha {} >= 0", self.lr, self.alpha),
             ));
         }
-        if self.log_every == 0 || self.sample_every == 0 || self.checkpoint_every == 0 {
-            return Err(Error::invalid(
-                "log_every/sample_every/checkpoint_every",
-                "intervals must be at least 1",
-            ));
+        self.schedule().validate()
+    }
+
+    fn schedule(&self) -> Schedule<'_> {
+        Schedule {
+            label: "stage1",
+            steps: self.steps,
+            log_every: self.log_every,
+            sample_every: self.sample_every,
+            checkpoint_every: self.checkpoint_every,
+            run_dir: self.run_dir.as_deref(),
+            resume: self.resume,
+            time_budget: self.time_budget,
         }
-        Ok(())
     }
 }
-
-/// Fields that may change when a run is resumed.
-const MAY_CHANGE: &[&str] = &[
-    "steps",
-    "resume",
-    "log_every",
-    "sample_every",
-    "checkpoint_every",
-    "run_dir",
-];
 
 /// Trains stage 1 on `dataset` with the crate's backend (CPU, or CUDA with `--features cuda`).
 ///
@@ -159,34 +156,19 @@ pub fn train_stage1_on<B: AutodiffBackend>(
 
     let json: serde_json::Value =
         serde_json::from_str(&config.to_string()).expect("config is JSON");
-    let (run, resume_from) = match &config.run_dir {
-        Some(dir) => {
-            let (run, ckpt) = RunDir::prepare(dir, &json, config.resume, MAY_CHANGE)?;
-            (Some(run), ckpt)
-        }
-        None => (None, None),
-    };
-    let mut start = 0;
+    let (mut session, resume_from) = Session::begin(&config.schedule(), &json)?;
     if let Some(ckpt) = &resume_from {
         ae = ckpt.load_module("autoencoder.mpk", ae, device)?;
         d = ckpt.load_module("discriminator.mpk", d, device)?;
         opt_ae = opt_ae.load_record(ckpt.load_record::<B, _>("optim_autoencoder.mpk", device)?);
         opt_d = opt_d.load_record(ckpt.load_record::<B, _>("optim_discriminator.mpk", device)?);
-        start = ckpt.step;
-        println!("resuming {} at step {start}", ckpt.dir.display());
     }
-    let mut history = match &run {
-        Some(run) => History::open(run.history(), start)?,
-        None => History::in_memory(),
-    };
 
     // A fixed batch to watch the reconstructions improve.
     let watch: Vec<usize> = (0..dataset.len().min(8)).collect();
     let watch = dataset.select(&watch)?;
-    let mut progress = Progress::new("stage1", start, config.steps, config.log_every);
-    let (clock, seconds_before) = (Instant::now(), history.seconds());
 
-    for step in start..config.steps {
+    for step in session.steps() {
         let x = dataset.training_batch::<B>(
             step,
             config.batch_size,
@@ -208,64 +190,46 @@ pub fn train_stage1_on<B: AutodiffBackend>(
         let grads = GradientsParams::from_grads(loss.backward(), &ae);
         ae = opt_ae.step(config.lr, ae, grads);
 
-        let values = [
-            ("l1", scalar(rec_loss)),
-            ("adv", scalar(adv)),
-            ("d", scalar(d_loss)),
-        ];
-        if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::Diverged {
-                step: step + 1,
-                what: format!("{name} loss is {v}"),
-                checkpoint: run
-                    .as_ref()
-                    .and_then(|r| r.latest().ok().flatten())
-                    .map(|c| c.dir),
-            });
-        }
         let done = step + 1;
-        progress.update(done, &values);
-        let last = done == config.steps;
-        if done.is_multiple_of(config.log_every) || last {
-            history.push(Entry {
-                step: done,
-                seconds: seconds_before + clock.elapsed().as_secs_f64(),
-                values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            })?;
-        }
-        if let Some(run) = &run {
-            if done.is_multiple_of(config.sample_every) || last {
-                let inner = ae.valid();
+        let go_on = session.end_step(
+            done,
+            &[
+                ("l1", scalar(rec_loss)),
+                ("adv", scalar(adv)),
+                ("d", scalar(d_loss)),
+            ],
+            |run| {
                 save_reconstructions(
-                    &inner,
+                    &ae.valid(),
                     &watch,
                     run.sample(&format!("recon-{done:08}.png")),
                     device,
-                )?;
-            }
-            if done.is_multiple_of(config.checkpoint_every) || last {
-                run.save_checkpoint(
-                    done,
-                    &[
-                        ("autoencoder.mpk", module_to_bytes::<B, _>(&ae)?),
-                        ("discriminator.mpk", module_to_bytes::<B, _>(&d)?),
-                        (
-                            "optim_autoencoder.mpk",
-                            record_to_bytes::<B, _>(opt_ae.to_record())?,
-                        ),
-                        (
-                            "optim_discriminator.mpk",
-                            record_to_bytes::<B, _>(opt_d.to_record())?,
-                        ),
-                    ],
-                )?;
-            }
+                )
+            },
+            || {
+                Ok(vec![
+                    ("autoencoder.mpk", module_to_bytes::<B, _>(&ae)?),
+                    ("discriminator.mpk", module_to_bytes::<B, _>(&d)?),
+                    (
+                        "optim_autoencoder.mpk",
+                        record_to_bytes::<B, _>(opt_ae.to_record())?,
+                    ),
+                    (
+                        "optim_discriminator.mpk",
+                        record_to_bytes::<B, _>(opt_d.to_record())?,
+                    ),
+                ])
+            },
+        )?;
+        if !go_on {
+            break;
         }
     }
+    let (history, run_dir) = session.finish();
     Ok(Trained {
         model: ae.valid(),
         history,
-        run_dir: run.map(|r| r.path().to_path_buf()),
+        run_dir,
     })
 }
 

@@ -1,0 +1,174 @@
+//! Stage-2 training throughput: the code GAN against the pixel baseline at the same image
+//! resolution (the paper's Table 3), and the pixel baseline against the same WGAN-GP step in
+//! PyTorch when `LATENTGAN_TORCH_PYTHON` names a Python with torch (Debian's `python3-torch`).
+//!
+//! Run: `cargo bench --bench stage2 [-- --res 64,128 --batch 8 --steps 3 --n-critic 5]`. Needs
+//! the faces (`python3 datasets/fetch_faces.py`). Both GANs use the default `Stage2Config`
+//! (Table 2 widths). Throughput is real images through the critic per second
+//! (`batch × n_critic` per generator step), timed after one warm-up step from the run's own
+//! history. Prints `images/s` and `ratio` lines (>1: the first named is faster).
+
+use std::process::Command;
+
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::Tensor;
+use latentgan::backend::{backend_name, default_device, TrainBackend};
+use latentgan::data::load_images;
+use latentgan::models::AutoEncoderConfig;
+use latentgan::train::{train_baseline, train_stage2, History, Stage2Config};
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn number(name: &str, default: usize) -> usize {
+    arg(name, &default.to_string()).parse().expect("a number")
+}
+
+/// Real images per second over the logged steps after the first (the warm-up).
+fn throughput(history: &History, config: &Stage2Config) -> f64 {
+    let (first, last) = (&history.entries[0], history.entries.last().unwrap());
+    let steps = (last.step - first.step) as f64;
+    steps * (config.batch_size * config.n_critic) as f64 / (last.seconds - first.seconds)
+}
+
+fn main() {
+    let resolutions: Vec<u32> = arg("--res", "64,128")
+        .split(',')
+        .map(|r| r.parse().expect("resolutions like 64,128"))
+        .collect();
+    let (batch, steps, n_critic) = (
+        number("--batch", 8),
+        number("--steps", 3),
+        number("--n-critic", 5),
+    );
+    let threads = rayon::current_num_threads();
+    println!(
+        "backend {} ({threads} threads); batch {batch}, n_critic {n_critic}, {steps} timed generator steps after 1 warm-up",
+        backend_name()
+    );
+    let config = Stage2Config::new()
+        .with_batch_size(batch)
+        .with_n_critic(n_critic)
+        .with_steps(steps + 1)
+        .with_log_every(1);
+    let faces = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/lfw-faces");
+    let python = std::env::var_os("LATENTGAN_TORCH_PYTHON");
+    for res in resolutions {
+        let images = load_images(faces, res).expect("run python3 datasets/fetch_faces.py");
+        // Speed only: an untrained autoencoder gives codes of the right shape.
+        let ae = AutoEncoderConfig::new()
+            .init::<latentgan::Backend>(&default_device())
+            .unwrap();
+        let codes = ae.encode_dataset(&images).unwrap();
+        let code = throughput(
+            &train_stage2(&codes, &ae, config.clone()).unwrap().history,
+            &config,
+        );
+        let pixel = throughput(
+            &train_baseline(&images, config.clone()).unwrap().history,
+            &config,
+        );
+        let [c, h, w] = codes.code_shape();
+        println!("code_gan_images_per_s_{res} {code:.3}  ({c}×{h}×{w} codes)");
+        println!("pixel_gan_images_per_s_{res} {pixel:.3}  (3×{res}×{res} pixels)");
+        println!("ratio code_vs_pixel_{res} {:.3}", code / pixel);
+        phases(&config, res);
+
+        let Some(python) = &python else {
+            println!("pytorch: skipped (set LATENTGAN_TORCH_PYTHON to a python with torch)");
+            continue;
+        };
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/wgan_gp_torch.py");
+        let out = Command::new(python)
+            .arg(script)
+            .args(["--res", &res.to_string(), "--batch", &batch.to_string()])
+            .args(["--steps", &steps.to_string()])
+            .args(["--n-critic", &n_critic.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .output()
+            .expect("runs the PyTorch script");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        print!("{text}");
+        let torch: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("pytorch_pixel_gan_images_per_s_{res} ")))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("the script prints its images/s");
+        println!("ratio burn_vs_pytorch_{res} {:.3}", pixel / torch);
+    }
+}
+
+/// Where one pixel-GAN critic iteration and one generator update spend their time (the backend
+/// runs eagerly, so wall time per call is the op's cost). Each phase is timed on its second run.
+fn phases(config: &Stage2Config, res: u32) {
+    type B = TrainBackend;
+    let device = default_device();
+    let gan = config.gan(3, res as usize);
+    let (g, d) = (
+        gan.init_generator::<B>(&device).unwrap(),
+        gan.init_critic::<B>(&device).unwrap(),
+    );
+    let n = config.batch_size;
+    let x = Tensor::<B, 4>::random(
+        [n, 3, res as usize, res as usize],
+        burn::tensor::Distribution::Uniform(-1.0, 1.0),
+        &device,
+    );
+    let z = g.noise(n, 0, &device);
+    let mut timed = Vec::new();
+    let mut time = |name: &'static str, f: &mut dyn FnMut()| {
+        f();
+        let start = Instant::now();
+        f();
+        timed.push((name, start.elapsed().as_secs_f64()));
+    };
+    let fake = Tensor::<B, 4>::from_inner(g.valid().forward(z.clone().inner()));
+    time("G forward (no graph)", &mut || {
+        g.valid().forward(z.clone().inner());
+    });
+    time("D forward, real + fake", &mut || {
+        let _ = (d.forward(x.clone()), d.forward(fake.clone()));
+    });
+    time(
+        "gradient penalty (forward of the written-out ∇D)",
+        &mut || {
+            d.gradient_penalty(fake.clone(), 10.0);
+        },
+    );
+    time("critic loss backward", &mut || {
+        let loss = d.forward(fake.clone()).mean() - d.forward(x.clone()).mean()
+            + d.gradient_penalty(fake.clone(), 10.0);
+        loss.backward();
+    });
+    time("generator update (forward + backward)", &mut || {
+        d.clone()
+            .no_grad()
+            .forward(g.forward(z.clone()))
+            .mean()
+            .backward();
+    });
+    // The backward phase above re-ran the forwards; report it net of them.
+    let forward: f64 = timed[1].1 + timed[2].1;
+    timed[3].1 -= forward;
+    let total: f64 = timed.iter().map(|t| t.1).sum();
+    println!("phases_{res} (one critic iteration + one generator update, batch {n}):");
+    for (name, seconds) in timed {
+        println!(
+            "  {name:<50} {:>8.1} ms {:>5.1}%",
+            seconds * 1e3,
+            100.0 * seconds / total
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! The bookkeeping every training loop shares: the run directory (created or resumed), the
+//! history, the progress line, the divergence check, and when to log, sample and checkpoint.
+//! A loop asks [`Session::begin`] for the checkpoint to resume from, runs its steps, and after
+//! each one calls [`Session::end_step`] with its losses and two closures — what to draw and what
+//! to save — which run only when due.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::checkpoint::{Checkpoint, RunDir};
+use super::history::{Entry, History};
+use super::Progress;
+use crate::error::{Error, Result};
+
+/// The step count and intervals of a run, and where it lives.
+pub(crate) struct Schedule<'a> {
+    /// Name on the progress line.
+    pub label: &'static str,
+    /// Total steps (a resumed run continues up to this).
+    pub steps: usize,
+    /// Log (history + progress) every this many steps.
+    pub log_every: usize,
+    /// Draw samples every this many steps (needs a run directory).
+    pub sample_every: usize,
+    /// Checkpoint every this many steps (needs a run directory).
+    pub checkpoint_every: usize,
+    /// The run directory, if any.
+    pub run_dir: Option<&'a str>,
+    /// Continue the run in `run_dir`.
+    pub resume: bool,
+    /// Stop (logging, sampling and checkpointing as at the end) once this session has trained
+    /// this many seconds.
+    pub time_budget: Option<f64>,
+}
+
+impl Schedule<'_> {
+    /// Checks the counts, naming the bad field.
+    pub fn validate(&self) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::invalid("steps", "got 0, expected at least 1"));
+        }
+        if self.log_every == 0 || self.sample_every == 0 || self.checkpoint_every == 0 {
+            return Err(Error::invalid(
+                "log_every/sample_every/checkpoint_every",
+                "intervals must be at least 1",
+            ));
+        }
+        if let Some(t) = self.time_budget.filter(|t| !(*t > 0.0)) {
+            return Err(Error::invalid(
+                "time_budget",
+                format!("got {t} seconds, expected a positive number"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Config fields that may change when a run is resumed: how long and how often, not what.
+pub(crate) const MAY_CHANGE: &[&str] = &[
+    "steps",
+    "resume",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+    "run_dir",
+    "time_budget",
+];
+
+/// A training run in progress.
+pub(crate) struct Session {
+    run: Option<RunDir>,
+    history: History,
+    progress: Progress,
+    clock: Instant,
+    seconds_before: f64,
+    label: &'static str,
+    start: usize,
+    steps: usize,
+    log_every: usize,
+    sample_every: usize,
+    checkpoint_every: usize,
+    time_budget: Option<f64>,
+}
+
+impl Session {
+    /// Prepares the run directory for `config` (its JSON) — failing before any training if it
+    /// cannot be written, holds another run, or was started with another config — and opens the
+    /// history. Returns the checkpoint to resume from, if resuming.
+    pub fn begin(
+        schedule: &Schedule,
+        config: &serde_json::Value,
+    ) -> Result<(Self, Option<Checkpoint>)> {
+        schedule.validate()?;
+        let (run, resume_from) = match schedule.run_dir {
+            Some(dir) => {
+                let (run, ckpt) = RunDir::prepare(dir, config, schedule.resume, MAY_CHANGE)?;
+                (Some(run), ckpt)
+            }
+            None => (None, None),
+        };
+        let start = resume_from.as_ref().map_or(0, |c| c.step);
+        if let Some(ckpt) = &resume_from {
+            println!("resuming {} at step {start}", ckpt.dir.display());
+        }
+        let history = match &run {
+            Some(run) => History::open(run.history(), start)?,
+            None => History::in_memory(),
+        };
+        let session = Self {
+            run,
+            seconds_before: history.seconds(),
+            history,
+            progress: Progress::new(schedule.label, start, schedule.steps, schedule.log_every),
+            clock: Instant::now(),
+            label: schedule.label,
+            start,
+            steps: schedule.steps,
+            log_every: schedule.log_every,
+            sample_every: schedule.sample_every,
+            checkpoint_every: schedule.checkpoint_every,
+            time_budget: schedule.time_budget,
+        };
+        Ok((session, resume_from))
+    }
+
+    /// The steps still to run: from the resumed checkpoint's step (or 0) to the total.
+    pub fn steps(&self) -> std::ops::Range<usize> {
+        self.start..self.steps
+    }
+
+    /// The run directory, if the run keeps one.
+    pub fn run(&self) -> Option<&RunDir> {
+        self.run.as_ref()
+    }
+
+    /// Closes step `done` (1-based): stops with [`Error::Diverged`] on a non-finite loss (the
+    /// last checkpoint stays intact), reports progress, logs to the history, and when due calls
+    /// `sample` with the run directory and writes the checkpoint files `checkpoint` returns.
+    /// Returns whether to go on: false once the time budget is spent (that step was then closed
+    /// as the last one).
+    pub fn end_step(
+        &mut self,
+        done: usize,
+        values: &[(&str, f64)],
+        sample: impl FnOnce(&RunDir) -> Result<()>,
+        checkpoint: impl FnOnce() -> Result<Vec<(&'static str, Vec<u8>)>>,
+    ) -> Result<bool> {
+        if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::Diverged {
+                step: done,
+                what: format!("{name} loss is {v}"),
+                checkpoint: self
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.latest().ok().flatten())
+                    .map(|c| c.dir),
+            });
+        }
+        self.progress.update(done, values);
+        let out_of_time = self
+            .time_budget
+            .is_some_and(|t| self.clock.elapsed().as_secs_f64() >= t);
+        let last = done == self.steps || out_of_time;
+        if done.is_multiple_of(self.log_every) || last {
+            self.history.push(Entry {
+                step: done,
+                seconds: self.seconds_before + self.clock.elapsed().as_secs_f64(),
+                values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            })?;
+        }
+        if let Some(run) = &self.run {
+            if done.is_multiple_of(self.sample_every) || last {
+                sample(run)?;
+            }
+            if done.is_multiple_of(self.checkpoint_every) || last {
+                run.save_checkpoint(done, &checkpoint()?)?;
+            }
+        }
+        if out_of_time && done < self.steps {
+            println!(
+                "{}: time budget spent after step {done} of {}",
+                self.label, self.steps
+            );
+        }
+        Ok(!out_of_time)
+    }
+
+    /// The history and the run directory's path, once the loop is over.
+    pub fn finish(self) -> (History, Option<PathBuf>) {
+        (self.history, self.run.map(|r| r.path().to_path_buf()))
+    }
+}

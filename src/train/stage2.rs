@@ -1,0 +1,475 @@
+//! Stage 2 (paper §3.2): a WGAN-GP on the stage-1 codes — [`train_stage2`] — and the same GAN on
+//! pixels, the "before acceleration" baseline — [`train_baseline`]. Both run one loop:
+//!
+//! ```text
+//! for each generator step:
+//!     n_critic times:  x = real batch, x̃ = G(z), x̂ = εx + (1−ε)x̃
+//!                      L_D = mean D(x̃) − mean D(x) + λ·mean((‖∇D(x̂)‖₂ − 1)²)   (eqs. 6–8)
+//!     once:            L_G = −mean D(G(z))                                       (eq. 5)
+//! ```
+//!
+//! with Adam (WGAN-GP's defaults: lr 1e-4, β = (0, 0.9), n_critic 5, λ = 10). The penalty is
+//! exact: [`Critic::gradient_penalty`] builds `∇ₓD(x̂)` from differentiable ops. Noise, ε and the
+//! data order are pure functions of `(seed, step)`, so a resumed run continues exactly.
+
+use std::path::Path;
+
+use burn::config::Config;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+
+use super::checkpoint::{module_to_bytes, record_to_bytes, write_atomic, RunDir};
+use super::losses::{scalar, wgan_critic_loss, wgan_generator_loss};
+use super::session::{Schedule, Session};
+use super::Trained;
+use crate::data::{CodeDataset, ImageDataset};
+use crate::error::{Error, Result};
+use crate::models::{AutoEncoder, AutoEncoderConfig, Critic, Decoder, Gan, GanConfig, Generator};
+use crate::rng::SplitMix64;
+use crate::viz::{save_grid, GridOptions};
+
+/// Everything about a stage-2 run (code GAN or pixel baseline). The shape of the generated
+/// tensors comes from the data; the widths follow the paper's Table 2.
+#[derive(Config, Debug)]
+pub struct Stage2Config {
+    /// Length of the noise vector `z`.
+    #[config(default = 128)]
+    pub latent_dim: usize,
+    /// Channels at 4×4 … 32² (Table 2: 256).
+    #[config(default = 256)]
+    pub max_width: usize,
+    /// Fewest channels, reached at the largest sizes (Table 2: 64).
+    #[config(default = 64)]
+    pub min_width: usize,
+    /// Critic updates per generator update.
+    #[config(default = 5)]
+    pub n_critic: usize,
+    /// λ, the weight of the gradient penalty (eq. 7; the paper uses 10).
+    #[config(default = 10.0)]
+    pub lambda: f64,
+    /// Adam learning rate of the generator.
+    #[config(default = 1e-4)]
+    pub lr_generator: f64,
+    /// Adam learning rate of the critic.
+    #[config(default = 1e-4)]
+    pub lr_critic: f64,
+    /// Adam β₁ of both.
+    #[config(default = 0.0)]
+    pub beta_1: f64,
+    /// Adam β₂ of both.
+    #[config(default = 0.9)]
+    pub beta_2: f64,
+    /// Real (and generated) samples per critic step.
+    #[config(default = 16)]
+    pub batch_size: usize,
+    /// Generator steps (a resumed run continues up to this).
+    #[config(default = 2000)]
+    pub steps: usize,
+    /// Seed of the initial weights, the noise and the data order.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// Mirror real images at random (pixel baseline only: a flipped code is not the code of
+    /// the flipped image).
+    #[config(default = true)]
+    pub flip: bool,
+    /// Images in the fixed-noise sample grids.
+    #[config(default = 64)]
+    pub samples: usize,
+    /// Print a progress line and log to the history every this many steps.
+    #[config(default = 50)]
+    pub log_every: usize,
+    /// Save a sample grid from fixed noise every this many steps (needs `run_dir`).
+    #[config(default = 250)]
+    pub sample_every: usize,
+    /// Write a checkpoint every this many steps, and at the end (needs `run_dir`).
+    #[config(default = 250)]
+    pub checkpoint_every: usize,
+    /// Where the run's config, history, samples and checkpoints go; `None` keeps nothing on disk.
+    #[config(default = "None")]
+    pub run_dir: Option<String>,
+    /// Continue the run in `run_dir` from its latest checkpoint.
+    #[config(default = false)]
+    pub resume: bool,
+    /// Stop early, as if at the last step (sample grid, checkpoint), once this many seconds of
+    /// training have passed in this call; `None`: run all `steps`.
+    #[config(default = "None")]
+    pub time_budget: Option<f64>,
+}
+
+impl Stage2Config {
+    /// The generator/critic shape for data of `[channels, size, size]`.
+    pub fn gan(&self, channels: usize, size: usize) -> GanConfig {
+        GanConfig::new(channels, size)
+            .with_latent_dim(self.latent_dim)
+            .with_max_width(self.max_width)
+            .with_min_width(self.min_width)
+    }
+
+    /// Checks the config against `dataset_len` samples, naming the bad field.
+    pub fn validate(&self, dataset_len: usize) -> Result<()> {
+        if self.batch_size == 0 || self.batch_size > dataset_len {
+            return Err(Error::invalid(
+                "batch_size",
+                format!(
+                    "got {}, expected 1..={dataset_len} (the dataset size)",
+                    self.batch_size
+                ),
+            ));
+        }
+        if self.n_critic == 0 || self.samples == 0 {
+            return Err(Error::invalid("n_critic/samples", "must be at least 1"));
+        }
+        let rates = [self.lr_generator, self.lr_critic];
+        // Written so that NaN fails too.
+        if !rates.iter().all(|&lr| lr > 0.0)
+            || !(self.lambda >= 0.0)
+            || !(0.0..1.0).contains(&self.beta_1)
+            || !(0.0..1.0).contains(&self.beta_2)
+        {
+            return Err(Error::invalid(
+                "lr_generator/lr_critic/lambda/beta_1/beta_2",
+                format!(
+                    "got {}, {}, {}, {}, {}; expected rates > 0, lambda ≥ 0, betas in [0, 1)",
+                    self.lr_generator, self.lr_critic, self.lambda, self.beta_1, self.beta_2
+                ),
+            ));
+        }
+        self.schedule("").validate()
+    }
+
+    fn schedule(&self, label: &'static str) -> Schedule<'_> {
+        Schedule {
+            label,
+            steps: self.steps,
+            log_every: self.log_every,
+            sample_every: self.sample_every,
+            checkpoint_every: self.checkpoint_every,
+            run_dir: self.run_dir.as_deref(),
+            resume: self.resume,
+            time_budget: self.time_budget,
+        }
+    }
+}
+
+/// What a stage-2 run directory needs besides its config to rebuild the model: `model.json`.
+#[derive(Config, Debug, PartialEq)]
+pub struct GanModelConfig {
+    /// The generator/critic shape.
+    pub gan: GanConfig,
+    /// The stage-1 autoencoder whose decoder turns codes into images (code GANs only); its
+    /// weights are `decoder.mpk` beside this file.
+    pub autoencoder: Option<AutoEncoderConfig>,
+}
+
+/// Trains the code GAN of the acceleration framework on `codes` (the encoder's outputs, from
+/// [`AutoEncoder::encode_dataset`]), with `autoencoder`'s decoder H turning samples into images.
+///
+/// Logs `d` (the critic's loss, eq. 8), `gp` (its penalty), `wd` (the Wasserstein estimate
+/// mean D(x) − mean D(G(z))) and `g` (eq. 5); with a `run_dir` saves decoded sample grids from
+/// fixed noise, atomic checkpoints, and `decoder.mpk`, so the run directory alone can sample
+/// ([`load_gan`]).
+pub fn train_stage2(
+    codes: &CodeDataset,
+    autoencoder: &AutoEncoder<crate::Backend>,
+    config: Stage2Config,
+) -> Result<Trained<Gan<crate::Backend>>> {
+    train_stage2_on::<crate::TrainBackend>(
+        codes,
+        autoencoder,
+        config,
+        &crate::backend::default_device(),
+    )
+}
+
+/// [`train_stage2`] on any autodiff backend and device.
+pub fn train_stage2_on<B: AutodiffBackend>(
+    codes: &CodeDataset,
+    autoencoder: &AutoEncoder<B::InnerBackend>,
+    config: Stage2Config,
+    device: &B::Device,
+) -> Result<Trained<Gan<B::InnerBackend>>> {
+    config.validate(codes.len())?;
+    let [channels, h, w] = codes.code_shape();
+    if channels != autoencoder.code_channels() {
+        return Err(Error::invalid(
+            "codes",
+            format!(
+                "codes have {channels} channels but the autoencoder's decoder takes {}",
+                autoencoder.code_channels()
+            ),
+        ));
+    }
+    let size = square("codes", h, w)?;
+    let model = GanModelConfig::new(config.gan(channels, size))
+        .with_autoencoder(Some(autoencoder.config()));
+    let real =
+        |draw: usize| codes.training_batch::<B>(draw, config.batch_size, config.seed, device);
+    train_wgan::<B>(
+        "stage2",
+        &config,
+        model,
+        Some(autoencoder.decoder.clone()),
+        real,
+        device,
+    )
+}
+
+/// Trains the same GAN on the pixels of `dataset` — the paper's "before acceleration"
+/// baseline, to compare speed and FID with [`train_stage2`] at the same image resolution.
+pub fn train_baseline(
+    dataset: &ImageDataset,
+    config: Stage2Config,
+) -> Result<Trained<Gan<crate::Backend>>> {
+    train_baseline_on::<crate::TrainBackend>(dataset, config, &crate::backend::default_device())
+}
+
+/// [`train_baseline`] on any autodiff backend and device.
+pub fn train_baseline_on<B: AutodiffBackend>(
+    dataset: &ImageDataset,
+    config: Stage2Config,
+    device: &B::Device,
+) -> Result<Trained<Gan<B::InnerBackend>>> {
+    config.validate(dataset.len())?;
+    let size = dataset.resolution() as usize;
+    let model = GanModelConfig::new(config.gan(3, size));
+    let real = |draw: usize| {
+        dataset.training_batch::<B>(draw, config.batch_size, config.seed, config.flip, device)
+    };
+    train_wgan::<B>("baseline", &config, model, None, real, device)
+}
+
+/// Loads the trained GAN of a stage-2 or baseline run directory (its `model.json`, latest
+/// checkpoint and, for a code GAN, `decoder.mpk`) on the crate's backend.
+pub fn load_gan(run_dir: impl AsRef<Path>) -> Result<Gan<crate::Backend>> {
+    let run_dir = run_dir.as_ref();
+    let device = crate::backend::default_device();
+    let model = read_model_config(run_dir)?;
+    let run = RunDir::open(run_dir);
+    let ckpt = run.latest()?.ok_or_else(|| Error::NotFound {
+        path: run_dir.join("checkpoints/latest"),
+        hint: "the run has no checkpoint yet; train it with train_stage2 / `latentgan stage2`"
+            .into(),
+    })?;
+    let generator = ckpt.load_module(
+        "generator.mpk",
+        model.gan.init_generator::<crate::Backend>(&device)?,
+        &device,
+    )?;
+    let decoder = match &model.autoencoder {
+        Some(ae) => Some(load_decoder(run_dir, ae, &device)?),
+        None => None,
+    };
+    Ok(Gan { generator, decoder })
+}
+
+/// The side of square data, or an error naming `what`.
+fn square(what: &'static str, h: usize, w: usize) -> Result<usize> {
+    if h != w {
+        return Err(Error::invalid(
+            what,
+            format!("got {h}×{w}; the GAN family generates square tensors"),
+        ));
+    }
+    Ok(h)
+}
+
+/// Seeds of the loop's random streams: `SplitMix64::derive(derive(seed, STREAM), index)`.
+const NOISE_CRITIC: u64 = 1;
+const NOISE_GENERATOR: u64 = 2;
+const MIX: u64 = 3;
+const FIXED_NOISE: u64 = 4;
+
+fn stream(seed: u64, which: u64, index: usize) -> u64 {
+    SplitMix64::derive(SplitMix64::derive(seed, which), index as u64)
+}
+
+/// The shared WGAN-GP loop (module docs). `real(draw)` is the `draw`-th real batch of an
+/// endless reproducible stream; `decoder` turns generated codes into images for the sample
+/// grids and the returned [`Gan`].
+fn train_wgan<B: AutodiffBackend>(
+    label: &'static str,
+    config: &Stage2Config,
+    model: GanModelConfig,
+    decoder: Option<Decoder<B::InnerBackend>>,
+    real: impl Fn(usize) -> Result<Tensor<B, 4>>,
+    device: &B::Device,
+) -> Result<Trained<Gan<B::InnerBackend>>> {
+    let (mut g, mut d) = super::seeded::<B, _>(device, config.seed, || {
+        Ok((
+            model.gan.init_generator::<B>(device)?,
+            model.gan.init_critic::<B>(device)?,
+        ))
+    })?;
+    let adam = AdamConfig::new()
+        .with_beta_1(config.beta_1 as f32)
+        .with_beta_2(config.beta_2 as f32)
+        .with_epsilon(1e-8);
+    let mut opt_g = adam.init::<B, Generator<B>>();
+    let mut opt_d = adam.init::<B, Critic<B>>();
+
+    let json: serde_json::Value =
+        serde_json::from_str(&config.to_string()).expect("config is JSON");
+    let (mut session, resume_from) = Session::begin(&config.schedule(label), &json)?;
+    if let Some(run) = session.run() {
+        save_model(run.path(), &model, decoder.as_ref(), resume_from.is_some())?;
+    }
+    if let Some(ckpt) = &resume_from {
+        g = ckpt.load_module("generator.mpk", g, device)?;
+        d = ckpt.load_module("critic.mpk", d, device)?;
+        opt_g = opt_g.load_record(ckpt.load_record::<B, _>("optim_generator.mpk", device)?);
+        opt_d = opt_d.load_record(ckpt.load_record::<B, _>("optim_critic.mpk", device)?);
+    }
+    let fixed = g
+        .valid()
+        .noise(config.samples, stream(config.seed, FIXED_NOISE, 0), device);
+    let n = config.batch_size;
+
+    for step in session.steps() {
+        // The critic: n_critic steps on fresh real batches and generated samples (eqs. 6–8).
+        let mut critic_losses = (0.0, 0.0, 0.0);
+        for i in 0..config.n_critic {
+            let draw = step * config.n_critic + i;
+            let x = real(draw)?;
+            // G is not updated here: generate on the inner backend, recording no graph.
+            let g_now = g.valid();
+            let z = g_now.noise(n, stream(config.seed, NOISE_CRITIC, draw), device);
+            let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
+            let x_hat = interpolates(x.clone(), fake.clone(), stream(config.seed, MIX, draw));
+            // One critic pass over real and fake together (larger matrix products).
+            let scores = d.forward(Tensor::cat(vec![x, fake], 0));
+            let wgan = wgan_critic_loss(scores.clone().slice(0..n), scores.slice(n..2 * n));
+            let gp = d.gradient_penalty(x_hat, config.lambda);
+            let loss = wgan.clone() + gp.clone();
+            critic_losses = (scalar(loss.clone()), scalar(gp), -scalar(wgan));
+            let grads = GradientsParams::from_grads(loss.backward(), &d);
+            d = opt_d.step(config.lr_critic, d, grads);
+        }
+        // The generator (eq. 5), through a critic whose weights record no gradients.
+        let z = g.noise(n, stream(config.seed, NOISE_GENERATOR, step), device);
+        let g_loss = wgan_generator_loss(d.clone().no_grad().forward(g.forward(z)));
+        let g_value = scalar(g_loss.clone());
+        let grads = GradientsParams::from_grads(g_loss.backward(), &g);
+        g = opt_g.step(config.lr_generator, g, grads);
+
+        let done = step + 1;
+        let (d_value, gp_value, wd_value) = critic_losses;
+        let go_on = session.end_step(
+            done,
+            &[
+                ("d", d_value),
+                ("gp", gp_value),
+                ("wd", wd_value),
+                ("g", g_value),
+            ],
+            |run| {
+                let gan = Gan {
+                    generator: g.valid(),
+                    decoder: decoder.clone(),
+                };
+                let images = gan.generate(fixed.clone());
+                let nrow = (config.samples as f64).sqrt().ceil() as usize;
+                save_grid(
+                    &images,
+                    run.sample(&format!("samples-{done:08}.png")),
+                    GridOptions::signed().nrow(nrow),
+                )?;
+                Ok(())
+            },
+            || {
+                Ok(vec![
+                    ("generator.mpk", module_to_bytes::<B, _>(&g)?),
+                    ("critic.mpk", module_to_bytes::<B, _>(&d)?),
+                    (
+                        "optim_generator.mpk",
+                        record_to_bytes::<B, _>(opt_g.to_record())?,
+                    ),
+                    (
+                        "optim_critic.mpk",
+                        record_to_bytes::<B, _>(opt_d.to_record())?,
+                    ),
+                ])
+            },
+        )?;
+        if !go_on {
+            break;
+        }
+    }
+    let (history, run_dir) = session.finish();
+    Ok(Trained {
+        model: Gan {
+            generator: g.valid(),
+            decoder,
+        },
+        history,
+        run_dir,
+    })
+}
+
+/// `εx + (1 − ε)x̃` with one ε ~ U[0, 1) per sample, drawn from `seed` (WGAN-GP's random
+/// interpolates).
+fn interpolates<B: Backend>(x: Tensor<B, 4>, fake: Tensor<B, 4>, seed: u64) -> Tensor<B, 4> {
+    let [n, ..] = x.dims();
+    let mut rng = SplitMix64::new(seed);
+    let eps: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+    let eps = Tensor::<B, 4>::from_data(TensorData::new(eps, [n, 1, 1, 1]), &x.device());
+    x * eps.clone() + fake * (eps.neg() + 1.0)
+}
+
+/// Writes `model.json` and `decoder.mpk` into a new run, or checks that a resumed run was
+/// started with the same model shape and decoder.
+fn save_model<B: Backend>(
+    dir: &Path,
+    model: &GanModelConfig,
+    decoder: Option<&Decoder<B>>,
+    resuming: bool,
+) -> Result<()> {
+    let decoder_bytes = decoder.map(module_to_bytes::<B, _>).transpose()?;
+    if resuming {
+        let saved = read_model_config(dir)?;
+        let decoder_path = dir.join("decoder.mpk");
+        let saved_decoder = std::fs::read(&decoder_path).ok();
+        if &saved != model || (decoder_bytes.is_some() && saved_decoder != decoder_bytes) {
+            return Err(Error::invalid(
+                "resume",
+                format!(
+                    "{} was started on data of another shape or with another stage-1 decoder",
+                    dir.display()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    write_atomic(&dir.join("model.json"), model.to_string().as_bytes())?;
+    if let Some(bytes) = decoder_bytes {
+        write_atomic(&dir.join("decoder.mpk"), &bytes)?;
+    }
+    Ok(())
+}
+
+fn read_model_config(dir: &Path) -> Result<GanModelConfig> {
+    let path = dir.join("model.json");
+    if !path.exists() {
+        return Err(Error::NotFound {
+            path,
+            hint: "not a stage-2 run directory (train one with train_stage2 / train_baseline)"
+                .into(),
+        });
+    }
+    GanModelConfig::load(&path).map_err(|e| Error::Corrupt {
+        path,
+        reason: format!("not a stage-2 model config ({e})"),
+    })
+}
+
+fn load_decoder<B: Backend>(
+    dir: &Path,
+    config: &AutoEncoderConfig,
+    device: &B::Device,
+) -> Result<Decoder<B>> {
+    let path = dir.join("decoder.mpk");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let record = super::checkpoint::record_from_bytes::<B, _>(bytes, &path, device)?;
+    Ok(config.init::<B>(device)?.decoder.load_record(record))
+}
