@@ -187,7 +187,7 @@ fn fid_command_agrees_with_pytorch_fid_on_two_folders() {
 }
 
 #[test]
-fn fid_on_datasets_caches_the_real_statistics() {
+fn fid_on_datasets_caches_the_real_statistics_or_features() {
     let cache = tempfile::tempdir().unwrap();
     let faces = load_images_with(
         repo().join("datasets/lfw-faces"),
@@ -213,6 +213,18 @@ fn fid_on_datasets_caches_the_real_statistics() {
     // The notebook helper gives the same number, and a different real set is not confused with it.
     let other = evaluate(&generated, &pick(20..32), &options).unwrap();
     assert!(!other.cached && rel(other.fid, first.fid) > 1e-6);
+    // With KID the real features are cached instead, and give the same FID and KID.
+    let with_kid = FidOptions {
+        kid_subsets: 10,
+        ..options
+    };
+    let (a, b) = (
+        evaluate(&generated, &real, &with_kid).unwrap(),
+        evaluate(&generated, &real, &with_kid).unwrap(),
+    );
+    assert!(!a.cached && b.cached);
+    assert!(rel(a.fid, first.fid) < 1e-9 && rel(b.fid, first.fid) < 1e-9);
+    assert_eq!(a.kid.unwrap().mean, b.kid.unwrap().mean);
 }
 
 #[test]

@@ -93,6 +93,15 @@ fn code_gan_trains_saves_a_self_contained_run_and_resumes_exactly() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("lambda"), "{err}");
+    let other = ae.config().init::<Backend>(&default_device()).unwrap();
+    let err = train_stage2(
+        &codes,
+        &other,
+        small(20).with_run_dir(at(&split)).with_resume(true),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("another stage-1 decoder"), "{err}");
     let resumed = train_stage2(
         &codes,
         &ae,

@@ -181,8 +181,7 @@ impl Default for FidOptions {
 pub struct FidReport {
     /// Fréchet Inception Distance.
     pub fid: f64,
-    /// Kernel Inception Distance (mean over subsets); `None` when the real set's features were
-    /// not computed because its statistics came from the cache.
+    /// Kernel Inception Distance (mean over subsets); `None` when `kid_subsets` is 0.
     pub kid: Option<Kid>,
     /// Number of generated (first) images.
     pub n_a: usize,
@@ -190,7 +189,7 @@ pub struct FidReport {
     pub n_b: usize,
     /// Whether pytorch-fid's `eps·I` offset was needed (constant features).
     pub offset: bool,
-    /// Whether the second set's statistics came from the cache.
+    /// Whether the second set's statistics (or, with KID, its features) came from the cache.
     pub cached: bool,
     /// Wall-clock seconds, network included.
     pub seconds: f64,
@@ -229,7 +228,8 @@ pub fn fid_from_dirs(a: impl AsRef<Path>, b: impl AsRef<Path>) -> Result<f64> {
     Ok(evaluate(&ImageFolder::open(a)?, &ImageFolder::open(b)?, &options)?.fid)
 }
 
-/// FID (and KID unless `kid_subsets` is 0 or the real statistics come from the cache).
+/// FID, and KID unless `kid_subsets` is 0. The real set's statistics (for KID, its features)
+/// are cached when `cache_dir` is set and it is a dataset.
 pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) -> Result<FidReport> {
     let start = Instant::now();
     for (name, set) in [("generated", a.count()), ("real", b.count())] {
@@ -245,28 +245,47 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
     }
     let device = default_device();
     let net = InceptionV3::<Backend>::from_file(&options.weights, &device)?;
-    // The fingerprint hashes every pixel: only compute it when there is a cache to key.
-    let cache_file = options.cache_dir.as_ref().and_then(|dir| {
+    // The fingerprint hashes every pixel: only compute it when there is a cache to key. FID
+    // alone needs the real set's statistics; KID needs its features, cached likewise.
+    let cache = options.cache_dir.as_ref().and_then(|dir| {
         let key = b.fingerprint()?;
-        Some(dir.join(format!("fid-stats-{key:016x}.lgfs")))
+        Some((
+            dir.join(format!("fid-stats-{key:016x}.lgfs")),
+            dir.join(format!("fid-features-{key:016x}.lgff")),
+        ))
     });
-    let cached = match &cache_file {
-        Some(file) if options.kid_subsets == 0 && file.exists() => Statistics::load(file).ok(),
+    let want_kid = options.kid_subsets > 0;
+    let cached_stats = match &cache {
+        Some((stats, _)) if !want_kid && stats.exists() => Statistics::load(stats).ok(),
         _ => None,
     };
+    let cached_features = match &cache {
+        Some((_, features)) if want_kid && features.exists() => load_features(features).ok(),
+        _ => None,
+    };
+    let was_cached = cached_stats.is_some() || cached_features.is_some();
     let features_a = extract(&net, a, "fid features (generated)", options)?;
-    let (frechet, kid, was_cached) = match cached {
+    let (frechet, kid) = match cached_stats {
         Some(stats_b) => {
             let stats_a = Statistics::from_features(&features_a, FEATURE_DIM)?;
-            (frechet_distance(&stats_a, &stats_b)?, None, true)
+            (frechet_distance(&stats_a, &stats_b)?, None)
         }
         None => {
-            let features_b = extract(&net, b, "fid features (real)", options)?;
+            let features_b = match cached_features {
+                Some(features) if features.len() == b.count() * FEATURE_DIM => features,
+                _ => {
+                    let features = extract(&net, b, "fid features (real)", options)?;
+                    if let Some((_, file)) = cache.as_ref().filter(|_| want_kid) {
+                        save_features(file, &features)?;
+                    }
+                    features
+                }
+            };
             let (frechet, stats_b) = frechet_and_statistics(&features_a, &features_b, FEATURE_DIM)?;
-            if let Some(file) = &cache_file {
+            if let Some((file, _)) = &cache {
                 stats_b.save(file)?;
             }
-            let kid = (options.kid_subsets > 0)
+            let kid = want_kid
                 .then(|| {
                     kid_from_features(
                         &features_a,
@@ -278,7 +297,7 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
                     )
                 })
                 .transpose()?;
-            (frechet, kid, false)
+            (frechet, kid)
         }
     };
     Ok(FidReport {
@@ -290,6 +309,34 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
         cached: was_cached,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+const FEATURES_MAGIC: &[u8; 6] = b"LGFF1\n";
+
+/// Saves a feature matrix (row-major `n × 2048`, little-endian `f32`) atomically.
+fn save_features(path: &std::path::Path, features: &[f32]) -> Result<()> {
+    let mut bytes = Vec::with_capacity(6 + features.len() * 4);
+    bytes.extend_from_slice(FEATURES_MAGIC);
+    for v in features {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    crate::train::checkpoint::write_atomic(path, &bytes)
+}
+
+/// Reads a feature matrix written by [`save_features`].
+fn load_features(path: &std::path::Path) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let body = bytes
+        .strip_prefix(FEATURES_MAGIC.as_slice())
+        .filter(|b| b.len() % (4 * FEATURE_DIM) == 0)
+        .ok_or_else(|| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "not a latentgan feature file".into(),
+        })?;
+    Ok(body
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect())
 }
 
 /// pool3 features of every image of `set` (row-major `n × 2048`) with the default weights, for

@@ -34,6 +34,7 @@ pub struct Progress {
     losses: Vec<Smoothed>,
     terminal: bool,
     last_draw: Option<Instant>,
+    time_budget: Option<f64>,
 }
 
 impl Progress {
@@ -49,7 +50,15 @@ impl Progress {
             losses: Vec::new(),
             terminal: std::io::stderr().is_terminal(),
             last_draw: None,
+            time_budget: None,
         }
+    }
+
+    /// Makes the ETA account for a run that stops after `seconds` (from now) if that comes
+    /// before its last step.
+    pub fn with_time_budget(mut self, seconds: Option<f64>) -> Self {
+        self.time_budget = seconds;
+        self
     }
 
     /// Records the losses of `step` (1-based) and reports if it is time to.
@@ -106,10 +115,16 @@ impl Progress {
             .map(|s| format!("{} {:.4}", s.name, s.value()))
             .collect();
         let rate = self.rate(step);
-        let eta = if rate > 0.0 {
-            format_duration(self.total.saturating_sub(step) as f64 / rate)
-        } else {
-            "?".into()
+        let to_last_step = self.total.saturating_sub(step) as f64 / rate;
+        let budget_left = self
+            .time_budget
+            .map(|t| t - self.start.elapsed().as_secs_f64());
+        let eta = match budget_left {
+            Some(left) if !(left >= to_last_step) => {
+                format!("{} (time budget)", format_duration(left))
+            }
+            _ if rate > 0.0 => format_duration(to_last_step),
+            _ => "?".into(),
         };
         let losses = if losses.is_empty() {
             String::new()
@@ -189,6 +204,23 @@ mod tests {
             "{line}"
         );
         assert!(line.contains(" it/s | ETA "), "{line}");
+    }
+
+    #[test]
+    fn a_binding_time_budget_sets_the_eta() {
+        let mut p = Progress::new("stage2", 0, 1_000_000, 1).with_time_budget(Some(90.0));
+        p.terminal = false;
+        p.start -= Duration::from_secs(10); // 10 steps in 10 s: 1 it/s, 80 s of budget left
+        p.update(10, &[]);
+        let line = p.line(10);
+        assert!(
+            line.ends_with("1.00 it/s | ETA 1m20s (time budget)"),
+            "{line}"
+        );
+        // A budget the run will not reach leaves the step-based ETA.
+        let mut p = Progress::new("stage2", 0, 10, 1).with_time_budget(Some(1e9));
+        p.update(10, &[]);
+        assert!(p.line(10).ends_with("ETA 0s"), "{}", p.line(10));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use burn::config::Config;
-use burn::module::{AutodiffModule, Module};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
@@ -313,7 +313,13 @@ fn train_wgan<B: AutodiffBackend>(
         serde_json::from_str(&config.to_string()).expect("config is JSON");
     let (mut session, resume_from) = Session::begin(&config.schedule(label), &json)?;
     if let Some(run) = session.run() {
-        save_model(run.path(), &model, decoder.as_ref(), resume_from.is_some())?;
+        save_model(
+            run.path(),
+            &model,
+            decoder.as_ref(),
+            resume_from.is_some(),
+            device,
+        )?;
     }
     if let Some(ckpt) = &resume_from {
         g = ckpt.load_module("generator.mpk", g, device)?;
@@ -418,19 +424,23 @@ fn interpolates<B: Backend>(x: Tensor<B, 4>, fake: Tensor<B, 4>, seed: u64) -> T
 }
 
 /// Writes `model.json` and `decoder.mpk` into a new run, or checks that a resumed run was
-/// started with the same model shape and decoder.
+/// started with the same model shape and decoder weights.
 fn save_model<B: Backend>(
     dir: &Path,
     model: &GanModelConfig,
     decoder: Option<&Decoder<B>>,
     resuming: bool,
+    device: &B::Device,
 ) -> Result<()> {
-    let decoder_bytes = decoder.map(module_to_bytes::<B, _>).transpose()?;
     if resuming {
-        let saved = read_model_config(dir)?;
-        let decoder_path = dir.join("decoder.mpk");
-        let saved_decoder = std::fs::read(&decoder_path).ok();
-        if &saved != model || (decoder_bytes.is_some() && saved_decoder != decoder_bytes) {
+        let same_decoder = match (&model.autoencoder, decoder) {
+            (Some(ae), Some(decoder)) => {
+                let saved = load_decoder::<B>(dir, ae, device)?;
+                weights(&saved) == weights(decoder)
+            }
+            _ => true,
+        };
+        if &read_model_config(dir)? != model || !same_decoder {
             return Err(Error::invalid(
                 "resume",
                 format!(
@@ -442,10 +452,25 @@ fn save_model<B: Backend>(
         return Ok(());
     }
     write_atomic(&dir.join("model.json"), model.to_string().as_bytes())?;
-    if let Some(bytes) = decoder_bytes {
-        write_atomic(&dir.join("decoder.mpk"), &bytes)?;
+    if let Some(decoder) = decoder {
+        write_atomic(&dir.join("decoder.mpk"), &module_to_bytes::<B, _>(decoder)?)?;
     }
     Ok(())
+}
+
+/// Every float parameter of a module, flattened in visiting order (records also hold parameter
+/// ids, which differ between equal models, so equality is checked on the values).
+fn weights<B: Backend, M: Module<B>>(module: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl<B: Backend> ModuleVisitor<B> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let values = param.val().into_data().convert::<f32>().to_vec::<f32>();
+            self.0.extend(values.unwrap_or_default());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
 }
 
 fn read_model_config(dir: &Path) -> Result<GanModelConfig> {
