@@ -7,9 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::error::{Error, Result};
 
@@ -76,6 +77,23 @@ pub fn record_from_bytes<B: Backend, R: Record<B>>(
     })
 }
 
+/// The two checkpoint files of a module in training: `<name>.mpk` (its weights) and
+/// `optim_<name>.mpk` (its optimiser's state). [`Checkpoint::load_training`] reads them back.
+pub fn training_files<B, M, O>(name: &str, module: &M, optim: &O) -> Result<[(String, Vec<u8>); 2]>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    Ok([
+        (format!("{name}.mpk"), module_to_bytes::<B, _>(module)?),
+        (
+            format!("optim_{name}.mpk"),
+            record_to_bytes::<B, _>(optim.to_record())?,
+        ),
+    ])
+}
+
 /// A checkpoint on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -109,6 +127,24 @@ impl Checkpoint {
         device: &B::Device,
     ) -> Result<M> {
         Ok(module.load_record(self.load_record::<B, M::Record>(name, device)?))
+    }
+
+    /// Restores a module and its optimiser from the files [`training_files`] wrote as `name`.
+    pub fn load_training<B, M, O>(
+        &self,
+        name: &str,
+        module: M,
+        optim: O,
+        device: &B::Device,
+    ) -> Result<(M, O)>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
+    {
+        let module = self.load_module(&format!("{name}.mpk"), module, device)?;
+        let record = self.load_record::<B, O::Record>(&format!("optim_{name}.mpk"), device)?;
+        Ok((module, optim.load_record(record)))
     }
 }
 
@@ -227,7 +263,11 @@ impl RunDir {
     }
 
     /// Writes a checkpoint of `files` (name, bytes) at `step` and makes it the latest.
-    pub fn save_checkpoint(&self, step: usize, files: &[(&str, Vec<u8>)]) -> Result<Checkpoint> {
+    pub fn save_checkpoint<S: AsRef<str>>(
+        &self,
+        step: usize,
+        files: &[(S, Vec<u8>)],
+    ) -> Result<Checkpoint> {
         let name = format!("step-{step:08}");
         let dir = self.checkpoints().join(&name);
         let tmp = self
@@ -236,7 +276,7 @@ impl RunDir {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         for (file, bytes) in files {
-            write_atomic(&tmp.join(file), bytes)?;
+            write_atomic(&tmp.join(file.as_ref()), bytes)?;
         }
         let _ = std::fs::remove_dir_all(&dir); // a re-run of the same step after a resume
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;

@@ -120,7 +120,7 @@ impl Progress {
             .time_budget
             .map(|t| t - self.start.elapsed().as_secs_f64());
         let eta = match budget_left {
-            Some(left) if !(left >= to_last_step) => {
+            Some(left) if to_last_step.is_nan() || left < to_last_step => {
                 format!("{} (time budget)", format_duration(left))
             }
             _ if rate > 0.0 => format_duration(to_last_step),

@@ -45,7 +45,7 @@ impl Schedule<'_> {
                 "intervals must be at least 1",
             ));
         }
-        if let Some(t) = self.time_budget.filter(|t| !(*t > 0.0)) {
+        if let Some(t) = self.time_budget.filter(|t| t.is_nan() || *t <= 0.0) {
             return Err(Error::invalid(
                 "time_budget",
                 format!("got {t} seconds, expected a positive number"),
@@ -110,7 +110,8 @@ impl Session {
             run,
             seconds_before: history.seconds(),
             history,
-            progress: Progress::new(schedule.label, start, schedule.steps, schedule.log_every),
+            progress: Progress::new(schedule.label, start, schedule.steps, schedule.log_every)
+                .with_time_budget(schedule.time_budget),
             clock: Instant::now(),
             label: schedule.label,
             start,
@@ -143,7 +144,7 @@ impl Session {
         done: usize,
         values: &[(&str, f64)],
         sample: impl FnOnce(&RunDir) -> Result<()>,
-        checkpoint: impl FnOnce() -> Result<Vec<(&'static str, Vec<u8>)>>,
+        checkpoint: impl FnOnce() -> Result<Vec<(String, Vec<u8>)>>,
     ) -> Result<bool> {
         if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
             return Err(Error::Diverged {

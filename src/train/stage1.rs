@@ -8,7 +8,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
-use super::checkpoint::{module_to_bytes, record_to_bytes, RunDir};
+use super::checkpoint::{training_files, RunDir};
 use super::losses::{l1, ns_discriminator_loss, ns_generator_loss, scalar};
 use super::session::{Schedule, Session};
 use super::Trained;
@@ -158,10 +158,8 @@ pub fn train_stage1_on<B: AutodiffBackend>(
         serde_json::from_str(&config.to_string()).expect("config is JSON");
     let (mut session, resume_from) = Session::begin(&config.schedule(), &json)?;
     if let Some(ckpt) = &resume_from {
-        ae = ckpt.load_module("autoencoder.mpk", ae, device)?;
-        d = ckpt.load_module("discriminator.mpk", d, device)?;
-        opt_ae = opt_ae.load_record(ckpt.load_record::<B, _>("optim_autoencoder.mpk", device)?);
-        opt_d = opt_d.load_record(ckpt.load_record::<B, _>("optim_discriminator.mpk", device)?);
+        (ae, opt_ae) = ckpt.load_training("autoencoder", ae, opt_ae, device)?;
+        (d, opt_d) = ckpt.load_training("discriminator", d, opt_d, device)?;
     }
 
     // A fixed batch to watch the reconstructions improve.
@@ -207,18 +205,11 @@ pub fn train_stage1_on<B: AutodiffBackend>(
                 )
             },
             || {
-                Ok(vec![
-                    ("autoencoder.mpk", module_to_bytes::<B, _>(&ae)?),
-                    ("discriminator.mpk", module_to_bytes::<B, _>(&d)?),
-                    (
-                        "optim_autoencoder.mpk",
-                        record_to_bytes::<B, _>(opt_ae.to_record())?,
-                    ),
-                    (
-                        "optim_discriminator.mpk",
-                        record_to_bytes::<B, _>(opt_d.to_record())?,
-                    ),
-                ])
+                let files = [
+                    training_files("autoencoder", &ae, &opt_ae)?,
+                    training_files("discriminator", &d, &opt_d)?,
+                ];
+                Ok(files.into_iter().flatten().collect())
             },
         )?;
         if !go_on {

@@ -20,7 +20,7 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
-use super::checkpoint::{module_to_bytes, record_to_bytes, write_atomic, RunDir};
+use super::checkpoint::{module_to_bytes, training_files, write_atomic, RunDir};
 use super::losses::{scalar, wgan_critic_loss, wgan_generator_loss};
 use super::session::{Schedule, Session};
 use super::Trained;
@@ -124,7 +124,8 @@ impl Stage2Config {
         let rates = [self.lr_generator, self.lr_critic];
         // Written so that NaN fails too.
         if !rates.iter().all(|&lr| lr > 0.0)
-            || !(self.lambda >= 0.0)
+            || self.lambda.is_nan()
+            || self.lambda < 0.0
             || !(0.0..1.0).contains(&self.beta_1)
             || !(0.0..1.0).contains(&self.beta_2)
         {
@@ -322,10 +323,8 @@ fn train_wgan<B: AutodiffBackend>(
         )?;
     }
     if let Some(ckpt) = &resume_from {
-        g = ckpt.load_module("generator.mpk", g, device)?;
-        d = ckpt.load_module("critic.mpk", d, device)?;
-        opt_g = opt_g.load_record(ckpt.load_record::<B, _>("optim_generator.mpk", device)?);
-        opt_d = opt_d.load_record(ckpt.load_record::<B, _>("optim_critic.mpk", device)?);
+        (g, opt_g) = ckpt.load_training("generator", g, opt_g, device)?;
+        (d, opt_d) = ckpt.load_training("critic", d, opt_d, device)?;
     }
     let fixed = g
         .valid()
@@ -384,18 +383,11 @@ fn train_wgan<B: AutodiffBackend>(
                 Ok(())
             },
             || {
-                Ok(vec![
-                    ("generator.mpk", module_to_bytes::<B, _>(&g)?),
-                    ("critic.mpk", module_to_bytes::<B, _>(&d)?),
-                    (
-                        "optim_generator.mpk",
-                        record_to_bytes::<B, _>(opt_g.to_record())?,
-                    ),
-                    (
-                        "optim_critic.mpk",
-                        record_to_bytes::<B, _>(opt_d.to_record())?,
-                    ),
-                ])
+                let files = [
+                    training_files("generator", &g, &opt_g)?,
+                    training_files("critic", &d, &opt_d)?,
+                ];
+                Ok(files.into_iter().flatten().collect())
             },
         )?;
         if !go_on {
