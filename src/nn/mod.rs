@@ -1,5 +1,11 @@
 //! Building blocks the papers name, shared by every model.
 
+pub mod attention;
+pub mod spectral_norm;
+
+pub use attention::{SelfAttention, SelfAttentionConfig};
+pub use spectral_norm::SpectralNorm;
+
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::backend::Backend;

@@ -39,6 +39,22 @@ pub fn wgan_critic_loss<B: Backend>(
     fake_scores.mean() - real_scores.mean()
 }
 
+/// SAGAN's hinge loss for the discriminator (its eq. 4):
+/// `E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))]`.
+pub fn hinge_discriminator_loss<B: Backend>(
+    real_scores: Tensor<B, 2>,
+    fake_scores: Tensor<B, 2>,
+) -> Tensor<B, 1> {
+    let real = (real_scores.neg() + 1.0).clamp_min(0.0).mean();
+    let fake = (fake_scores + 1.0).clamp_min(0.0).mean();
+    real + fake
+}
+
+/// SAGAN's hinge loss for the generator: `−E[D(G(z))]` (the same as WGAN's).
+pub fn hinge_generator_loss<B: Backend>(fake_scores: Tensor<B, 2>) -> Tensor<B, 1> {
+    wgan_generator_loss(fake_scores)
+}
+
 /// Mean absolute error (eq. 1's L1 reconstruction loss, averaged over pixels).
 pub fn l1<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 1> {
     (a - b).abs().mean()
@@ -83,6 +99,15 @@ mod tests {
         assert!((scalar(wgan_critic_loss(t2(&[-2.0, 4.0]), t2(&[1.0, 3.0]))) - 1.0).abs() < 1e-6);
         // Generator: −mean(fake) = −2.
         assert!((scalar(wgan_generator_loss(t2(&[1.0, 3.0]))) + 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn hinge_losses_match_hand_computed_values() {
+        // Real scores 2, 0.5: max(0, 1 − 2) = 0, max(0, 0.5) = 0.5 → mean 0.25.
+        // Fake scores −3, 0: max(0, 1 − 3) = 0, max(0, 1) = 1 → mean 0.5.
+        let d = scalar(hinge_discriminator_loss(t2(&[2.0, 0.5]), t2(&[-3.0, 0.0])));
+        assert!((d - 0.75).abs() < 1e-6, "{d}");
+        assert!((scalar(hinge_generator_loss(t2(&[-3.0, 0.0]))) - 1.5).abs() < 1e-6);
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! Spectral normalisation (Miyato et al. 2018; SAGAN §4 uses it in G and D): a weight W is used as
+//! W/σ(W), where σ is its largest singular value, estimated by power iteration with a persistent
+//! vector u. A training forward pass (an autodiff backend) refines u by one iteration; an
+//! inference pass only reads it. u is module state (saved in checkpoints), not a trained parameter.
+
+use burn::module::{Module, RunningState};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::rng::SplitMix64;
+
+/// The power-iteration state of one weight.
+#[derive(Module, Debug)]
+pub struct SpectralNorm<B: Backend> {
+    u: RunningState<Tensor<B, 1>>,
+}
+
+impl<B: Backend> SpectralNorm<B> {
+    /// State for a weight whose first dimension (output features/channels) is `rows`, with u
+    /// drawn from `seed`.
+    pub fn new(rows: usize, seed: u64, device: &B::Device) -> Self {
+        let mut rng = SplitMix64::new(seed);
+        let u: Vec<f32> = (0..rows).map(|_| rng.normal() as f32).collect();
+        let u = Tensor::from_data(TensorData::new(u, [rows]), device);
+        Self {
+            u: RunningState::new(unit(u)),
+        }
+    }
+
+    /// `w / σ(w)`, with `w` viewed as a `rows × rest` matrix. Gradients flow through `w` (u and v
+    /// are constants, as in the reference implementation).
+    pub fn normalize<const D: usize>(&self, w: Tensor<B, D>) -> Tensor<B, D> {
+        let sigma = self.sigma_tensor(&w);
+        w / sigma.reshape([1; D])
+    }
+
+    /// The current estimate of σ(w) (after this call's power iteration when training).
+    pub fn sigma<const D: usize>(&self, w: &Tensor<B, D>) -> f64 {
+        crate::train::losses::scalar(self.sigma_tensor(w))
+    }
+
+    fn sigma_tensor<const D: usize>(&self, w: &Tensor<B, D>) -> Tensor<B, 1> {
+        let rows = w.dims()[0];
+        let matrix = w.clone().reshape([rows as i32, -1]);
+        let fixed = matrix.clone().detach();
+        let mut u = self.u.value_sync();
+        let mut v = unit(
+            fixed
+                .clone()
+                .transpose()
+                .matmul(u.clone().unsqueeze_dim(1))
+                .squeeze_dim(1),
+        );
+        if B::ad_enabled(&w.device()) {
+            u = unit(
+                fixed
+                    .clone()
+                    .matmul(v.clone().unsqueeze_dim(1))
+                    .squeeze_dim(1),
+            );
+            self.u.update(u.clone().detach());
+            v = unit(
+                fixed
+                    .transpose()
+                    .matmul(u.clone().unsqueeze_dim(1))
+                    .squeeze_dim(1),
+            );
+        }
+        // σ = uᵀ W v, differentiable in W.
+        let wv = matrix.matmul(v.detach().unsqueeze_dim(1)).squeeze_dim(1);
+        (u.detach() * wv).sum()
+    }
+}
+
+/// `x / ‖x‖₂` (with a tiny floor, as the reference implementation's eps).
+fn unit<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
+    let norm = x.clone().powi_scalar(2).sum().sqrt() + 1e-12;
+    x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Backend as B, TrainBackend as AD};
+
+    /// A fixed 6×12 weight (a conv of 6 outputs, 3 inputs, 2×2 kernel) and its largest singular
+    /// value from faer's SVD.
+    fn weight() -> (Vec<f32>, f64) {
+        let mut rng = SplitMix64::new(11);
+        let w: Vec<f32> = (0..6 * 12).map(|_| rng.normal() as f32).collect();
+        let m = faer::Mat::<f64>::from_fn(6, 12, |i, j| w[i * 12 + j] as f64);
+        let s = m.singular_values().expect("svd converges");
+        (w, s.iter().cloned().fold(0.0, f64::max))
+    }
+
+    #[test]
+    fn sigma_converges_to_the_largest_singular_value() {
+        let (w, reference) = weight();
+        let device = Default::default();
+        let w = Tensor::<AD, 4>::from_data(TensorData::new(w, [6, 3, 2, 2]), &device);
+        let sn = SpectralNorm::<AD>::new(6, 1, &device);
+        let first = sn.sigma(&w);
+        for _ in 0..50 {
+            sn.normalize(w.clone());
+        }
+        let last = sn.sigma(&w);
+        assert!(
+            (last - reference).abs() < 1e-4 * reference,
+            "σ {last} vs SVD {reference} (first estimate {first})"
+        );
+        // The normalised weight has spectral norm 1.
+        let normalized = sn.normalize(w.clone()).reshape([6, 12]).into_data();
+        let values = normalized.convert::<f64>().to_vec::<f64>().unwrap();
+        let m = faer::Mat::<f64>::from_fn(6, 12, |i, j| values[i * 12 + j]);
+        let top = m
+            .singular_values()
+            .unwrap()
+            .iter()
+            .cloned()
+            .fold(0.0, f64::max);
+        assert!((top - 1.0).abs() < 1e-4, "{top}");
+    }
+
+    #[test]
+    fn inference_reads_u_without_updating_it() {
+        let (w, _) = weight();
+        let device = Default::default();
+        let w = Tensor::<B, 4>::from_data(TensorData::new(w, [6, 3, 2, 2]), &device);
+        let sn = SpectralNorm::<B>::new(6, 1, &device);
+        let before = sn.sigma(&w);
+        for _ in 0..5 {
+            sn.normalize(w.clone());
+        }
+        assert_eq!(sn.sigma(&w), before);
+    }
+}
