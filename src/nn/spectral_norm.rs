@@ -85,20 +85,19 @@ mod tests {
 
     /// A fixed 6×12 weight (a conv of 6 outputs, 3 inputs, 2×2 kernel) and its largest singular
     /// value from faer's SVD.
-    fn weight() -> (Vec<f32>, f64) {
+    fn weight<Bk: Backend>() -> (Tensor<Bk, 4>, f64) {
         let mut rng = SplitMix64::new(11);
         let w: Vec<f32> = (0..6 * 12).map(|_| rng.normal() as f32).collect();
         let m = faer::Mat::<f64>::from_fn(6, 12, |i, j| w[i * 12 + j] as f64);
         let s = m.singular_values().expect("svd converges");
+        let w = Tensor::from_data(TensorData::new(w, [6, 3, 2, 2]), &Default::default());
         (w, s.iter().cloned().fold(0.0, f64::max))
     }
 
     #[test]
     fn sigma_converges_to_the_largest_singular_value() {
-        let (w, reference) = weight();
-        let device = Default::default();
-        let w = Tensor::<AD, 4>::from_data(TensorData::new(w, [6, 3, 2, 2]), &device);
-        let sn = SpectralNorm::<AD>::new(6, 1, &device);
+        let (w, reference) = weight::<AD>();
+        let sn = SpectralNorm::<AD>::new(6, 1, &Default::default());
         let first = sn.sigma(&w);
         for _ in 0..50 {
             sn.normalize(w.clone());
@@ -123,10 +122,8 @@ mod tests {
 
     #[test]
     fn inference_reads_u_without_updating_it() {
-        let (w, _) = weight();
-        let device = Default::default();
-        let w = Tensor::<B, 4>::from_data(TensorData::new(w, [6, 3, 2, 2]), &device);
-        let sn = SpectralNorm::<B>::new(6, 1, &device);
+        let (w, _) = weight::<B>();
+        let sn = SpectralNorm::<B>::new(6, 1, &Default::default());
         let before = sn.sigma(&w);
         for _ in 0..5 {
             sn.normalize(w.clone());
