@@ -1,19 +1,13 @@
 //! Stage 1 on real faces: training lowers the L1 loss, checkpoints round-trip exactly, a killed
 //! run resumes where it stopped, bad configs are named.
 
-use latentgan::data::{load_images_with, ImageDataset, LoadOptions};
+mod common;
+
+use common::{faces, max_abs_diff};
+use latentgan::data::ImageDataset;
 use latentgan::models::{AutoEncoderConfig, ImageDiscriminatorConfig};
 use latentgan::prelude::*;
 use latentgan::train::History;
-
-fn faces(res: u32) -> ImageDataset {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
-    assert!(
-        dir.is_dir(),
-        "run `python3 datasets/fetch_faces.py` first (the README's set-up step)"
-    );
-    load_images_with(&dir, &LoadOptions::new(res).no_cache()).unwrap()
-}
 
 /// A small, fast configuration for tests.
 fn small(steps: usize) -> Stage1Config {
@@ -111,11 +105,7 @@ fn an_interrupted_run_resumes_at_its_checkpoint_and_matches_an_uninterrupted_one
     let steps: Vec<usize> = history.entries.iter().map(|e| e.step).collect();
     assert_eq!(steps, [5, 10, 15, 20], "no gap, no duplicate");
     let (a, b) = (outputs(&full, &ds), outputs(&resumed, &ds));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
+    let diff = max_abs_diff(&a, &b);
     assert!(
         diff < 1e-4,
         "resumed run differs from the uninterrupted one by {diff}"

@@ -1,18 +1,11 @@
 //! Stage 2 on real faces: the code GAN (on stage-1 codes, decoded by H) and the pixel baseline
 //! train end to end, learn, save runs that sample on their own, and resume exactly.
 
-use latentgan::data::{load_images_with, ImageDataset, LoadOptions};
+mod common;
+
+use common::{faces, max_abs_diff};
 use latentgan::models::{AutoEncoderConfig, ImageDiscriminatorConfig};
 use latentgan::prelude::*;
-
-fn faces(res: u32) -> ImageDataset {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
-    assert!(
-        dir.is_dir(),
-        "run `python3 datasets/fetch_faces.py` first (the README's set-up step)"
-    );
-    load_images_with(&dir, &LoadOptions::new(res).no_cache()).unwrap()
-}
 
 /// A quickly trained stage-1 autoencoder for 32² faces (8×8×16 codes) and the faces' codes.
 fn stage1() -> (AutoEncoder<Backend>, CodeDataset) {
@@ -112,12 +105,7 @@ fn code_gan_trains_saves_a_self_contained_run_and_resumes_exactly() {
     assert_eq!(steps, [5, 10, 15, 20], "no gap, no duplicate");
     let a = full.sample(4, 1).unwrap();
     let b = resumed.sample(4, 1).unwrap();
-    let diff = a
-        .data()
-        .iter()
-        .zip(b.data())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
+    let diff = max_abs_diff(a.data(), b.data());
     assert!(
         diff < 1e-4,
         "resumed run differs from the uninterrupted one by {diff}"

@@ -54,3 +54,23 @@ pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
     );
     out
 }
+
+/// The 100 real faces at `res`² (decoded afresh, no cache), from `datasets/fetch_faces.py`.
+pub fn faces(res: u32) -> latentgan::data::ImageDataset {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
+    assert!(
+        dir.is_dir(),
+        "run `python3 datasets/fetch_faces.py` first (the README's set-up step)"
+    );
+    latentgan::data::load_images_with(&dir, &latentgan::data::LoadOptions::new(res).no_cache())
+        .unwrap()
+}
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
