@@ -59,6 +59,7 @@ impl<B: Backend> SpectralNorm<B> {
                     .squeeze_dim(1),
             );
             self.u.update(u.clone().detach());
+            // v again from the stored u, so training and inference compute σ alike: ‖Wᵀu‖.
             v = unit(
                 fixed
                     .transpose()

@@ -334,11 +334,11 @@ fn train_wgan<B: AutodiffBackend>(
     for step in session.steps() {
         // The critic: n_critic steps on fresh real batches and generated samples (eqs. 6–8).
         let mut critic_losses = (0.0, 0.0, 0.0);
+        // G is not updated here: generate on the inner backend, recording no graph.
+        let g_now = g.valid();
         for i in 0..config.n_critic {
             let draw = step * config.n_critic + i;
             let x = real(draw)?;
-            // G is not updated here: generate on the inner backend, recording no graph.
-            let g_now = g.valid();
             let z = g_now.noise(n, stream(config.seed, NOISE_CRITIC, draw), device);
             let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
             let x_hat = interpolates(x.clone(), fake.clone(), stream(config.seed, MIX, draw));
