@@ -144,12 +144,14 @@ fn phases(config: &Stage2Config, res: u32) {
     time(
         "gradient penalty (forward of the written-out ∇D)",
         &mut || {
-            d.gradient_penalty(fake.clone(), 10.0);
+            d.gradient_penalty(fake.clone(), 10.0)
+                .expect("no attention");
         },
     );
     time("critic loss backward", &mut || {
         let loss = d.forward(fake.clone()).mean() - d.forward(x.clone()).mean()
-            + d.gradient_penalty(fake.clone(), 10.0);
+            + d.gradient_penalty(fake.clone(), 10.0)
+                .expect("no attention");
         loss.backward();
     });
     time("generator update (forward + backward)", &mut || {

@@ -45,10 +45,12 @@ pub mod prelude {
         AutoEncoder, AutoEncoderConfig, CodeGan, Gan, ImageDiscriminatorConfig, ImageGan,
     };
     pub use crate::train::{
-        load_gan, load_stage1, train_baseline, train_stage1, train_stage2, History, Stage1Config,
-        Stage2Config, Trained,
+        load_gan, load_stage1, train_baseline, train_stage1, train_stage2, GanLoss, History,
+        Stage1Config, Stage2Config, Trained,
     };
-    pub use crate::viz::{save_grid, show_grid, Grid, GridOptions, Images, LineChart};
+    pub use crate::viz::{
+        attention_map, save_grid, show_grid, AttentionMaps, Grid, GridOptions, Images, LineChart,
+    };
     pub use burn::config::Config;
     pub use burn::tensor::Tensor;
 }

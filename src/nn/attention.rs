@@ -2,17 +2,17 @@
 //! code: 1×1 convolutions f (query) and g (key) to C/8 channels and h (value) to C/2 with an output
 //! 1×1 convolution back to C; a softmax over positions; `y = γ·o + x` with γ a learned scalar that
 //! starts at 0, so the block begins as the identity. Keys and values can be 2×2 max-pooled, which
-//! cuts the N×N attention map to N×N/4.
+//! cuts the N×N attention map to N×N/4. With `spectral_norm` the four convolutions are spectrally
+//! normalised, as SAGAN does for every layer.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::conv::Conv2d;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 
-use super::conv;
+use super::SnConv2d;
 use crate::error::{Error, Result};
 
 /// Shape of a self-attention block.
@@ -23,6 +23,9 @@ pub struct SelfAttentionConfig {
     /// Max-pool keys and values 2×2 (official SAGAN/BigGAN), attending over N/4 positions.
     #[config(default = true)]
     pub pooled: bool,
+    /// Spectrally normalise the four 1×1 convolutions.
+    #[config(default = false)]
+    pub spectral_norm: bool,
 }
 
 impl SelfAttentionConfig {
@@ -35,11 +38,12 @@ impl SelfAttentionConfig {
                 format!("got {c}, expected at least 8 (queries and keys have C/8 channels)"),
             ));
         }
+        let conv = |channels| SnConv2d::new(channels, 1, 1, self.spectral_norm, device);
         Ok(SelfAttention {
-            query: conv([c, c / 8], 1, 1, device),
-            key: conv([c, c / 8], 1, 1, device),
-            value: conv([c, c / 2], 1, 1, device),
-            out: conv([c / 2, c], 1, 1, device),
+            query: conv([c, c / 8]),
+            key: conv([c, c / 8]),
+            value: conv([c, c / 2]),
+            out: conv([c / 2, c]),
             gamma: Param::from_tensor(Tensor::zeros([1], device)),
             pooled: self.pooled,
         })
@@ -49,10 +53,10 @@ impl SelfAttentionConfig {
 /// The block: `[B, C, H, W]` → `[B, C, H, W]`.
 #[derive(Module, Debug)]
 pub struct SelfAttention<B: Backend> {
-    query: Conv2d<B>,
-    key: Conv2d<B>,
-    value: Conv2d<B>,
-    out: Conv2d<B>,
+    query: SnConv2d<B>,
+    key: SnConv2d<B>,
+    value: SnConv2d<B>,
+    out: SnConv2d<B>,
     /// γ, the weight of the attention output (0 at initialisation).
     pub gamma: Param<Tensor<B, 1>>,
     pooled: bool,

@@ -4,7 +4,7 @@ pub mod attention;
 pub mod spectral_norm;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};
-pub use spectral_norm::SpectralNorm;
+pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;

@@ -2,12 +2,20 @@
 //! W/σ(W), where σ is its largest singular value, estimated by power iteration with a persistent
 //! vector u. A training forward pass (an autodiff backend) refines u by one iteration; an
 //! inference pass only reads it. u is module state (saved in checkpoints), not a trained parameter.
+//!
+//! [`SnConv2d`] and [`SnLinear`] are the layers the GANs use: a convolution or dense layer whose
+//! weight is optionally spectrally normalised, switched by a flag so one architecture serves
+//! both the WGAN-GP models (plain weights) and the SAGAN preset (normalised weights).
 
 use burn::module::{Module, RunningState};
+use burn::nn::conv::Conv2d;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::module::{conv2d, linear};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Distribution, Tensor};
 
-use crate::rng::SplitMix64;
+use super::{conv, padding};
 
 /// The power-iteration state of one weight.
 #[derive(Module, Debug)]
@@ -16,12 +24,11 @@ pub struct SpectralNorm<B: Backend> {
 }
 
 impl<B: Backend> SpectralNorm<B> {
-    /// State for a weight whose first dimension (output features/channels) is `rows`, with u
-    /// drawn from `seed`.
-    pub fn new(rows: usize, seed: u64, device: &B::Device) -> Self {
-        let mut rng = SplitMix64::new(seed);
-        let u: Vec<f32> = (0..rows).map(|_| rng.normal() as f32).collect();
-        let u = Tensor::from_data(TensorData::new(u, [rows]), device);
+    /// State for a weight whose first dimension is `rows`, with u drawn from the backend's
+    /// random generator (seeded like the weights, so a seeded model is reproducible). σ is the
+    /// same for W and Wᵀ, so a dense weight stored `[in, out]` works as it is.
+    pub fn new(rows: usize, device: &B::Device) -> Self {
+        let u = Tensor::random([rows], Distribution::Normal(0.0, 1.0), device);
         Self {
             u: RunningState::new(unit(u)),
         }
@@ -73,6 +80,94 @@ impl<B: Backend> SpectralNorm<B> {
     }
 }
 
+/// A convolution built by [`conv`] whose weight is used as W/σ(W) when spectral normalisation is
+/// on.
+#[derive(Module, Debug)]
+pub struct SnConv2d<B: Backend> {
+    /// The convolution; its raw weight is the trained parameter.
+    pub conv: Conv2d<B>,
+    sn: Option<SpectralNorm<B>>,
+}
+
+impl<B: Backend> SnConv2d<B> {
+    /// A `k`×`k` convolution with stride `stride` (padded as [`conv`] pads), spectrally
+    /// normalised if `spectral_norm`.
+    pub fn new(
+        channels: [usize; 2],
+        k: usize,
+        stride: usize,
+        spectral_norm: bool,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            conv: conv(channels, k, stride, device),
+            sn: spectral_norm.then(|| SpectralNorm::new(channels[1], device)),
+        }
+    }
+
+    /// The weight the layer applies: W/σ(W) or W. With spectral normalisation on an autodiff
+    /// backend each call runs one power iteration, so call it once per forward pass.
+    pub fn weight(&self) -> Tensor<B, 4> {
+        let w = self.conv.weight.val();
+        match &self.sn {
+            Some(sn) => sn.normalize(w),
+            None => w,
+        }
+    }
+
+    /// The convolution of `x`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_with(x, self.weight())
+    }
+
+    /// The convolution of `x` with a given `weight` (from [`SnConv2d::weight`]), so a caller
+    /// that needs the weight again — a written-out backward pass — uses the same σ.
+    pub fn forward_with(&self, x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [k, _] = self.conv.kernel_size;
+        let [s, _] = self.conv.stride;
+        let pad = padding(k, s);
+        let options = ConvOptions::new([s, s], [pad, pad], [1, 1], 1);
+        conv2d(x, weight, self.conv.bias.as_ref().map(|b| b.val()), options)
+    }
+}
+
+/// A dense layer whose weight is used as W/σ(W) when spectral normalisation is on.
+#[derive(Module, Debug)]
+pub struct SnLinear<B: Backend> {
+    /// The layer; its raw weight (`[in, out]`) is the trained parameter.
+    pub linear: Linear<B>,
+    sn: Option<SpectralNorm<B>>,
+}
+
+impl<B: Backend> SnLinear<B> {
+    /// A `features[0]` → `features[1]` layer, spectrally normalised if `spectral_norm`.
+    pub fn new(features: [usize; 2], spectral_norm: bool, device: &B::Device) -> Self {
+        Self {
+            linear: LinearConfig::new(features[0], features[1]).init(device),
+            sn: spectral_norm.then(|| SpectralNorm::new(features[0], device)),
+        }
+    }
+
+    /// The weight `[in, out]` the layer applies (see [`SnConv2d::weight`]).
+    pub fn weight(&self) -> Tensor<B, 2> {
+        let w = self.linear.weight.val();
+        match &self.sn {
+            Some(sn) => sn.normalize(w),
+            None => w,
+        }
+    }
+
+    /// `x·W + b`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward_with(x, self.weight())
+    }
+
+    /// `x·weight + b` with a given `weight` (from [`SnLinear::weight`]).
+    pub fn forward_with(&self, x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
+        linear(x, weight, self.linear.bias.as_ref().map(|b| b.val()))
+    }
+}
+
 /// `x / ‖x‖₂` (with a tiny floor, as the reference implementation's eps).
 fn unit<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
     let norm = x.clone().powi_scalar(2).sum().sqrt() + 1e-12;
@@ -82,7 +177,9 @@ fn unit<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::SplitMix64;
     use crate::{Backend as B, TrainBackend as AD};
+    use burn::tensor::TensorData;
 
     /// A fixed 6×12 weight (a conv of 6 outputs, 3 inputs, 2×2 kernel) and its largest singular
     /// value from faer's SVD.
@@ -98,7 +195,7 @@ mod tests {
     #[test]
     fn sigma_converges_to_the_largest_singular_value() {
         let (w, reference) = weight::<AD>();
-        let sn = SpectralNorm::<AD>::new(6, 1, &Default::default());
+        let sn = SpectralNorm::<AD>::new(6, &Default::default());
         let first = sn.sigma(&w);
         for _ in 0..50 {
             sn.normalize(w.clone());
@@ -124,7 +221,7 @@ mod tests {
     #[test]
     fn inference_reads_u_without_updating_it() {
         let (w, _) = weight::<B>();
-        let sn = SpectralNorm::<B>::new(6, 1, &Default::default());
+        let sn = SpectralNorm::<B>::new(6, &Default::default());
         let before = sn.sigma(&w);
         for _ in 0..5 {
             sn.normalize(w.clone());

@@ -15,8 +15,8 @@ pub use history::{Entry, History};
 pub use progress::{format_duration, Progress};
 pub use stage1::{load_stage1, train_stage1, train_stage1_on, Stage1Config};
 pub use stage2::{
-    load_gan, train_baseline, train_baseline_on, train_stage2, train_stage2_on, GanModelConfig,
-    Stage2Config,
+    load_gan, train_baseline, train_baseline_on, train_stage2, train_stage2_on, GanLoss,
+    GanModelConfig, Stage2Config,
 };
 
 /// Runs `init` right after seeding the backend's random generator with `seed`, holding a global

@@ -11,6 +11,10 @@
 //! with Adam (WGAN-GP's defaults: lr 1e-4, β = (0, 0.9), n_critic 5, λ = 10). The penalty is
 //! exact: [`Critic::gradient_penalty`] builds `∇ₓD(x̂)` from differentiable ops. Noise, ε and the
 //! data order are pure functions of `(seed, step)`, so a resumed run continues exactly.
+//!
+//! [`Stage2Config::sagan`] switches the same loop to SAGAN's recipe: the hinge loss
+//! `L_D = mean max(0, 1 − D(x)) + mean max(0, 1 + D(x̃))` with no penalty, spectral norm in G
+//! and D, self-attention, one critic step per generator step and TTUR learning rates.
 
 use std::path::Path;
 
@@ -21,7 +25,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
 use super::checkpoint::{module_to_bytes, training_files, write_atomic, RunDir};
-use super::losses::{scalar, wgan_critic_loss, wgan_generator_loss};
+use super::losses::{hinge_discriminator_loss, scalar, wgan_critic_loss, wgan_generator_loss};
 use super::session::{Schedule, Session};
 use super::Trained;
 use crate::data::{CodeDataset, ImageDataset};
@@ -30,8 +34,19 @@ use crate::models::{AutoEncoder, AutoEncoderConfig, Critic, Decoder, Gan, GanCon
 use crate::rng::SplitMix64;
 use crate::viz::{save_grid, GridOptions};
 
+/// The adversarial objective of a stage-2 run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GanLoss {
+    /// WGAN-GP (the acceleration paper's eqs. 5–8): the Wasserstein critic loss plus λ times
+    /// the gradient penalty.
+    WganGp,
+    /// SAGAN's hinge loss (its eq. 4), without a penalty: spectral norm bounds the critic.
+    Hinge,
+}
+
 /// Everything about a stage-2 run (code GAN or pixel baseline). The shape of the generated
-/// tensors comes from the data; the widths follow the paper's Table 2.
+/// tensors comes from the data; the widths follow the paper's Table 2. The defaults are the
+/// acceleration paper's WGAN-GP; [`Stage2Config::sagan`] is SAGAN's recipe.
 #[derive(Config, Debug)]
 pub struct Stage2Config {
     /// Length of the noise vector `z`.
@@ -43,10 +58,23 @@ pub struct Stage2Config {
     /// Fewest channels, reached at the largest sizes (Table 2: 64).
     #[config(default = 64)]
     pub min_width: usize,
+    /// Spectrally normalise every weight of G and D (SAGAN §4).
+    #[config(default = false)]
+    pub spectral_norm: bool,
+    /// Feature-map sides after which G and D get self-attention (SAGAN's "feat32" is `[32]`).
+    #[config(default = "Vec::new()")]
+    pub attention: Vec<usize>,
+    /// Attend over 2×2 max-pooled keys and values (a quarter of the attention map's memory).
+    #[config(default = true)]
+    pub pooled_attention: bool,
+    /// The adversarial loss.
+    #[config(default = "GanLoss::WganGp")]
+    pub loss: GanLoss,
     /// Critic updates per generator update.
     #[config(default = 5)]
     pub n_critic: usize,
-    /// λ, the weight of the gradient penalty (eq. 7; the paper uses 10).
+    /// λ, the weight of the gradient penalty (eq. 7; the paper uses 10); unused by the hinge
+    /// loss.
     #[config(default = 10.0)]
     pub lambda: f64,
     /// Adam learning rate of the generator.
@@ -99,12 +127,36 @@ pub struct Stage2Config {
 }
 
 impl Stage2Config {
+    /// SAGAN's recipe (its §4–5) on this library's G/D family: hinge loss, spectral norm in G
+    /// and D, self-attention after the 16×16 feature maps, one critic step per generator step
+    /// and TTUR (Adam lr 1e-4 for G, 4e-4 for D, β = (0, 0.9)).
+    ///
+    /// Hinge, not WGAN-GP: the penalty needs the critic's input gradient, which this library
+    /// writes out for convolutions and dense layers but not for attention; and spectral norm
+    /// already bounds the critic's Lipschitz constant, where the penalty would fight it (Miyato et
+    /// al. and SAGAN train SN critics without one). Side 16 exists for codes of 64² images and
+    /// up, and for pixel GANs from 16² up; set `attention` for other sizes.
+    pub fn sagan() -> Self {
+        Self::new()
+            .with_loss(GanLoss::Hinge)
+            .with_spectral_norm(true)
+            .with_attention(vec![16])
+            .with_n_critic(1)
+            .with_lr_generator(1e-4)
+            .with_lr_critic(4e-4)
+            .with_beta_1(0.0)
+            .with_beta_2(0.9)
+    }
+
     /// The generator/critic shape for data of `[channels, size, size]`.
     pub fn gan(&self, channels: usize, size: usize) -> GanConfig {
         GanConfig::new(channels, size)
             .with_latent_dim(self.latent_dim)
             .with_max_width(self.max_width)
             .with_min_width(self.min_width)
+            .with_spectral_norm(self.spectral_norm)
+            .with_attention(self.attention.clone())
+            .with_pooled_attention(self.pooled_attention)
     }
 
     /// Checks the config against `dataset_len` samples, naming the bad field.
@@ -135,6 +187,14 @@ impl Stage2Config {
                     "got {}, {}, {}, {}, {}; expected rates > 0, lambda ≥ 0, betas in [0, 1)",
                     self.lr_generator, self.lr_critic, self.lambda, self.beta_1, self.beta_2
                 ),
+            ));
+        }
+        if self.loss == GanLoss::WganGp && !self.attention.is_empty() {
+            return Err(Error::invalid(
+                "attention",
+                "the WGAN-GP penalty needs the critic's input gradient, which is written out \
+                 for convolutions and dense layers only; train with attention using \
+                 loss: Hinge (Stage2Config::sagan())",
             ));
         }
         self.schedule("").validate()
@@ -333,7 +393,7 @@ fn train_wgan<B: AutodiffBackend>(
 
     for step in session.steps() {
         // The critic: n_critic steps on fresh real batches and generated samples (eqs. 6–8).
-        let mut critic_losses = (0.0, 0.0, 0.0);
+        let mut critic_losses = CriticLosses::default();
         // G is not updated here: generate on the inner backend, recording no graph.
         let g_now = g.valid();
         for i in 0..config.n_critic {
@@ -341,17 +401,13 @@ fn train_wgan<B: AutodiffBackend>(
             let x = real(draw)?;
             let z = g_now.noise(n, stream(config.seed, NOISE_CRITIC, draw), device);
             let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
-            let x_hat = interpolates(x.clone(), fake.clone(), stream(config.seed, MIX, draw));
-            // One critic pass over real and fake together (larger matrix products).
-            let scores = d.forward(Tensor::cat(vec![x, fake], 0));
-            let wgan = wgan_critic_loss(scores.clone().slice(0..n), scores.slice(n..2 * n));
-            let gp = d.gradient_penalty(x_hat, config.lambda);
-            let loss = wgan.clone() + gp.clone();
-            critic_losses = (scalar(loss.clone()), scalar(gp), -scalar(wgan));
+            let loss;
+            (loss, critic_losses) = critic_loss(&d, x, fake, config, draw)?;
             let grads = GradientsParams::from_grads(loss.backward(), &d);
             d = opt_d.step(config.lr_critic, d, grads);
         }
-        // The generator (eq. 5), through a critic whose weights record no gradients.
+        // The generator (eq. 5; the hinge loss's is the same), through a critic whose weights
+        // record no gradients.
         let z = g.noise(n, stream(config.seed, NOISE_GENERATOR, step), device);
         let g_loss = wgan_generator_loss(d.clone().no_grad().forward(g.forward(z)));
         let g_value = scalar(g_loss.clone());
@@ -359,15 +415,12 @@ fn train_wgan<B: AutodiffBackend>(
         g = opt_g.step(config.lr_generator, g, grads);
 
         let done = step + 1;
-        let (d_value, gp_value, wd_value) = critic_losses;
+        let mut logged = vec![("d", critic_losses.total)];
+        logged.extend(critic_losses.penalty.map(|gp| ("gp", gp)));
+        logged.extend([("wd", critic_losses.wasserstein), ("g", g_value)]);
         let go_on = session.end_step(
             done,
-            &[
-                ("d", d_value),
-                ("gp", gp_value),
-                ("wd", wd_value),
-                ("g", g_value),
-            ],
+            &logged,
             |run| {
                 let gan = Gan {
                     generator: g.valid(),
@@ -403,6 +456,46 @@ fn train_wgan<B: AutodiffBackend>(
         history,
         run_dir,
     })
+}
+
+/// What a critic step logs: its loss, the gradient penalty (WGAN-GP only) and the Wasserstein
+/// estimate `mean D(x) − mean D(x̃)`.
+#[derive(Debug, Default, Clone, Copy)]
+struct CriticLosses {
+    total: f64,
+    penalty: Option<f64>,
+    wasserstein: f64,
+}
+
+/// The critic's loss on real `x` and generated `fake` (the `draw`-th critic step), by
+/// `config.loss`, with the values to log.
+fn critic_loss<B: AutodiffBackend>(
+    d: &Critic<B>,
+    x: Tensor<B, 4>,
+    fake: Tensor<B, 4>,
+    config: &Stage2Config,
+    draw: usize,
+) -> Result<(Tensor<B, 1>, CriticLosses)> {
+    let n = config.batch_size;
+    // One critic pass over real and fake together (larger matrix products).
+    let scores = d.forward(Tensor::cat(vec![x.clone(), fake.clone()], 0));
+    let (real, fake_scores) = (scores.clone().slice(0..n), scores.slice(n..2 * n));
+    let wgan = wgan_critic_loss(real.clone(), fake_scores.clone());
+    let wasserstein = -scalar(wgan.clone());
+    let (loss, penalty) = match config.loss {
+        GanLoss::WganGp => {
+            let x_hat = interpolates(x, fake, stream(config.seed, MIX, draw));
+            let gp = d.gradient_penalty(x_hat, config.lambda)?;
+            (wgan + gp.clone(), Some(scalar(gp)))
+        }
+        GanLoss::Hinge => (hinge_discriminator_loss(real, fake_scores), None),
+    };
+    let losses = CriticLosses {
+        total: scalar(loss.clone()),
+        penalty,
+        wasserstein,
+    };
+    Ok((loss, losses))
 }
 
 /// `εx + (1 − ε)x̃` with one ε ~ U[0, 1) per sample, drawn from `seed` (WGAN-GP's random
