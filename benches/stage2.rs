@@ -1,6 +1,7 @@
 //! Stage-2 training throughput: the code GAN against the pixel baseline at the same image
-//! resolution (the paper's Table 3), and the pixel baseline against the same WGAN-GP step in
-//! PyTorch when `LATENTGAN_TORCH_PYTHON` names a Python with torch (Debian's `python3-torch`).
+//! resolution (the paper's Table 3), the SAGAN preset against the plain code GAN on the same
+//! codes, and the pixel baseline against the same WGAN-GP step in PyTorch when
+//! `LATENTGAN_TORCH_PYTHON` names a Python with torch (Debian's `python3-torch`).
 //!
 //! Run: `cargo bench --bench stage2 [-- --res 64,128 --batch 8 --steps 3 --n-critic 5]`. Needs
 //! the faces (`python3 datasets/fetch_faces.py`). Both GANs use the default `Stage2Config`
@@ -33,9 +34,13 @@ fn number(name: &str, default: usize) -> usize {
 
 /// Real images per second over the logged steps after the first (the warm-up).
 fn throughput(history: &History, config: &Stage2Config) -> f64 {
+    generator_steps(history) * (config.batch_size * config.n_critic) as f64
+}
+
+/// Generator steps per second over the logged steps after the first (the warm-up).
+fn generator_steps(history: &History) -> f64 {
     let (first, last) = (&history.entries[0], history.entries.last().unwrap());
-    let steps = (last.step - first.step) as f64;
-    steps * (config.batch_size * config.n_critic) as f64 / (last.seconds - first.seconds)
+    (last.step - first.step) as f64 / (last.seconds - first.seconds)
 }
 
 fn main() {
@@ -79,6 +84,39 @@ fn main() {
         println!("code_gan_images_per_s_{res} {code:.3}  ({c}×{h}×{w} codes)");
         println!("pixel_gan_images_per_s_{res} {pixel:.3}  (3×{res}×{res} pixels)");
         println!("ratio code_vs_pixel_{res} {:.3}", code / pixel);
+        // SAGAN on the same codes, its attention after the 16² feature maps (the code side at 64²).
+        let side = h.min(16);
+        let sagan_config = Stage2Config::sagan()
+            .with_attention(vec![side])
+            .with_batch_size(batch)
+            .with_steps(steps + 1)
+            .with_log_every(1);
+        let sagan = train_stage2(&codes, &ae, sagan_config.clone())
+            .unwrap()
+            .history;
+        let plain = train_stage2(&codes, &ae, config.clone().with_n_critic(1))
+            .unwrap()
+            .history;
+        let (sagan_rate, plain_rate) = (
+            throughput(&sagan, &sagan_config),
+            throughput(&plain, &config.clone().with_n_critic(1)),
+        );
+        println!(
+            "sagan_code_gan_images_per_s_{res} {sagan_rate:.3}  (hinge, spectral norm, attention at {side}², n_critic 1: {:.3} generator steps/s)",
+            generator_steps(&sagan)
+        );
+        println!(
+            "code_gan_n_critic_1_images_per_s_{res} {plain_rate:.3}  (WGAN-GP, n_critic 1: {:.3} generator steps/s)",
+            generator_steps(&plain)
+        );
+        println!(
+            "ratio sagan_vs_code_gan_same_n_critic_{res} {:.3}",
+            sagan_rate / plain_rate
+        );
+        println!(
+            "ratio sagan_vs_code_gan_generator_steps_{res} {:.3}  (against the default n_critic {n_critic})",
+            generator_steps(&sagan) / (code / (batch * n_critic) as f64)
+        );
         phases(&config, res);
 
         let Some(python) = &python else {

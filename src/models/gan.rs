@@ -26,7 +26,7 @@ use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
-use burn::tensor::Tensor;
+use burn::tensor::{ElementConversion, Tensor};
 
 use crate::error::{Error, Result};
 use crate::models::Decoder;
@@ -261,6 +261,13 @@ impl<B: Backend> Generator<B> {
             maps.extend(map);
         }
         (self.out.forward(x).tanh(), maps)
+    }
+
+    /// γ of each self-attention block, smallest feature map first: how much of the attention
+    /// output G mixes in (0 at initialisation; SAGAN watches it grow).
+    pub fn attention_gammas(&self) -> Vec<f32> {
+        let blocks = self.blocks.iter().filter_map(|b| b.attention.as_ref());
+        blocks.map(|a| a.gamma.val().into_scalar().elem()).collect()
     }
 
     /// Length of the noise vector.
@@ -574,6 +581,7 @@ mod tests {
         assert_eq!(x.dims(), [2, 3, 32, 32]);
         let sides: Vec<_> = maps.iter().map(|m| (m.side, m.key_side)).collect();
         assert_eq!(sides, [(16, 8), (32, 16)]);
+        assert_eq!(g.attention_gammas(), [0.0, 0.0]);
         assert_eq!(maps[1].weights.dims(), [2, 32 * 32, 16 * 16]);
         let d = cfg.init_critic::<B>(&device).unwrap();
         assert!(d.has_attention());
