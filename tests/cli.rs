@@ -199,6 +199,62 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         latest.starts_with("step-") && latest != "step-00100000",
         "{latest}"
     );
+    // SAGAN from the command line, then its attention figure. The second run takes its config
+    // (steps included) from the first's config.json.
+    common::succeed(
+        latentgan()
+            .args(["stage2", "--codes", &path("s1"), "--out", &path("sa")])
+            .args(["--sagan", "--attention", "8", "--steps", "3"])
+            .args(small),
+    );
+    let config = dir.path().join("sa/config.json").display().to_string();
+    common::succeed(latentgan().args([
+        "stage2",
+        "--codes",
+        &path("s1"),
+        "--out",
+        &path("sb"),
+        "--config",
+        &config,
+    ]));
+    let latest = std::fs::read_to_string(dir.path().join("sb/checkpoints/latest")).unwrap();
+    assert_eq!(
+        latest.trim(),
+        "step-00000003",
+        "--steps comes from the config file"
+    );
+    let attention = |run: &str| {
+        latentgan()
+            .args(["attention", "--run", &path(run), "--out", &path("attn.png")])
+            .args(["--query", "4,4", "--query", "20,28"])
+            .output()
+            .unwrap()
+    };
+    let out = attention("sb");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The sample and one heat map per query, each magnified to 128², padding 2.
+    assert_eq!(
+        image::image_dimensions(path("attn.png")).unwrap(),
+        (3 * 130 + 2, 130 + 2)
+    );
+    let stderr = String::from_utf8_lossy(&attention("s2").stderr).to_string();
+    assert!(stderr.contains("no self-attention"), "{stderr}");
+    let out = latentgan()
+        .args(["stage2", "--codes", &path("s1"), "--out", &path("sc")])
+        .args(["--attention", "8", "--steps", "1"])
+        .args(small)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("Hinge"),
+        "{stderr}"
+    );
+
     let err = latentgan()
         .args(["sample", "--run", &path("s1"), "--out", &path("x.png")])
         .output()

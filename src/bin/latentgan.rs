@@ -13,7 +13,7 @@ use latentgan::train::{
     load_gan, load_stage1, train_baseline, train_stage1, train_stage2, Stage1Config, Stage2Config,
     Trained,
 };
-use latentgan::viz::{save_grid, GridOptions};
+use latentgan::viz::{attention_map, save_grid, GridOptions};
 
 #[derive(Parser)]
 #[command(name = "latentgan", version, about = "GANs on learned codes, on Burn")]
@@ -134,6 +134,22 @@ enum Command {
         #[arg(long)]
         to_seed: Option<u64>,
     },
+    /// Save SAGAN's Fig. 1 for a run trained with attention (`--sagan`): a sample with coloured
+    /// query dots, then where G's last attention block looks from each query.
+    Attention {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output image (.png, .jpg or .webp).
+        #[arg(long)]
+        out: PathBuf,
+        /// Noise seed of the sample (the first image of `latentgan sample --seed`).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Query pixels `x,y` of the generated image, from the top left (repeat the flag).
+        #[arg(long = "query", value_parser = parse_query, required = true)]
+        queries: Vec<(usize, usize)>,
+    },
     /// FID (as pytorch-fid computes it) and KID between two folders or zips of images, read at
     /// their own size. Needs the Inception weights: `python3 datasets/fetch_inception.py`.
     Fid {
@@ -159,15 +175,23 @@ struct GanArgs {
     /// Run directory (config, history, samples, checkpoints).
     #[arg(long)]
     out: PathBuf,
-    /// Generator steps.
-    #[arg(long, default_value_t = 2000)]
-    steps: usize,
+    /// Generator steps [default: 2000, or the --config file's].
+    #[arg(long)]
+    steps: Option<usize>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
     /// Start from a saved config.json (flags below still apply on top of it).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sagan")]
     config: Option<PathBuf>,
+    /// Start from SAGAN's recipe (hinge loss, spectral norm, attention after the 16² feature
+    /// maps, n_critic 1, lr 1e-4 for G and 4e-4 for D) instead of the paper's WGAN-GP.
+    #[arg(long)]
+    sagan: bool,
+    /// Feature-map sides that get self-attention, e.g. `8` or `16,32` (needs --sagan: the
+    /// WGAN-GP penalty does not cover attention).
+    #[arg(long, value_delimiter = ',')]
+    attention: Option<Vec<usize>>,
     /// Samples per critic step.
     #[arg(long)]
     batch_size: Option<usize>,
@@ -191,11 +215,13 @@ impl GanArgs {
             Some(path) => {
                 Stage2Config::load(path).with_context(|| format!("reading {}", path.display()))?
             }
+            None if self.sagan => Stage2Config::sagan(),
             None => Stage2Config::new(),
         };
         let time_budget = self.time_budget.or(cfg.time_budget);
+        let steps = self.steps.unwrap_or(cfg.steps);
         cfg = cfg
-            .with_steps(self.steps)
+            .with_steps(steps)
             .with_resume(self.resume)
             .with_run_dir(Some(self.out.display().to_string()))
             .with_time_budget(time_budget);
@@ -203,8 +229,17 @@ impl GanArgs {
         cfg.n_critic = self.n_critic.unwrap_or(cfg.n_critic);
         cfg.max_width = self.max_width.unwrap_or(cfg.max_width);
         cfg.min_width = self.min_width.unwrap_or(cfg.min_width);
+        cfg.attention = self.attention.clone().unwrap_or(cfg.attention);
         Ok(cfg)
     }
+}
+
+/// `x,y` → `(x, y)`.
+fn parse_query(text: &str) -> Result<(usize, usize), String> {
+    let parsed = text
+        .split_once(',')
+        .and_then(|(x, y)| Some((x.trim().parse().ok()?, y.trim().parse().ok()?)));
+    parsed.ok_or_else(|| format!("expected a pixel as x,y (e.g. 10,12), got `{text}`"))
 }
 
 /// Prints where a finished stage-2 run left its files.
@@ -350,6 +385,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", out.display()))?;
             let (w, h) = grid.size();
             println!("wrote {} ({w}×{h}, {n} images)", out.display());
+        }
+        Command::Attention {
+            run,
+            out,
+            seed,
+            queries,
+        } => {
+            let gan = load_gan(&run)?;
+            let maps = attention_map(&gan, seed, &queries)?;
+            maps.save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "wrote {} (sample of seed {seed}, {} queries, attention over {}×{} keys)",
+                out.display(),
+                queries.len(),
+                maps.key_side(),
+                maps.key_side()
+            );
         }
         Command::Fid {
             dir_a,

@@ -126,18 +126,15 @@ impl GanConfig {
         side: usize,
         device: &B::Device,
     ) -> Result<Block<B>> {
-        let attention = match self.attention.contains(&side) {
-            true => Some(
-                SelfAttentionConfig::new(channels[1])
-                    .with_pooled(self.pooled_attention)
-                    .with_spectral_norm(self.spectral_norm)
-                    .init(device)?,
-            ),
-            false => None,
-        };
+        let attention = self.attention.contains(&side).then(|| {
+            SelfAttentionConfig::new(channels[1])
+                .with_pooled(self.pooled_attention)
+                .with_spectral_norm(self.spectral_norm)
+                .init(device)
+        });
         Ok(Block {
             conv: SnConv2d::new(channels, k, stride, self.spectral_norm, device),
-            attention,
+            attention: attention.transpose()?,
         })
     }
 

@@ -154,7 +154,7 @@ impl AttentionMaps {
                     let heat = heat(weights[key] / top);
                     let gray = (0..3).map(|c| pixel(c, y, x)).sum::<f32>() / 3.0;
                     for c in 0..3 {
-                        panel[(c * ph + y) * pw + x] = 0.3 * gray + 0.7 * heat[c];
+                        panel[(c * ph + y) * pw + x] = 0.4 * gray + 0.6 * heat[c];
                     }
                 }
             }
