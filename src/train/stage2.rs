@@ -133,9 +133,9 @@ impl Stage2Config {
     ///
     /// Hinge, not WGAN-GP: the penalty needs the critic's input gradient, which this library
     /// writes out for convolutions and dense layers but not for attention; and spectral norm
-    /// already bounds the critic's Lipschitz constant, where the penalty would fight it (Miyato et
-    /// al. and SAGAN train SN critics without one). Side 16 exists for codes of 64² images and
-    /// up, and for pixel GANs from 16² up; set `attention` for other sizes.
+    /// already bounds the critic's Lipschitz constant (SAGAN, like Miyato et al., trains its
+    /// spectrally normalised critic without a penalty). Side 16 exists for codes of 64² images
+    /// and up, and for pixel GANs from 16² up; set `attention` for other sizes.
     pub fn sagan() -> Self {
         Self::new()
             .with_loss(GanLoss::Hinge)
@@ -267,7 +267,7 @@ pub fn train_stage2_on<B: AutodiffBackend>(
         .with_autoencoder(Some(autoencoder.config()));
     let real =
         |draw: usize| codes.training_batch::<B>(draw, config.batch_size, config.seed, device);
-    train_wgan::<B>(
+    train_gan::<B>(
         "stage2",
         &config,
         model,
@@ -298,7 +298,7 @@ pub fn train_baseline_on<B: AutodiffBackend>(
     let real = |draw: usize| {
         dataset.training_batch::<B>(draw, config.batch_size, config.seed, config.flip, device)
     };
-    train_wgan::<B>("baseline", &config, model, None, real, device)
+    train_gan::<B>("baseline", &config, model, None, real, device)
 }
 
 /// Loads the trained GAN of a stage-2 or baseline run directory (its `model.json`, latest
@@ -346,10 +346,10 @@ fn stream(seed: u64, which: u64, index: usize) -> u64 {
     SplitMix64::derive(SplitMix64::derive(seed, which), index as u64)
 }
 
-/// The shared WGAN-GP loop (module docs). `real(draw)` is the `draw`-th real batch of an
-/// endless reproducible stream; `decoder` turns generated codes into images for the sample
-/// grids and the returned [`Gan`].
-fn train_wgan<B: AutodiffBackend>(
+/// The loop both stage-2 trainers share, WGAN-GP or hinge (module docs). `real(draw)` is the
+/// `draw`-th real batch of an endless reproducible stream; `decoder` turns generated codes into
+/// images for the sample grids and the returned [`Gan`].
+fn train_gan<B: AutodiffBackend>(
     label: &'static str,
     config: &Stage2Config,
     model: GanModelConfig,
