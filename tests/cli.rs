@@ -265,3 +265,75 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         "{stderr}"
     );
 }
+
+/// A run killed with SIGKILL between checkpoints resumes at its last checkpoint: the step count
+/// continues and the history has no gap and no duplicate.
+#[test]
+fn a_run_killed_with_sigkill_resumes_without_gaps_or_duplicates() {
+    use latentgan::train::{History, Stage2Config};
+    use std::time::{Duration, Instant};
+    let faces = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/lfw-faces");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // Log every step, checkpoint every 4, tiny networks: a step takes milliseconds.
+    let config = dir.path().join("config.json");
+    let small = Stage2Config::new()
+        .with_latent_dim(8)
+        .with_max_width(8)
+        .with_min_width(8)
+        .with_n_critic(1)
+        .with_batch_size(4)
+        .with_log_every(1)
+        .with_sample_every(1000)
+        .with_checkpoint_every(4);
+    std::fs::write(&config, small.to_string()).unwrap();
+    let baseline = |extra: &[&str]| {
+        let mut cmd = latentgan();
+        cmd.args(["baseline", "--data", faces, "--resolution", "8"])
+            .args(["--config", config.to_str().unwrap()])
+            .args(["--out", run.to_str().unwrap()])
+            .args(extra)
+            .stdout(std::process::Stdio::null());
+        cmd
+    };
+    let mut child = baseline(&["--steps", "1000000"]).spawn().unwrap();
+    let latest = run.join("checkpoints/latest");
+    let step = |text: &str| -> usize { text.trim().trim_start_matches("step-").parse().unwrap() };
+    let start = Instant::now();
+    // Kill it once it has passed its third checkpoint and is between two.
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint at step 12"
+        );
+        let reached = std::fs::read_to_string(&latest)
+            .map(|t| step(&t))
+            .unwrap_or(0);
+        if reached >= 12 {
+            std::thread::sleep(Duration::from_millis(30));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_at = step(&std::fs::read_to_string(&latest).unwrap());
+    let logged = History::load(run.join("history.jsonl")).unwrap();
+    println!(
+        "killed after checkpoint {killed_at}, history at step {:?}",
+        logged.entries.last().map(|e| e.step)
+    );
+
+    let target = killed_at + 6;
+    common::succeed(&mut baseline(&["--resume", "--steps", &target.to_string()]));
+    let history = History::load(run.join("history.jsonl")).unwrap();
+    let steps: Vec<usize> = history.entries.iter().map(|e| e.step).collect();
+    assert_eq!(
+        steps,
+        (1..=target).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    let seconds: Vec<f64> = history.entries.iter().map(|e| e.seconds).collect();
+    assert!(seconds.windows(2).all(|w| w[0] <= w[1]), "{seconds:?}");
+    assert_eq!(step(&std::fs::read_to_string(&latest).unwrap()), target);
+}

@@ -294,3 +294,44 @@ fn sagan_pixel_baseline_learns_the_faces_grayness() {
     assert!(rmse_1 < 0.7 * rmse_0, "mean-face RMSE {rmse_0} → {rmse_1}");
     assert!(chroma_1 < 0.5 * chroma_0, "chroma {chroma_0} → {chroma_1}");
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
+    let (ae, codes) = stage1();
+    // One code of the 100 is NaN: the loss turns NaN at the first step that draws it.
+    let mut values = codes.values().to_vec();
+    let per = values.len() / codes.len();
+    values[37 * per..38 * per].fill(f32::NAN);
+    let [c, h, w] = codes.code_shape();
+    let poisoned = CodeDataset::new(values, [codes.len(), c, h, w]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let config = small(200).with_checkpoint_every(1).with_run_dir(at(&run));
+    let err = match train_stage2(&poisoned, &ae, config) {
+        Err(e) => e,
+        Ok(_) => panic!("a NaN code never reached the loss"),
+    };
+    let text = err.to_string();
+    println!("{text}");
+    let Error::Diverged {
+        step, checkpoint, ..
+    } = err
+    else {
+        panic!("expected Error::Diverged, got {text}");
+    };
+    assert!(
+        step > 1,
+        "the seed draws the NaN code at step {step}; pick another code"
+    );
+    assert!(
+        text.contains(&format!("diverged at step {step}")) && text.contains("NaN"),
+        "{text}"
+    );
+    // The checkpoint of the step before is intact, named in the error, and loads.
+    let kept = checkpoint.expect("a checkpoint before the divergence");
+    assert!(kept.ends_with(format!("step-{:08}", step - 1)), "{kept:?}");
+    let latest = std::fs::read_to_string(run.join("checkpoints/latest")).unwrap();
+    assert_eq!(latest.trim(), format!("step-{:08}", step - 1));
+    let samples = load_gan(&run).unwrap().sample(4, 0).unwrap();
+    assert!(samples.data().iter().all(|v| v.is_finite()));
+}

@@ -70,12 +70,12 @@ enum Command {
         /// Training resolution (the paper uses 128).
         #[arg(long, default_value_t = 32)]
         resolution: u32,
-        /// Code downsampling factor: 2, 4, 8 or 16.
-        #[arg(long, default_value_t = 4)]
-        code_factor: usize,
-        /// Training steps.
-        #[arg(long, default_value_t = 1000)]
-        steps: usize,
+        /// Code downsampling factor: 2, 4, 8 or 16 [default: 4, or the --config file's].
+        #[arg(long)]
+        code_factor: Option<usize>,
+        /// Training steps [default: 1000, or the --config file's].
+        #[arg(long)]
+        steps: Option<usize>,
         /// Run directory (config, history, samples, checkpoints, codes).
         #[arg(long)]
         out: PathBuf,
@@ -317,10 +317,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Stage1Config::new(),
             };
             let mut model: AutoEncoderConfig = cfg.model.clone();
-            model.code_factor = code_factor;
-            if let Some(w) = width {
-                model.width = w;
-            }
+            model.code_factor = code_factor.unwrap_or(model.code_factor);
+            model.width = width.unwrap_or(model.width);
+            let steps = steps.unwrap_or(cfg.steps);
             cfg = cfg
                 .with_model(model)
                 .with_steps(steps)

@@ -38,15 +38,17 @@ impl History {
     }
 
     /// Reads `path` (if it exists), keeps the entries up to `up_to_step` — the step of the
-    /// checkpoint being resumed — rewrites the file with just those, and appends from there.
+    /// checkpoint being resumed — rewrites the file with just those, and appends from there. A
+    /// last line cut short (a process killed while appending it) is dropped.
     pub fn open(path: impl Into<PathBuf>, up_to_step: usize) -> Result<Self> {
         let path = path.into();
-        let mut history = Self::load(&path).or_else(|e| match e {
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Self::default())
-            }
-            e => Err(e),
-        })?;
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
+        let mut history = Self::parse(&text, &path)?;
         history.entries.retain(|e| e.step <= up_to_step);
         let mut text = String::new();
         for e in &history.entries {
@@ -62,6 +64,10 @@ impl History {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self> {
         let mut entries = Vec::new();
         for (i, line) in text
             .lines()
@@ -87,8 +93,10 @@ impl History {
                 .create(true)
                 .open(path)
                 .map_err(|e| Error::io(path, e))?;
-            let line = serde_json::to_string(&entry).expect("entries serialise");
-            writeln!(file, "{line}").map_err(|e| Error::io(path, e))?;
+            let line = serde_json::to_string(&entry).expect("entries serialise") + "\n";
+            // One write per line, so a killed process leaves at most one torn last line.
+            file.write_all(line.as_bytes())
+                .map_err(|e| Error::io(path, e))?;
         }
         self.entries.push(entry);
         Ok(())
@@ -171,6 +179,20 @@ mod tests {
         assert!(
             err.contains("history.jsonl") && err.contains("line 2"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn resuming_drops_a_line_cut_short_by_a_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let torn = "{\"step\":1,\"seconds\":0.1}\n{\"step\":2,\"seco";
+        std::fs::write(&path, torn).unwrap();
+        let h = History::open(&path, 1).unwrap();
+        assert_eq!(h.entries.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"step\":1,\"seconds\":0.1}\n"
         );
     }
 }
