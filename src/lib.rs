@@ -21,6 +21,7 @@
 
 pub mod backend;
 pub mod data;
+pub mod demo;
 pub mod error;
 pub mod metrics;
 pub mod models;
@@ -39,6 +40,7 @@ pub mod prelude {
         load_celeba_hq, load_images, load_images_with, CodeDataset, ImageDataset, LoadOptions,
         LoadReport,
     };
+    pub use crate::demo::{run_demo, DemoConfig, DemoReport};
     pub use crate::error::{Error, Result};
     pub use crate::metrics::{evaluate, fid, fid_from_dirs, kid, FidOptions, FidReport, Kid};
     pub use crate::models::{

@@ -266,17 +266,12 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
     );
 }
 
-/// A run killed with SIGKILL between checkpoints resumes at its last checkpoint: the step count
-/// continues and the history has no gap and no duplicate.
-#[test]
-fn a_run_killed_with_sigkill_resumes_without_gaps_or_duplicates() {
-    use latentgan::train::{History, Stage2Config};
-    use std::time::{Duration, Instant};
+/// A tiny pixel-baseline run in `dir/run` that logs every step and checkpoints every 4:
+/// `baseline(extra_args)` builds its command.
+fn tiny_baseline(dir: &std::path::Path) -> impl Fn(&[&str]) -> Command {
+    use latentgan::train::Stage2Config;
     let faces = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/lfw-faces");
-    let dir = tempfile::tempdir().unwrap();
-    let run = dir.path().join("run");
-    // Log every step, checkpoint every 4, tiny networks: a step takes milliseconds.
-    let config = dir.path().join("config.json");
+    let config = dir.join("config.json");
     let small = Stage2Config::new()
         .with_latent_dim(8)
         .with_max_width(8)
@@ -287,37 +282,52 @@ fn a_run_killed_with_sigkill_resumes_without_gaps_or_duplicates() {
         .with_sample_every(1000)
         .with_checkpoint_every(4);
     std::fs::write(&config, small.to_string()).unwrap();
-    let baseline = |extra: &[&str]| {
+    let run = dir.join("run");
+    move |extra: &[&str]| {
         let mut cmd = latentgan();
         cmd.args(["baseline", "--data", faces, "--resolution", "8"])
             .args(["--config", config.to_str().unwrap()])
             .args(["--out", run.to_str().unwrap()])
-            .args(extra)
-            .stdout(std::process::Stdio::null());
+            .args(extra);
         cmd
-    };
-    let mut child = baseline(&["--steps", "1000000"]).spawn().unwrap();
-    let latest = run.join("checkpoints/latest");
-    let step = |text: &str| -> usize { text.trim().trim_start_matches("step-").parse().unwrap() };
-    let start = Instant::now();
-    // Kill it once it has passed its third checkpoint and is between two.
-    loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint at step 12"
-        );
-        let reached = std::fs::read_to_string(&latest)
-            .map(|t| step(&t))
-            .unwrap_or(0);
-        if reached >= 12 {
-            std::thread::sleep(Duration::from_millis(30));
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The step of a `checkpoints/latest` pointer (`step-00000012`).
+fn checkpoint_step(run: &std::path::Path) -> Option<usize> {
+    let text = std::fs::read_to_string(run.join("checkpoints/latest")).ok()?;
+    text.trim().trim_start_matches("step-").parse().ok()
+}
+
+/// Waits (up to 2 minutes) until the run at `run` has checkpointed step `step` or later.
+fn wait_for_checkpoint(run: &std::path::Path, step: usize) {
+    let start = std::time::Instant::now();
+    while checkpoint_step(run).unwrap_or(0) < step {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no checkpoint at step {step}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A run killed with SIGKILL between checkpoints resumes at its last checkpoint: the step count
+/// continues and the history has no gap and no duplicate.
+#[test]
+fn a_run_killed_with_sigkill_resumes_without_gaps_or_duplicates() {
+    use latentgan::train::History;
+    let dir = tempfile::tempdir().unwrap();
+    let (baseline, run) = (tiny_baseline(dir.path()), dir.path().join("run"));
+    let mut child = baseline(&["--steps", "1000000"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has passed its third checkpoint, between two.
+    wait_for_checkpoint(&run, 12);
+    std::thread::sleep(std::time::Duration::from_millis(30));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let killed_at = step(&std::fs::read_to_string(&latest).unwrap());
+    let killed_at = checkpoint_step(&run).unwrap();
     let logged = History::load(run.join("history.jsonl")).unwrap();
     println!(
         "killed after checkpoint {killed_at}, history at step {:?}",
@@ -335,5 +345,104 @@ fn a_run_killed_with_sigkill_resumes_without_gaps_or_duplicates() {
     );
     let seconds: Vec<f64> = history.entries.iter().map(|e| e.seconds).collect();
     assert!(seconds.windows(2).all(|w| w[0] <= w[1]), "{seconds:?}");
-    assert_eq!(step(&std::fs::read_to_string(&latest).unwrap()), target);
+    assert_eq!(checkpoint_step(&run), Some(target));
+}
+
+/// Ctrl-C (SIGINT) stops a run after the current step with a checkpoint of that step, and the
+/// process exits normally.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_checkpoints_the_current_step_and_exits_cleanly() {
+    use latentgan::train::History;
+    let dir = tempfile::tempdir().unwrap();
+    let (baseline, run) = (tiny_baseline(dir.path()), dir.path().join("run"));
+    let child = baseline(&["--steps", "1000000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_checkpoint(&run, 4);
+    // SAFETY: sends SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("interrupted (Ctrl-C) after step"),
+        "{stdout}"
+    );
+    // The checkpoint is of the very step the history ends at, not of the last multiple of 4.
+    let last = History::load(run.join("history.jsonl"))
+        .unwrap()
+        .entries
+        .last()
+        .unwrap()
+        .step;
+    assert_eq!(checkpoint_step(&run), Some(last));
+}
+
+/// `latentgan demo`, shortened: every stage runs and the report and artifacts exist.
+#[test]
+fn a_shortened_demo_runs_end_to_end() {
+    use burn::config::Config;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let output = common::succeed(
+        latentgan()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["demo", "--out", out.to_str().unwrap()])
+            .args(["--stage1-steps", "4", "--steps", "3"])
+            .args(["--samples", "12", "--held-out", "10"]),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!(
+        "sample grid: {}",
+        out.join("samples.png").display()
+    )));
+    assert!(stdout.contains(&format!(
+        "report:      {}",
+        out.join("report.json").display()
+    )));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["train_images"], 90);
+    assert_eq!(report["held_out_images"], 10);
+    assert_eq!(report["stage1"]["steps"], 4);
+    assert_eq!(report["stage2"]["steps"], 3);
+    assert_eq!(report["samples"], 12);
+    let fid = report["fid"].as_f64().unwrap();
+    assert!(fid.is_finite() && fid > 0.0, "{fid}");
+    assert!(report["kid"].as_f64().unwrap().is_finite());
+    for file in [
+        "config.json",
+        "samples.png",
+        "stage1-losses.svg",
+        "stage1-losses.png",
+        "stage2-losses.svg",
+        "stage2-losses.png",
+        "stage1/checkpoints/latest",
+        "stage2/checkpoints/latest",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    // 12 samples of 32² in a 4-wide grid.
+    assert_eq!(
+        image::image_dimensions(out.join("samples.png")).unwrap(),
+        (4 * 34 + 2, 3 * 34 + 2)
+    );
+    // The saved config repeats the run.
+    let saved = latentgan::demo::DemoConfig::load(out.join("config.json")).unwrap();
+    assert_eq!(
+        (saved.stage1.steps, saved.stage2.steps, saved.held_out),
+        (4, 3, 10)
+    );
+    let err = latentgan()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--out", out.to_str().unwrap(), "--held-out", "99"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        !err.status.success() && stderr.contains("held_out"),
+        "{stderr}"
+    );
 }

@@ -7,7 +7,8 @@ use anyhow::Context;
 use burn::config::Config;
 use clap::{Parser, Subcommand};
 use latentgan::data::{load_images_with, CodeDataset, LoadOptions};
-use latentgan::metrics::{evaluate, FidOptions, ImageFolder};
+use latentgan::demo::{run_demo, DemoConfig};
+use latentgan::metrics::{default_weights_path, evaluate, FidOptions, ImageFolder};
 use latentgan::models::{AutoEncoderConfig, Gan};
 use latentgan::train::{
     load_gan, load_stage1, train_baseline, train_stage1, train_stage2, Stage1Config, Stage2Config,
@@ -24,6 +25,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job end to end: fetch the real faces if missing, train stage 1, encode, train
+    /// the code GAN, sample, and score FID/KID against held-out faces; writes OUT/samples.png,
+    /// loss charts and OUT/report.json.
+    Demo {
+        /// Run directory.
+        #[arg(long, default_value = "runs/demo")]
+        out: PathBuf,
+        /// Start from a saved demo config.json (flags still apply on top of it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Folder or .zip of real images [default: datasets/lfw-faces, fetched if missing].
+        #[arg(long)]
+        data: Option<String>,
+        /// Image side [default: 32].
+        #[arg(long)]
+        resolution: Option<u32>,
+        /// Stage-1 steps [default: 300].
+        #[arg(long)]
+        stage1_steps: Option<usize>,
+        /// Stage-2 (code GAN) steps [default: 2000].
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Generated images to score [default: 100].
+        #[arg(long)]
+        samples: Option<usize>,
+        /// Real images held out of training for FID/KID [default: 20].
+        #[arg(long)]
+        held_out: Option<usize>,
+    },
     /// Load a dataset and report how many images loaded and every file skipped, with its reason.
     Inspect {
         /// Folder (searched recursively) or .zip of images.
@@ -256,8 +286,70 @@ fn report_gan(trained: &Trained<Gan<latentgan::Backend>>, seconds: f64) {
     );
 }
 
+/// Runs `python3 script args` (a fetch script of this repository), naming it on failure.
+fn fetch(script: &str, args: &[&str]) -> anyhow::Result<()> {
+    if !std::path::Path::new(script).exists() {
+        anyhow::bail!("{script} not found: run `latentgan demo` from the repository root");
+    }
+    println!("fetching with python3 {script}");
+    let status = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .status()
+        .with_context(|| format!("running python3 {script}"))?;
+    anyhow::ensure!(status.success(), "python3 {script} failed ({status})");
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo {
+            out,
+            config,
+            data,
+            resolution,
+            stage1_steps,
+            steps,
+            samples,
+            held_out,
+        } => {
+            let mut cfg = match &config {
+                Some(path) => {
+                    DemoConfig::load(path).with_context(|| format!("reading {}", path.display()))?
+                }
+                None => DemoConfig::new(),
+            };
+            cfg.data = data.unwrap_or(cfg.data);
+            cfg.resolution = resolution.unwrap_or(cfg.resolution);
+            cfg.samples = samples.unwrap_or(cfg.samples);
+            cfg.held_out = held_out.unwrap_or(cfg.held_out);
+            cfg.stage1.steps = stage1_steps.unwrap_or(cfg.stage1.steps);
+            cfg.stage2.steps = steps.unwrap_or(cfg.stage2.steps);
+            if !std::path::Path::new(&cfg.data).exists() {
+                anyhow::ensure!(
+                    cfg.data == DemoConfig::new().data,
+                    "--data {} does not exist",
+                    cfg.data
+                );
+                fetch("datasets/fetch_faces.py", &[])?;
+            }
+            if !default_weights_path().exists() {
+                fetch("datasets/fetch_inception.py", &[])?;
+            }
+            let start = std::time::Instant::now();
+            let report = run_demo(&cfg, &out)?;
+            println!(
+                "done in {:.1} min: FID {:.1}, KID {:.4} ± {:.4} ({} samples vs {} held-out images)",
+                start.elapsed().as_secs_f64() / 60.0,
+                report.fid,
+                report.kid,
+                report.kid_std,
+                report.samples,
+                report.held_out_images
+            );
+            println!("sample grid: {}", report.grid.display());
+            println!("report:      {}", report.report.display());
+        }
         Command::Inspect {
             dir,
             resolution,

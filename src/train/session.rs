@@ -3,8 +3,13 @@
 //! A loop asks [`Session::begin`] for the checkpoint to resume from, runs its steps, and after
 //! each one calls [`Session::end_step`] with its losses and two closures — what to draw and what
 //! to save — which run only when due.
+//!
+//! While a session with a run directory is open, Ctrl-C (SIGINT) ends training after the
+//! current step, as if it were the last: sample grid, checkpoint, history, then a normal return;
+//! `resume` continues from there. A second Ctrl-C stops the process at once.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::checkpoint::{Checkpoint, RunDir};
@@ -66,6 +71,53 @@ pub(crate) const MAY_CHANGE: &[&str] = &[
     "time_budget",
 ];
 
+/// Set by the SIGINT handler while a session is open; read (and cleared) at the end of each step.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Catches Ctrl-C while it lives (Unix; elsewhere Ctrl-C stops the process as usual) and puts the
+/// previous handler back when dropped.
+struct InterruptGuard {
+    #[cfg(unix)]
+    previous: libc::sighandler_t,
+}
+
+impl InterruptGuard {
+    fn install() -> Self {
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        #[cfg(unix)]
+        {
+            let handler = oninterrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            // SAFETY: the handler only touches an atomic and calls async-signal-safe functions.
+            let previous = unsafe { libc::signal(libc::SIGINT, handler) };
+            Self { previous }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the handler `install` replaced.
+        #[cfg(unix)]
+        unsafe {
+            libc::signal(libc::SIGINT, self.previous);
+        }
+    }
+}
+
+/// The first Ctrl-C asks the loop to stop after this step; a second one stops the process now.
+#[cfg(unix)]
+extern "C" fn oninterrupt(_: libc::c_int) {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: `signal` and `raise` are async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::raise(libc::SIGINT);
+        }
+    }
+}
+
 /// A training run in progress.
 pub(crate) struct Session {
     run: Option<RunDir>,
@@ -80,6 +132,8 @@ pub(crate) struct Session {
     sample_every: usize,
     checkpoint_every: usize,
     time_budget: Option<f64>,
+    /// Present while Ctrl-C is caught (runs with a run directory: there is a checkpoint to save).
+    interrupt: Option<InterruptGuard>,
 }
 
 impl Session {
@@ -120,6 +174,7 @@ impl Session {
             sample_every: schedule.sample_every,
             checkpoint_every: schedule.checkpoint_every,
             time_budget: schedule.time_budget,
+            interrupt: schedule.run_dir.map(|_| InterruptGuard::install()),
         };
         Ok((session, resume_from))
     }
@@ -137,8 +192,8 @@ impl Session {
     /// Closes step `done` (1-based): stops with [`Error::Diverged`] on a non-finite loss (the
     /// last checkpoint stays intact), reports progress, logs to the history, and when due calls
     /// `sample` with the run directory and writes the checkpoint files `checkpoint` returns.
-    /// Returns whether to go on: false once the time budget is spent (that step was then closed
-    /// as the last one).
+    /// Returns whether to go on: false once the time budget is spent or Ctrl-C was pressed (that
+    /// step was then closed as the last one).
     pub fn end_step(
         &mut self,
         done: usize,
@@ -161,7 +216,9 @@ impl Session {
         let out_of_time = self
             .time_budget
             .is_some_and(|t| self.clock.elapsed().as_secs_f64() >= t);
-        let last = done == self.steps || out_of_time;
+        let interrupted = self.interrupt.is_some() && INTERRUPTED.swap(false, Ordering::SeqCst);
+        let stop = out_of_time || interrupted;
+        let last = done == self.steps || stop;
         if done.is_multiple_of(self.log_every) || last {
             self.history.push(Entry {
                 step: done,
@@ -177,13 +234,18 @@ impl Session {
                 run.save_checkpoint(done, &checkpoint()?)?;
             }
         }
-        if out_of_time && done < self.steps {
+        if stop && done < self.steps {
+            let why = if interrupted {
+                "interrupted (Ctrl-C)"
+            } else {
+                "time budget spent"
+            };
             println!(
-                "{}: time budget spent after step {done} of {}",
+                "{}: {why} after step {done} of {}; checkpoint written, resume to continue",
                 self.label, self.steps
             );
         }
-        Ok(!out_of_time)
+        Ok(!stop)
     }
 
     /// The history and the run directory's path, once the loop is over.
