@@ -86,7 +86,7 @@ impl InterruptGuard {
         INTERRUPTED.store(false, Ordering::SeqCst);
         #[cfg(unix)]
         {
-            let handler = oninterrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
             // SAFETY: the handler only touches an atomic and calls async-signal-safe functions.
             let previous = unsafe { libc::signal(libc::SIGINT, handler) };
             Self { previous }
@@ -108,7 +108,7 @@ impl Drop for InterruptGuard {
 
 /// The first Ctrl-C asks the loop to stop after this step; a second one stops the process now.
 #[cfg(unix)]
-extern "C" fn oninterrupt(_: libc::c_int) {
+extern "C" fn on_interrupt(_: libc::c_int) {
     if INTERRUPTED.swap(true, Ordering::SeqCst) {
         // SAFETY: `signal` and `raise` are async-signal-safe.
         unsafe {
@@ -240,8 +240,12 @@ impl Session {
             } else {
                 "time budget spent"
             };
+            let saved = match self.run {
+                Some(_) => "; checkpoint written, resume to continue",
+                None => "",
+            };
             println!(
-                "{}: {why} after step {done} of {}; checkpoint written, resume to continue",
+                "{}: {why} after step {done} of {}{saved}",
                 self.label, self.steps
             );
         }
