@@ -243,26 +243,16 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
     );
     let stderr = String::from_utf8_lossy(&attention("s2").stderr).to_string();
     assert!(stderr.contains("no self-attention"), "{stderr}");
-    let out = latentgan()
-        .args(["stage2", "--codes", &path("s1"), "--out", &path("sc")])
-        .args(["--attention", "8", "--steps", "1"])
-        .args(small)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("Hinge"),
-        "{stderr}"
+    common::fail(
+        latentgan()
+            .args(["stage2", "--codes", &path("s1"), "--out", &path("sc")])
+            .args(["--attention", "8", "--steps", "1"])
+            .args(small),
+        "Hinge",
     );
-
-    let err = latentgan()
-        .args(["sample", "--run", &path("s1"), "--out", &path("x.png")])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&err.stderr);
-    assert!(
-        !err.status.success() && stderr.contains("model.json"),
-        "{stderr}"
+    common::fail(
+        latentgan().args(["sample", "--run", &path("s1"), "--out", &path("x.png")]),
+        "model.json",
     );
 }
 
@@ -435,14 +425,14 @@ fn a_shortened_demo_runs_end_to_end() {
         (saved.stage1.steps, saved.stage2.steps, saved.held_out),
         (4, 3, 10)
     );
-    let err = latentgan()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["demo", "--out", out.to_str().unwrap(), "--held-out", "99"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&err.stderr);
-    assert!(
-        !err.status.success() && stderr.contains("held_out"),
-        "{stderr}"
+    common::fail(
+        latentgan().current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "demo",
+            "--out",
+            out.to_str().unwrap(),
+            "--held-out",
+            "99",
+        ]),
+        "held_out",
     );
 }

@@ -55,6 +55,19 @@ pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
     out
 }
 
+/// Runs `cmd`, failing the test unless it exits with an error whose stderr contains `expected`;
+/// returns that stderr.
+pub fn fail(cmd: &mut std::process::Command, expected: &str) -> String {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && stderr.contains(expected),
+        "expected a failure mentioning {expected:?}, got {}: {stderr}",
+        out.status
+    );
+    stderr
+}
+
 /// The 100 real faces at `res`² (decoded afresh, no cache), from `datasets/fetch_faces.py`.
 pub fn faces(res: u32) -> latentgan::data::ImageDataset {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
