@@ -158,10 +158,7 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
     ]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("6 images"));
     // 6 decoded 32² samples in 2 rows of 3, padding 2.
-    assert_eq!(
-        image::image_dimensions(path("grid.png")).unwrap(),
-        (3 * 34 + 2, 2 * 34 + 2)
-    );
+    common::assert_image_size(path("grid.png"), (3 * 34 + 2, 2 * 34 + 2));
     common::succeed(latentgan().args([
         "sample",
         "--run",
@@ -173,10 +170,7 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         "--out",
         &path("strip.png"),
     ]));
-    assert_eq!(
-        image::image_dimensions(path("strip.png")).unwrap(),
-        (5 * 34 + 2, 34 + 2)
-    );
+    common::assert_image_size(path("strip.png"), (5 * 34 + 2, 34 + 2));
 
     let out = common::succeed(
         latentgan()
@@ -237,10 +231,7 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The sample and one heat map per query, each magnified to 128², padding 2.
-    assert_eq!(
-        image::image_dimensions(path("attn.png")).unwrap(),
-        (3 * 130 + 2, 130 + 2)
-    );
+    common::assert_image_size(path("attn.png"), (3 * 130 + 2, 130 + 2));
     let stderr = String::from_utf8_lossy(&attention("s2").stderr).to_string();
     assert!(stderr.contains("no self-attention"), "{stderr}");
     common::fail(
@@ -402,23 +393,21 @@ fn a_shortened_demo_runs_end_to_end() {
     let fid = report["fid"].as_f64().unwrap();
     assert!(fid.is_finite() && fid > 0.0, "{fid}");
     assert!(report["kid"].as_f64().unwrap().is_finite());
-    for file in [
-        "config.json",
-        "samples.png",
-        "stage1-losses.svg",
-        "stage1-losses.png",
-        "stage2-losses.svg",
-        "stage2-losses.png",
-        "stage1/checkpoints/latest",
-        "stage2/checkpoints/latest",
-    ] {
-        assert!(out.join(file).exists(), "{file} missing");
-    }
-    // 12 samples of 32² in a 4-wide grid.
-    assert_eq!(
-        image::image_dimensions(out.join("samples.png")).unwrap(),
-        (4 * 34 + 2, 3 * 34 + 2)
+    common::assert_files(
+        &out,
+        &[
+            "config.json",
+            "samples.png",
+            "stage1-losses.svg",
+            "stage1-losses.png",
+            "stage2-losses.svg",
+            "stage2-losses.png",
+            "stage1/checkpoints/latest",
+            "stage2/checkpoints/latest",
+        ],
     );
+    // 12 samples of 32² in a 4-wide grid.
+    common::assert_image_size(out.join("samples.png"), (4 * 34 + 2, 3 * 34 + 2));
     // The saved config repeats the run.
     let saved = latentgan::demo::DemoConfig::load(out.join("config.json")).unwrap();
     assert_eq!(

@@ -60,19 +60,20 @@ fn checkpoint_round_trip_gives_identical_outputs() {
         train_stage1(&ds, small(10).with_run_dir(Some(run.display().to_string()))).unwrap();
     let loaded = load_stage1(&run).unwrap();
     assert_eq!(outputs(&trained, &ds), outputs(&loaded, &ds));
-    for file in [
-        "config.json",
-        "history.jsonl",
-        "samples/recon-00000010.png",
-        "checkpoints/latest",
-        "checkpoints/step-00000010/autoencoder.mpk",
-    ] {
-        assert!(run.join(file).exists(), "{file} missing");
-    }
+    common::assert_files(
+        &run,
+        &[
+            "config.json",
+            "history.jsonl",
+            "samples/recon-00000010.png",
+            "checkpoints/latest",
+            "checkpoints/step-00000010/autoencoder.mpk",
+        ],
+    );
     // The reconstruction grid: 2 rows (inputs, reconstructions) of 8 images of 16².
-    assert_eq!(
-        image::image_dimensions(run.join("samples/recon-00000010.png")).unwrap(),
-        (8 * 18 + 2, 2 * 18 + 2)
+    common::assert_image_size(
+        run.join("samples/recon-00000010.png"),
+        (8 * 18 + 2, 2 * 18 + 2),
     );
 }
 

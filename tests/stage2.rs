@@ -56,21 +56,22 @@ fn code_gan_trains_saves_a_self_contained_run_and_resumes_exactly() {
     assert!(samples.data().iter().all(|v| (0.0..=1.0).contains(v)));
     let loaded = load_gan(&straight).unwrap();
     assert_eq!(loaded.sample(3, 7).unwrap(), samples);
-    for file in [
-        "config.json",
-        "model.json",
-        "decoder.mpk",
-        "history.jsonl",
-        "samples/samples-00000020.png",
-        "checkpoints/step-00000020/generator.mpk",
-        "checkpoints/step-00000020/optim_critic.mpk",
-    ] {
-        assert!(straight.join(file).exists(), "{file} missing");
-    }
+    common::assert_files(
+        &straight,
+        &[
+            "config.json",
+            "model.json",
+            "decoder.mpk",
+            "history.jsonl",
+            "samples/samples-00000020.png",
+            "checkpoints/step-00000020/generator.mpk",
+            "checkpoints/step-00000020/optim_critic.mpk",
+        ],
+    );
     // The fixed-noise grid: 4 decoded 32² samples, 2 per row.
-    assert_eq!(
-        image::image_dimensions(straight.join("samples/samples-00000010.png")).unwrap(),
-        (2 * 34 + 2, 2 * 34 + 2)
+    common::assert_image_size(
+        straight.join("samples/samples-00000010.png"),
+        (2 * 34 + 2, 2 * 34 + 2),
     );
 
     // "Killed" after its checkpoint at step 10, then resumed to 20.

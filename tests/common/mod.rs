@@ -68,6 +68,25 @@ pub fn fail(cmd: &mut std::process::Command, expected: &str) -> String {
     stderr
 }
 
+/// Asserts that every one of `files` exists below `dir`.
+pub fn assert_files(dir: impl AsRef<Path>, files: &[&str]) {
+    let dir = dir.as_ref();
+    for file in files {
+        assert!(
+            dir.join(file).exists(),
+            "{} missing",
+            dir.join(file).display()
+        );
+    }
+}
+
+/// Asserts that the image at `path` is `size` (width, height) pixels.
+pub fn assert_image_size(path: impl AsRef<Path>, size: (u32, u32)) {
+    let path = path.as_ref();
+    let actual = image::image_dimensions(path).unwrap();
+    assert_eq!(actual, size, "{}", path.display());
+}
+
 /// The 100 real faces at `res`² (decoded afresh, no cache), from `datasets/fetch_faces.py`.
 pub fn faces(res: u32) -> latentgan::data::ImageDataset {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
