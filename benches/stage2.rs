@@ -94,12 +94,13 @@ fn main() {
         let sagan = train_stage2(&codes, &ae, sagan_config.clone())
             .unwrap()
             .history;
-        let plain = train_stage2(&codes, &ae, config.clone().with_n_critic(1))
+        let plain_config = config.clone().with_n_critic(1);
+        let plain = train_stage2(&codes, &ae, plain_config.clone())
             .unwrap()
             .history;
         let (sagan_rate, plain_rate) = (
             throughput(&sagan, &sagan_config),
-            throughput(&plain, &config.clone().with_n_critic(1)),
+            throughput(&plain, &plain_config),
         );
         println!(
             "sagan_code_gan_images_per_s_{res} {sagan_rate:.3}  (hinge, spectral norm, attention at {side}², n_critic 1: {:.3} generator steps/s)",

@@ -157,11 +157,10 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
     let samples = gan.sample(config.samples, 0)?;
     let grid = out.join("samples.png");
     let shown = samples.len().min(64);
-    let nrow = (shown as f64).sqrt().ceil() as usize;
     save_grid(
         &first(&samples, shown)?,
         &grid,
-        GridOptions::default().nrow(nrow),
+        GridOptions::default().square(shown),
     )?;
 
     println!(

@@ -468,11 +468,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(b) => gan.interpolate(seed, b, n)?,
                 None => gan.sample(n, seed)?,
             };
-            let nrow = nrow.unwrap_or(match to_seed {
-                Some(_) => n,
-                None => (n as f64).sqrt().ceil() as usize,
-            });
-            let grid = save_grid(&images, &out, GridOptions::default().nrow(nrow))
+            let options = match (nrow, to_seed) {
+                (Some(nrow), _) => GridOptions::default().nrow(nrow),
+                (None, Some(_)) => GridOptions::default().nrow(n), // a strip
+                (None, None) => GridOptions::default().square(n),
+            };
+            let grid = save_grid(&images, &out, options)
                 .with_context(|| format!("writing {}", out.display()))?;
             let (w, h) = grid.size();
             println!("wrote {} ({w}×{h}, {n} images)", out.display());

@@ -393,7 +393,7 @@ fn train_gan<B: AutodiffBackend>(
 
     for step in session.steps() {
         // The critic: n_critic steps on fresh real batches and generated samples (eqs. 6–8).
-        let mut critic_losses = CriticLosses::default();
+        let mut terms = None;
         // G is not updated here: generate on the inner backend, recording no graph.
         let g_now = g.valid();
         for i in 0..config.n_critic {
@@ -401,11 +401,14 @@ fn train_gan<B: AutodiffBackend>(
             let x = real(draw)?;
             let z = g_now.noise(n, stream(config.seed, NOISE_CRITIC, draw), device);
             let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
-            let loss;
-            (loss, critic_losses) = critic_loss(&d, x, fake, config, draw)?;
+            let (loss, step_terms) = critic_loss(&d, x, fake, config, draw)?;
             let grads = GradientsParams::from_grads(loss.backward(), &d);
             d = opt_d.step(config.lr_critic, d, grads);
+            terms = Some(step_terms);
         }
+        // Only the last critic step is logged: read its values once (each read waits for the
+        // device).
+        let mut logged = terms.expect("n_critic ≥ 1").read();
         // The generator (eq. 5; the hinge loss's is the same), through a critic whose weights
         // record no gradients.
         let z = g.noise(n, stream(config.seed, NOISE_GENERATOR, step), device);
@@ -415,9 +418,7 @@ fn train_gan<B: AutodiffBackend>(
         g = opt_g.step(config.lr_generator, g, grads);
 
         let done = step + 1;
-        let mut logged = vec![("d", critic_losses.total)];
-        logged.extend(critic_losses.penalty.map(|gp| ("gp", gp)));
-        logged.extend([("wd", critic_losses.wasserstein), ("g", g_value)]);
+        logged.push(("g", g_value));
         let go_on = session.end_step(
             done,
             &logged,
@@ -427,11 +428,10 @@ fn train_gan<B: AutodiffBackend>(
                     decoder: decoder.clone(),
                 };
                 let images = gan.generate(fixed.clone());
-                let nrow = (config.samples as f64).sqrt().ceil() as usize;
                 save_grid(
                     &images,
                     run.sample(&format!("samples-{done:08}.png")),
-                    GridOptions::signed().nrow(nrow),
+                    GridOptions::signed().square(config.samples),
                 )?;
                 Ok(())
             },
@@ -458,44 +458,52 @@ fn train_gan<B: AutodiffBackend>(
     })
 }
 
-/// What a critic step logs: its loss, the gradient penalty (WGAN-GP only) and the Wasserstein
-/// estimate `mean D(x) − mean D(x̃)`.
-#[derive(Debug, Default, Clone, Copy)]
-struct CriticLosses {
-    total: f64,
-    penalty: Option<f64>,
-    wasserstein: f64,
+/// What a critic step logs, as detached one-element tensors: its loss, the gradient penalty
+/// (WGAN-GP only) and the Wasserstein critic loss `mean D(x̃) − mean D(x)`.
+struct CriticTerms<B: Backend> {
+    total: Tensor<B, 1>,
+    penalty: Option<Tensor<B, 1>>,
+    wgan: Tensor<B, 1>,
+}
+
+impl<B: Backend> CriticTerms<B> {
+    /// `d`, `gp` (WGAN-GP only) and `wd`, the Wasserstein estimate `mean D(x) − mean D(x̃)`.
+    fn read(self) -> Vec<(&'static str, f64)> {
+        let mut values = vec![("d", scalar(self.total))];
+        values.extend(self.penalty.map(|gp| ("gp", scalar(gp))));
+        values.push(("wd", -scalar(self.wgan)));
+        values
+    }
 }
 
 /// The critic's loss on real `x` and generated `fake` (the `draw`-th critic step), by
-/// `config.loss`, with the values to log.
+/// `config.loss`, with the terms to log.
 fn critic_loss<B: AutodiffBackend>(
     d: &Critic<B>,
     x: Tensor<B, 4>,
     fake: Tensor<B, 4>,
     config: &Stage2Config,
     draw: usize,
-) -> Result<(Tensor<B, 1>, CriticLosses)> {
+) -> Result<(Tensor<B, 1>, CriticTerms<B>)> {
     let n = config.batch_size;
     // One critic pass over real and fake together (larger matrix products).
     let scores = d.forward(Tensor::cat(vec![x.clone(), fake.clone()], 0));
     let (real, fake_scores) = (scores.clone().slice(0..n), scores.slice(n..2 * n));
     let wgan = wgan_critic_loss(real.clone(), fake_scores.clone());
-    let wasserstein = -scalar(wgan.clone());
     let (loss, penalty) = match config.loss {
         GanLoss::WganGp => {
             let x_hat = interpolates(x, fake, stream(config.seed, MIX, draw));
             let gp = d.gradient_penalty(x_hat, config.lambda)?;
-            (wgan + gp.clone(), Some(scalar(gp)))
+            (wgan.clone() + gp.clone(), Some(gp.detach()))
         }
         GanLoss::Hinge => (hinge_discriminator_loss(real, fake_scores), None),
     };
-    let losses = CriticLosses {
-        total: scalar(loss.clone()),
+    let terms = CriticTerms {
+        total: loss.clone().detach(),
         penalty,
-        wasserstein,
+        wgan: wgan.detach(),
     };
-    Ok((loss, losses))
+    Ok((loss, terms))
 }
 
 /// `εx + (1 − ε)x̃` with one ε ~ U[0, 1) per sample, drawn from `seed` (WGAN-GP's random

@@ -56,6 +56,11 @@ impl GridOptions {
         self
     }
 
+    /// Images per row for a grid of `n` images as near square as possible: `⌈√n⌉`.
+    pub fn square(self, n: usize) -> Self {
+        self.nrow((n as f64).sqrt().ceil() as usize)
+    }
+
     /// Padding in pixels.
     pub fn padding(mut self, padding: usize) -> Self {
         self.padding = padding;
@@ -346,6 +351,14 @@ mod tests {
         assert_eq!(at(0, 7, 1), 0.5); // image 4 starts at row 3·2+1 = 7
         assert_eq!(at(0, 7, 5), 0.5); // empty slot stays padding
         assert_eq!(g.size(), (9, 10));
+    }
+
+    #[test]
+    fn square_puts_ceil_sqrt_images_per_row() {
+        let nrows: Vec<usize> = [1, 4, 5, 12, 64, 100]
+            .map(|n| GridOptions::default().square(n).nrow)
+            .to_vec();
+        assert_eq!(nrows, [1, 2, 3, 4, 8, 10]);
     }
 
     #[test]
