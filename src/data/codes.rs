@@ -1,7 +1,6 @@
 //! [`CodeDataset`]: the latent codes of a whole image dataset, computed once by a trained
 //! encoder and cached on disk, so stage 2 never touches pixels.
 
-use std::io::{Read, Write};
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
@@ -90,51 +89,27 @@ impl CodeDataset {
 
     /// Saves the codes (little-endian `f32` after a small header), atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let mut bytes = Vec::with_capacity(6 + 32 + self.values.len() * 4);
-        bytes.write_all(MAGIC).expect("vec write");
-        for d in self.shape {
-            bytes
-                .write_all(&(d as u64).to_le_bytes())
-                .expect("vec write");
-        }
-        for v in &self.values {
-            bytes.write_all(&v.to_le_bytes()).expect("vec write");
-        }
-        crate::train::checkpoint::write_atomic(path.as_ref(), &bytes)
+        let shape = self.shape.map(|d| d as u64);
+        super::f32_file::write(path.as_ref(), MAGIC, &shape, &self.values)
     }
 
     /// Loads codes saved by [`CodeDataset::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Error::io(path, e))?;
+        let (header, values) = super::f32_file::read(path, MAGIC, 4, "code")?;
         let corrupt = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
             reason,
         };
-        if bytes.len() < 38 || &bytes[..6] != MAGIC {
-            return Err(corrupt("not a latentgan code file".into()));
-        }
-        let mut shape = [0usize; 4];
-        for (i, d) in shape.iter_mut().enumerate() {
-            *d = u64::from_le_bytes(bytes[6 + 8 * i..14 + 8 * i].try_into().expect("8 bytes"))
-                as usize;
-        }
-        let body = &bytes[38..];
+        let shape: [usize; 4] = std::array::from_fn(|i| header[i] as usize);
         let n: usize = shape.iter().product();
-        if body.len() != n * 4 {
+        if values.len() != n {
             return Err(corrupt(format!(
                 "shape {shape:?} needs {} bytes of codes, found {}",
                 n * 4,
-                body.len()
+                values.len() * 4
             )));
         }
-        let values = body
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect();
         Self::new(values, shape).map_err(|e| corrupt(e.to_string()))
     }
 }

@@ -5,6 +5,7 @@ mod cache;
 mod codes;
 mod dataset;
 mod decode;
+pub(crate) mod f32_file;
 mod load;
 pub(crate) mod source;
 

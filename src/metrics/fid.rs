@@ -315,28 +315,19 @@ const FEATURES_MAGIC: &[u8; 6] = b"LGFF1\n";
 
 /// Saves a feature matrix (row-major `n × 2048`, little-endian `f32`) atomically.
 fn save_features(path: &std::path::Path, features: &[f32]) -> Result<()> {
-    let mut bytes = Vec::with_capacity(6 + features.len() * 4);
-    bytes.extend_from_slice(FEATURES_MAGIC);
-    for v in features {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    crate::train::checkpoint::write_atomic(path, &bytes)
+    crate::data::f32_file::write(path, FEATURES_MAGIC, &[], features)
 }
 
 /// Reads a feature matrix written by [`save_features`].
 fn load_features(path: &std::path::Path) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let body = bytes
-        .strip_prefix(FEATURES_MAGIC.as_slice())
-        .filter(|b| b.len() % (4 * FEATURE_DIM) == 0)
-        .ok_or_else(|| Error::Corrupt {
+    let (_, features) = crate::data::f32_file::read(path, FEATURES_MAGIC, 0, "feature")?;
+    if features.len() % FEATURE_DIM != 0 {
+        return Err(Error::Corrupt {
             path: path.to_path_buf(),
             reason: "not a latentgan feature file".into(),
-        })?;
-    Ok(body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect())
+        });
+    }
+    Ok(features)
 }
 
 /// pool3 features of every image of `set` (row-major `n × 2048`) with the default weights, for
