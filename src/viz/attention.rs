@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{show_grid, Grid, GridOptions, Images};
 use crate::error::{Error, Result};
@@ -47,6 +48,12 @@ pub fn attention_map<B: Backend>(
     seed: u64,
     queries: &[(usize, usize)],
 ) -> Result<AttentionMaps> {
+    if queries.is_empty() {
+        return Err(Error::invalid(
+            "queries",
+            "expected at least one (x, y) pixel",
+        ));
+    }
     let device = gan.device();
     let (images, maps) = gan.generate_with_attention(gan.generator.noise(1, seed, &device));
     let map = maps.into_iter().last().ok_or_else(|| {
@@ -57,31 +64,29 @@ pub fn attention_map<B: Backend>(
     })?;
     let image = Images::from_signed(&images)?;
     let [_, _, height, width] = image.shape();
-    if queries.is_empty() {
-        return Err(Error::invalid(
-            "queries",
-            "expected at least one (x, y) pixel",
-        ));
-    }
     if let Some(&(x, y)) = queries.iter().find(|&&(x, y)| x >= width || y >= height) {
         return Err(Error::invalid(
             "queries",
             format!("({x}, {y}) lies outside the {width}×{height} image"),
         ));
     }
+    // Only the queries' rows of the map come to the host (the whole map is N × N').
+    let positions: Vec<i64> = queries
+        .iter()
+        .map(|&(x, y)| ((y * map.side / height) * map.side + x * map.side / width) as i64)
+        .collect();
+    let positions =
+        Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [queries.len()]), &device);
     let rows: Vec<f32> = map
         .weights
+        .select(1, positions)
         .to_data()
         .convert::<f32>()
         .to_vec()
         .map_err(|e| Error::invalid("gan", format!("cannot read the attention map: {e:?}")))?;
-    let n_keys = map.key_side * map.key_side;
-    let weights = queries
-        .iter()
-        .map(|&(x, y)| {
-            let position = (y * map.side / height) * map.side + x * map.side / width;
-            rows[position * n_keys..(position + 1) * n_keys].to_vec()
-        })
+    let weights = rows
+        .chunks_exact(map.key_side * map.key_side)
+        .map(<[f32]>::to_vec)
         .collect();
     Ok(AttentionMaps {
         image,
