@@ -53,10 +53,10 @@ fn main() {
             })
         })
         .collect();
-    net.features(&images[..batch.min(n)]); // warm-up, as the Python side does
+    net.features(&images[..batch.min(n)]).expect("features"); // warm-up, as the Python side does
     let start = Instant::now();
     for chunk in images.chunks(batch) {
-        std::hint::black_box(net.features(chunk));
+        std::hint::black_box(net.features(chunk).expect("features"));
     }
     let ours = n as f64 / start.elapsed().as_secs_f64();
     println!("latentgan_images_per_s {ours:.3}");

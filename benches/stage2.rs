@@ -17,8 +17,8 @@ use burn::module::{AutodiffModule, Module};
 use burn::tensor::Tensor;
 use latentgan::backend::{backend_name, default_device, TrainBackend};
 use latentgan::data::load_images;
-use latentgan::models::AutoEncoderConfig;
-use latentgan::train::{train_baseline, train_stage2, History, Stage2Config};
+use latentgan::models::{AutoEncoderConfig, GanArch};
+use latentgan::train::{train_baseline, train_stage2, History, RunOptions, Stage2Config};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -34,7 +34,7 @@ fn number(name: &str, default: usize) -> usize {
 
 /// Real images per second over the logged steps after the first (the warm-up).
 fn throughput(history: &History, config: &Stage2Config) -> f64 {
-    generator_steps(history) * (config.batch_size * config.n_critic) as f64
+    generator_steps(history) * (config.run.batch_size * config.n_critic) as f64
 }
 
 /// Generator steps per second over the logged steps after the first (the warm-up).
@@ -69,7 +69,7 @@ fn main() {
         let images = load_images(faces, res).expect("run python3 datasets/fetch_faces.py");
         // Speed only: an untrained autoencoder gives codes of the right shape.
         let ae = AutoEncoderConfig::new()
-            .init::<latentgan::Backend>(&default_device())
+            .init::<latentgan::backend::Backend>(&default_device())
             .unwrap();
         let codes = ae.encode_dataset(&images).unwrap();
         let code = throughput(
@@ -87,7 +87,7 @@ fn main() {
         // SAGAN on the same codes, its attention after the 16² feature maps (the code side at 64²).
         let side = h.min(16);
         let sagan_config = Stage2Config::sagan()
-            .with_attention(vec![side])
+            .with_model(GanArch::sagan().with_attention(vec![side]))
             .with_batch_size(batch)
             .with_steps(steps + 1)
             .with_log_every(1);
@@ -154,12 +154,12 @@ fn main() {
 fn phases(config: &Stage2Config, res: u32) {
     type B = TrainBackend;
     let device = default_device();
-    let gan = config.gan(3, res as usize);
+    let gan = config.model.for_data(3, res as usize);
     let (g, d) = (
         gan.init_generator::<B>(&device).unwrap(),
         gan.init_critic::<B>(&device).unwrap(),
     );
-    let n = config.batch_size;
+    let n = config.run.batch_size;
     let x = Tensor::<B, 4>::random(
         [n, 3, res as usize, res as usize],
         burn::tensor::Distribution::Uniform(-1.0, 1.0),

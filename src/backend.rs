@@ -7,8 +7,15 @@
 //! * `--features cuda`: [`burn::backend::Cuda`] on the first NVIDIA GPU.
 //!
 //! Training wraps the backend in [`burn::backend::Autodiff`] ([`TrainBackend`]).
+//!
+//! Besides the aliases it holds what every floor above needs from any backend: reading tensors
+//! back to the host with one error path ([`to_host_f32`], [`scalar`]) and reproducible parameter
+//! initialisation ([`seeded`]).
 
 use burn::backend::Autodiff;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+
+use crate::error::{Error, Result};
 
 /// The backend used for inference: decoding, sampling, metrics.
 #[cfg(not(feature = "cuda"))]
@@ -34,5 +41,98 @@ pub fn backend_name() -> &'static str {
         "cuda (GPU)"
     } else {
         "flex (CPU)"
+    }
+}
+
+/// Copies `tensor` to the host as `f32` values (row-major). A failed read — a device error, or
+/// data that does not convert — is an [`Error::HostRead`] naming `what`, never a panic, a default
+/// or an empty vector.
+pub fn to_host_f32<B: burn::tensor::backend::Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+    what: &'static str,
+) -> Result<Vec<f32>> {
+    host_f32(tensor.try_into_data().map_err(|e| e.to_string()), what)
+}
+
+/// Reads a one-element tensor (a loss) as `f64`, with [`to_host_f32`]'s error path.
+pub fn scalar<B: burn::tensor::backend::Backend>(
+    tensor: Tensor<B, 1>,
+    what: &'static str,
+) -> Result<f64> {
+    let value = tensor.try_into_scalar().map_err(|e| Error::HostRead {
+        what,
+        reason: e.to_string(),
+    })?;
+    Ok(value.elem::<f64>())
+}
+
+/// The one place a read's outcome becomes values or an [`Error::HostRead`].
+fn host_f32(data: std::result::Result<TensorData, String>, what: &'static str) -> Result<Vec<f32>> {
+    let fail = |reason: String| Error::HostRead { what, reason };
+    data.map_err(fail)?
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| fail(format!("{e:?}")))
+}
+
+/// Runs `init` right after seeding the backend's random generator with `seed`, holding a global
+/// lock, and returns its modules with every parameter drawn. Burn's CPU backend has one
+/// process-wide generator and initialises parameters lazily (at first use), so without the lock
+/// and the eager draw two runs in one process (tests, notebook threads) would interleave draws and
+/// lose reproducibility. Everything random after initialisation (data order, noise) comes from
+/// seeded in-crate RNGs.
+pub fn seeded<B: burn::tensor::backend::Backend, T: Materialize<B>>(
+    device: &B::Device,
+    seed: u64,
+    init: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    B::seed(device, seed);
+    let modules = init()?;
+    modules.materialize();
+    Ok(modules)
+}
+
+/// Forces the lazy initialisation of every parameter (see [`seeded`]); tuples of modules are
+/// modules too.
+pub trait Materialize<B: burn::tensor::backend::Backend> {
+    /// Draws every parameter now.
+    fn materialize(&self);
+}
+
+struct Draw;
+
+impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for Draw {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
+}
+
+impl<B: burn::tensor::backend::Backend, M: burn::module::Module<B>> Materialize<B> for M {
+    fn materialize(&self) {
+        self.visit(&mut Draw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_reads_give_values_or_a_named_error() {
+        let t = Tensor::<Backend, 2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &default_device());
+        assert_eq!(to_host_f32(t, "test").unwrap(), [1.0, 2.0, 3.0, 4.0]);
+        let loss = Tensor::<Backend, 1>::from_floats([0.25], &default_device());
+        assert_eq!(scalar(loss, "loss").unwrap(), 0.25);
+        // A device that fails the read (what a lost GPU reports): an error naming what was
+        // read, not a panic or an empty vector.
+        let err = host_f32(Err("device lost".into()), "decoder weights").unwrap_err();
+        assert!(matches!(err, Error::HostRead { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("decoder weights") && text.contains("device lost"),
+            "{text}"
+        );
     }
 }

@@ -20,10 +20,11 @@ use serde::Serialize;
 
 use crate::data::{load_images, ImageDataset};
 use crate::error::{Error, Result};
+use crate::images::Images;
+use crate::io::write_atomic;
 use crate::metrics::{evaluate, FidOptions};
-use crate::models::AutoEncoderConfig;
-use crate::train::checkpoint::write_atomic;
-use crate::train::{train_stage1, train_stage2, History, Stage1Config, Stage2Config};
+use crate::models::{AutoEncoderConfig, GanArch};
+use crate::train::{train_stage1, train_stage2, History, RunOptions, Stage1Config, Stage2Config};
 use crate::viz::{save_grid, GridOptions};
 
 /// What the demo trains and how it scores it. The defaults finish in about 10 minutes on
@@ -62,8 +63,7 @@ impl DemoConfig {
     /// The tutorials' CPU-sized code GAN: WGAN-GP, widths 64/32, batch 16, 2000 steps.
     pub fn default_stage2() -> Stage2Config {
         Stage2Config::new()
-            .with_max_width(64)
-            .with_min_width(32)
+            .with_model(GanArch::new().with_max_width(64).with_min_width(32))
             .with_batch_size(16)
             .with_steps(2000)
             .with_log_every(100)
@@ -168,7 +168,7 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
         held_out.len()
     );
     let scores = evaluate(&samples, &held_out, &FidOptions::default())?;
-    let kid = scores.kid.expect("KID is on by default");
+    let kid = scores.kid;
     let report = DemoReport {
         data: config.data.clone(),
         resolution: config.resolution,
@@ -184,7 +184,10 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
         grid,
         report: out.join("report.json"),
     };
-    let json = serde_json::to_string_pretty(&report).expect("the report serialises");
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Render {
+        what: "report.json",
+        reason: e.to_string(),
+    })?;
     write_atomic(&report.report, json.as_bytes())?;
     Ok(report)
 }
@@ -211,9 +214,9 @@ fn split(data: &ImageDataset, config: &DemoConfig) -> Result<(ImageDataset, Imag
 }
 
 /// The first `n` images.
-fn first(images: &crate::viz::Images, n: usize) -> Result<crate::viz::Images> {
+fn first(images: &Images, n: usize) -> Result<Images> {
     let [_, c, h, w] = images.shape();
-    crate::viz::Images::new(images.data()[..n * c * h * w].to_vec(), [n, c, h, w])
+    Images::new(images.data()[..n * c * h * w].to_vec(), [n, c, h, w])
 }
 
 /// Saves the losses `keys` of `history` as `path.svg` and `path.png`.

@@ -78,6 +78,14 @@ pub enum Error {
         /// The last good checkpoint, if the run has one.
         checkpoint: Option<PathBuf>,
     },
+    /// A tensor could not be read back from the device to the host.
+    #[error("cannot read {what} from the device: {reason}")]
+    HostRead {
+        /// What was being read (e.g. "loss", "codes", "attention map").
+        what: &'static str,
+        /// What the backend said.
+        reason: String,
+    },
     /// Encoding an image or a plot failed.
     #[error("cannot render {what}: {reason}")]
     Render {

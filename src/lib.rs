@@ -19,13 +19,17 @@
 //! The backend is chosen in one place, [`backend`]: the pure-Rust CPU backend by default,
 //! burn-cuda with `--features cuda`.
 
+// Floors, lowest first: a module imports only from the ones above it in this list.
 pub mod backend;
 pub mod data;
 pub mod demo;
 pub mod error;
+pub mod images;
+pub mod io;
 pub mod metrics;
 pub mod models;
 pub mod nn;
+pub mod progress;
 pub mod rng;
 pub mod train;
 pub mod viz;
@@ -42,17 +46,19 @@ pub mod prelude {
     };
     pub use crate::demo::{run_demo, DemoConfig, DemoReport};
     pub use crate::error::{Error, Result};
-    pub use crate::metrics::{evaluate, fid, fid_from_dirs, kid, FidOptions, FidReport, Kid};
+    pub use crate::images::Images;
+    pub use crate::metrics::{
+        evaluate, fid, fid_from_dirs, fid_with, kid, FidOptions, FidReport, FidScore, Kid,
+    };
     pub use crate::models::{
-        AutoEncoder, AutoEncoderConfig, CodeGan, Gan, ImageDiscriminatorConfig, ImageGan,
+        attention_map, AutoEncoder, AutoEncoderConfig, CodeGan, Gan, GanArch,
+        ImageDiscriminatorConfig, ImageGan,
     };
     pub use crate::train::{
         load_gan, load_stage1, train_baseline, train_stage1, train_stage2, GanLoss, History,
-        Stage1Config, Stage2Config, Trained,
+        RunConfig, RunOptions, Stage1Config, Stage2Config, Trained,
     };
-    pub use crate::viz::{
-        attention_map, save_grid, show_grid, AttentionMaps, Grid, GridOptions, Images, LineChart,
-    };
+    pub use crate::viz::{save_grid, show_grid, AttentionMaps, Grid, GridOptions, LineChart};
     pub use burn::config::Config;
     pub use burn::tensor::Tensor;
 }

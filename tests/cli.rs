@@ -136,7 +136,7 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         latentgan()
             .args([
                 "stage2",
-                "--codes",
+                "--stage1",
                 &path("s1"),
                 "--out",
                 &path("s2"),
@@ -250,13 +250,17 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
 /// A tiny pixel-baseline run in `dir/run` that logs every step and checkpoints every 4:
 /// `baseline(extra_args)` builds its command.
 fn tiny_baseline(dir: &std::path::Path) -> impl Fn(&[&str]) -> Command {
-    use latentgan::train::Stage2Config;
+    use latentgan::models::GanArch;
+    use latentgan::train::{RunOptions, Stage2Config};
     let faces = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/lfw-faces");
     let config = dir.join("config.json");
     let small = Stage2Config::new()
-        .with_latent_dim(8)
-        .with_max_width(8)
-        .with_min_width(8)
+        .with_model(
+            GanArch::new()
+                .with_latent_dim(8)
+                .with_max_width(8)
+                .with_min_width(8),
+        )
         .with_n_critic(1)
         .with_batch_size(4)
         .with_log_every(1)
@@ -364,7 +368,6 @@ fn ctrl_c_checkpoints_the_current_step_and_exits_cleanly() {
 /// `latentgan demo`, shortened: every stage runs and the report and artifacts exist.
 #[test]
 fn a_shortened_demo_runs_end_to_end() {
-    use burn::config::Config;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let output = common::succeed(
@@ -409,9 +412,14 @@ fn a_shortened_demo_runs_end_to_end() {
     // 12 samples of 32² in a 4-wide grid.
     common::assert_image_size(out.join("samples.png"), (4 * 34 + 2, 3 * 34 + 2));
     // The saved config repeats the run.
-    let saved = latentgan::demo::DemoConfig::load(out.join("config.json")).unwrap();
+    let saved: latentgan::demo::DemoConfig =
+        latentgan::train::load_config(out.join("config.json"), "demo config").unwrap();
     assert_eq!(
-        (saved.stage1.steps, saved.stage2.steps, saved.held_out),
+        (
+            saved.stage1.run.steps,
+            saved.stage2.run.steps,
+            saved.held_out
+        ),
         (4, 3, 10)
     );
     common::fail(

@@ -25,9 +25,12 @@ fn stage1() -> (AutoEncoder<Backend>, CodeDataset) {
 /// A small, fast stage-2 configuration for tests.
 fn small(steps: usize) -> Stage2Config {
     Stage2Config::new()
-        .with_latent_dim(16)
-        .with_max_width(32)
-        .with_min_width(16)
+        .with_model(
+            GanArch::new()
+                .with_latent_dim(16)
+                .with_max_width(32)
+                .with_min_width(16),
+        )
         .with_n_critic(2)
         .with_batch_size(8)
         .with_steps(steps)
@@ -224,10 +227,13 @@ fn sampling_and_interpolation_agree_and_bad_inputs_are_named() {
 /// one critic step per generator step, the critic's rate 4× the generator's.
 fn small_sagan(steps: usize, attention: usize) -> Stage2Config {
     Stage2Config::sagan()
-        .with_attention(vec![attention])
-        .with_latent_dim(16)
-        .with_max_width(32)
-        .with_min_width(16)
+        .with_model(
+            GanArch::sagan()
+                .with_attention(vec![attention])
+                .with_latent_dim(16)
+                .with_max_width(32)
+                .with_min_width(16),
+        )
         .with_batch_size(8)
         .with_steps(steps)
         .with_lr_generator(1e-3)
@@ -282,7 +288,9 @@ fn sagan_code_gan_trains_resumes_exactly_and_shows_its_attention() {
     assert_eq!(maps.image(), &full.sample(1, 7).unwrap());
     assert_eq!(maps.panels().unwrap().shape(), [3, 3, 128, 128]);
 
-    let err = train_stage2(&codes, &ae, small(2).with_attention(vec![8]))
+    let mut with_attention = small(2);
+    with_attention.model.attention = vec![8];
+    let err = train_stage2(&codes, &ae, with_attention)
         .unwrap_err()
         .to_string();
     assert!(err.contains("attention") && err.contains("Hinge"), "{err}");

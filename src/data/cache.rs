@@ -5,12 +5,13 @@
 //! Written to a temporary file and renamed, so an interrupted write never leaves a bad cache.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::load::Skipped;
+use super::report::Skipped;
 use crate::error::{Error, Result};
+use crate::io::write_atomic_with;
 
 const MAGIC: &[u8; 6] = b"LGDS1\n";
 
@@ -23,28 +24,6 @@ pub struct Header {
     pub names: Vec<String>,
     /// Files that were skipped when the cache was built.
     pub skipped: Vec<Skipped>,
-}
-
-/// The directory caches go to unless the caller picks one: `$LATENTGAN_CACHE`, else
-/// `$XDG_CACHE_HOME/latentgan`, else `~/.cache/latentgan`, else the system temp dir.
-pub fn default_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LATENTGAN_CACHE") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("latentgan");
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        return PathBuf::from(home).join(".cache").join("latentgan");
-    }
-    std::env::temp_dir().join("latentgan")
-}
-
-/// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Reads a cache file; `Ok(None)` when it does not exist.
@@ -90,37 +69,23 @@ pub fn read(path: &Path) -> Result<Option<(Header, Vec<u8>)>> {
     Ok(Some((header, pixels)))
 }
 
-/// Writes a cache file atomically (temporary file in the same directory, then rename).
+/// Writes a cache file atomically, streaming the pixels.
 pub fn write(path: &Path, header: &Header, pixels: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let json = serde_json::to_vec(header).expect("cache header serialises");
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let json = serde_json::to_vec(header).map_err(|e| Error::Render {
+        what: "dataset cache header",
+        reason: e.to_string(),
+    })?;
+    write_atomic_with(path, |file| {
         file.write_all(MAGIC)?;
         file.write_all(&(json.len() as u64).to_le_bytes())?;
         file.write_all(&json)?;
-        file.write_all(pixels)?;
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
+        file.write_all(pixels)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv1a_matches_reference_vectors() {
-        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
-        assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
-        assert_eq!(fnv1a(b"foobar"), 0x85944171f73967e8);
-    }
 
     #[test]
     fn round_trip_and_truncation() {

@@ -90,13 +90,13 @@ impl CodeDataset {
     /// Saves the codes (little-endian `f32` after a small header), atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let shape = self.shape.map(|d| d as u64);
-        super::f32_file::write(path.as_ref(), MAGIC, &shape, &self.values)
+        crate::io::write_array(path.as_ref(), MAGIC, &shape, &self.values)
     }
 
     /// Loads codes saved by [`CodeDataset::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let (header, values) = super::f32_file::read(path, MAGIC, 4, "code")?;
+        let (header, values) = crate::io::read_array::<f32>(path, MAGIC, 4, "code")?;
         let corrupt = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
             reason,
@@ -127,7 +127,7 @@ mod tests {
         codes.save(&path).unwrap();
         assert_eq!(CodeDataset::load(&path).unwrap(), codes);
         let b = codes
-            .batch::<crate::Backend>(&[3, 0], &Default::default())
+            .batch::<crate::backend::Backend>(&[3, 0], &Default::default())
             .unwrap();
         let got = b.into_data().to_vec::<f32>().unwrap();
         assert_eq!(&got[..8], &codes.values()[24..32]);

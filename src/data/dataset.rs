@@ -4,10 +4,10 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::load::LoadReport;
+use super::report::LoadReport;
 use crate::error::{Error, Result};
+use crate::images::{Images, ToImages};
 use crate::rng::SplitMix64;
-use crate::viz::Images;
 
 /// Square RGB images held as uint8 (`N × H × W × 3`, row-major), with their names and the report
 /// of how they were loaded. Cheap to keep for 30k images at 256² (5.9 GB would be 1024², so
@@ -149,7 +149,11 @@ impl ImageDataset {
     }
 
     /// One epoch of shuffled batches on the default backend and device (see [`Batches`]).
-    pub fn batches(&self, batch_size: usize, seed: u64) -> Result<Batches<'_, crate::Backend>> {
+    pub fn batches(
+        &self,
+        batch_size: usize,
+        seed: u64,
+    ) -> Result<Batches<'_, crate::backend::Backend>> {
         self.batches_on(batch_size, seed, &crate::backend::default_device())
     }
 
@@ -176,6 +180,13 @@ impl ImageDataset {
             rng,
             device: device.clone(),
         })
+    }
+}
+
+impl ToImages for ImageDataset {
+    /// The first 64 images, in `[0, 1]`.
+    fn to_images(&self) -> Result<Images> {
+        Ok(self.images(64))
     }
 }
 
@@ -333,7 +344,7 @@ mod tests {
         let ds = dataset(10, 2);
         let device = Default::default();
         let at = |step| {
-            ds.training_batch::<crate::Backend>(step, 3, 5, true, &device)
+            ds.training_batch::<crate::backend::Backend>(step, 3, 5, true, &device)
                 .unwrap()
                 .into_data()
                 .to_vec::<f32>()
@@ -351,7 +362,7 @@ mod tests {
             }
         }
         let err = ds
-            .training_batch::<crate::Backend>(0, 11, 0, false, &device)
+            .training_batch::<crate::backend::Backend>(0, 11, 0, false, &device)
             .unwrap_err()
             .to_string();
         assert!(

@@ -4,15 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use fast_image_resize::Resizer;
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-
 use super::cache;
 use super::dataset::ImageDataset;
 use super::decode::{decode_rgb8, square_resize};
+use super::report::{LoadReport, Skipped};
 use super::source::{apply_split, has_extension, Entry, Source, IMAGE_EXTENSIONS};
 use crate::error::{Error, Result};
+use fast_image_resize::Resizer;
+use rayon::prelude::*;
 
 /// Files decoded per chunk: bounds memory for huge archives while keeping all cores busy.
 const CHUNK: usize = 256;
@@ -31,55 +30,6 @@ const GENERIC_HINT: &str =
     "Expected a folder (searched recursively) or a .zip of .jpg/.jpeg/.png/.webp \
 images. For small real faces to try things with, run `python3 datasets/fetch_faces.py` and load \
 datasets/lfw-faces.";
-
-/// One file that was not loaded, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Skipped {
-    /// The file, as `folder/name.jpg` or `archive.zip:name.jpg`.
-    pub path: String,
-    /// Why it was skipped.
-    pub reason: String,
-}
-
-/// What a load did: how many images arrived, which files were skipped, whether the cache served it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LoadReport {
-    /// The folder or archive loaded.
-    pub source: PathBuf,
-    /// Number of images in the dataset.
-    pub loaded: usize,
-    /// Files that were not loaded, each with its reason.
-    pub skipped: Vec<Skipped>,
-    /// Whether the decoded images came from the on-disk cache.
-    pub from_cache: bool,
-    /// The cache file used or written, if caching was on.
-    pub cache_file: Option<PathBuf>,
-    /// Wall-clock seconds the load took.
-    pub seconds: f64,
-}
-
-impl std::fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "loaded {} images from {} in {:.2}s{}",
-            self.loaded,
-            self.source.display(),
-            self.seconds,
-            if self.from_cache { " (cached)" } else { "" }
-        )?;
-        if !self.skipped.is_empty() {
-            write!(f, "; skipped {}:", self.skipped.len())?;
-            for s in self.skipped.iter().take(20) {
-                write!(f, "\n  {}: {}", s.path, s.reason)?;
-            }
-            if self.skipped.len() > 20 {
-                write!(f, "\n  ... and {} more", self.skipped.len() - 20)?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// How to load a dataset. Build with [`LoadOptions::new`] and the chained setters.
 #[derive(Clone, Debug)]
@@ -106,7 +56,7 @@ impl LoadOptions {
             resolution,
             strict: false,
             split: None,
-            cache_dir: Some(cache::default_dir()),
+            cache_dir: Some(crate::io::cache_dir()),
             limit: None,
             celeba_hq_layout: false,
         }
@@ -145,7 +95,7 @@ impl LoadOptions {
 
 /// The cache directory used when none is given (see [`LoadOptions::cache_dir`]).
 pub fn default_cache_dir() -> PathBuf {
-    cache::default_dir()
+    crate::io::cache_dir()
 }
 
 /// Loads every image under `path` (a folder, searched recursively, or a `.zip`) as
@@ -342,7 +292,7 @@ fn cache_path(dir: &Path, source: &Source, entries: &[Entry], options: &LoadOpti
     dir.join(format!(
         "{stem}-{}px-{:016x}.lgds",
         options.resolution,
-        cache::fnv1a(key.as_bytes())
+        crate::io::fnv1a(key.as_bytes())
     ))
 }
 

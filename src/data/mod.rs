@@ -5,18 +5,15 @@ mod cache;
 mod codes;
 mod dataset;
 mod decode;
-pub(crate) mod f32_file;
 mod load;
+mod report;
 pub(crate) mod source;
 
-pub(crate) use cache::fnv1a;
 pub use codes::CodeDataset;
 pub use dataset::{Batches, ImageDataset};
 pub use decode::decode_rgb8;
-pub use load::{
-    default_cache_dir, load_celeba_hq, load_images, load_images_with, LoadOptions, LoadReport,
-    Skipped,
-};
+pub use load::{default_cache_dir, load_celeba_hq, load_images, load_images_with, LoadOptions};
+pub use report::{LoadReport, Skipped};
 pub use source::IMAGE_EXTENSIONS;
 
 use crate::error::{Error, Result};

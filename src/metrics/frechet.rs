@@ -15,12 +15,12 @@
 //! by terms of order `√(eps·σ²)`, so [`frechet_distance`] applies it in the same case and values
 //! stay comparable with the literature.
 
-use std::io::Read;
 use std::path::Path;
 
 use faer::{Mat, Side};
 
 use crate::error::{Error, Result};
+use crate::io::{read_array, write_array};
 
 /// pytorch-fid's default offset for singular products.
 pub const EPS: f64 = 1e-6;
@@ -95,43 +95,28 @@ impl Statistics {
         (0..d * d).map(|k| self.sigma[(k / d, k % d)]).collect()
     }
 
-    /// Writes the statistics to `path` atomically (`LGFS1`, `n`, `dim`, then little-endian f64s).
+    /// Writes the statistics to `path` atomically: the array format of [`crate::io`] with
+    /// header `[n, dim]` and `f64` values, the mean then the covariance.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let d = self.dim();
-        let mut bytes = Vec::with_capacity(22 + 8 * (d + d * d));
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(self.n as u64).to_le_bytes());
-        bytes.extend_from_slice(&(d as u64).to_le_bytes());
-        for v in self.mu.iter().chain(&self.covariance()) {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        crate::train::checkpoint::write_atomic(path.as_ref(), &bytes)
+        let d = self.dim() as u64;
+        let values: Vec<f64> = self.mu.iter().copied().chain(self.covariance()).collect();
+        write_array(path.as_ref(), MAGIC, &[self.n as u64, d], &values)
     }
 
     /// Reads statistics written by [`Statistics::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| Error::io(path, e))?;
+        let (header, values) = read_array::<f64>(path, MAGIC, 2, "statistics")?;
         let corrupt = |reason: &str| Error::Corrupt {
             path: path.to_path_buf(),
             reason: format!("not a latentgan statistics file: {reason}"),
         };
-        if bytes.len() < 22 || &bytes[..6] != MAGIC {
-            return Err(corrupt("bad header"));
-        }
-        let word = |i: usize| u64::from_le_bytes(bytes[6 + 8 * i..14 + 8 * i].try_into().unwrap());
-        let (n, d) = (word(0) as usize, word(1) as usize);
-        if d == 0 || d > 1 << 16 || bytes.len() != 22 + 8 * (d + d * d) {
+        let (n, d) = (header[0] as usize, header[1]);
+        let expected = d.checked_mul(d).and_then(|dd| dd.checked_add(d));
+        if d == 0 || d > 1 << 16 || expected != Some(values.len() as u64) {
             return Err(corrupt("truncated or wrong size"));
         }
-        let values: Vec<f64> = bytes[22..]
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let (mean, cov) = values.split_at(d);
+        let (mean, cov) = values.split_at(d as usize);
         Self::from_parts(n, mean.to_vec(), cov.to_vec()).map_err(|_| corrupt("non-finite values"))
     }
 }

@@ -21,6 +21,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 use safetensors::SafeTensors;
 
+use crate::backend::to_host_f32;
 use crate::error::{Error, Result};
 
 /// Side of the square input the network sees.
@@ -37,7 +38,7 @@ const BN_EPS: f32 = 1e-3;
 pub fn default_weights_path() -> PathBuf {
     match std::env::var_os("LATENTGAN_INCEPTION") {
         Some(path) => PathBuf::from(path),
-        None => crate::data::default_cache_dir().join(WEIGHTS_FILE),
+        None => crate::io::cache_dir().join(WEIGHTS_FILE),
     }
 }
 
@@ -164,9 +165,9 @@ impl<B: Backend> InceptionV3<B> {
 
     /// pool3 features of uint8 RGB images of any size (row-major `[n × 2048]`), preprocessed as
     /// pytorch-fid does.
-    pub fn features(&self, images: &[image::RgbImage]) -> Vec<f32> {
+    pub fn features(&self, images: &[image::RgbImage]) -> Result<Vec<f32>> {
         if images.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let per = 3 * INPUT_SIZE * INPUT_SIZE;
         let mut input = vec![0f32; images.len() * per];
@@ -176,11 +177,7 @@ impl<B: Backend> InceptionV3<B> {
             .for_each(|(out, img)| preprocess(img, out));
         let shape = [images.len(), 3, INPUT_SIZE, INPUT_SIZE];
         let x = Tensor::<B, 4>::from_data(TensorData::new(input, shape), &self.device);
-        self.forward(x)
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .expect("f32 features")
+        to_host_f32(self.forward(x), "Inception features")
     }
 }
 
@@ -469,10 +466,12 @@ mod tests {
     #[test]
     fn missing_weights_name_the_fetch_command() {
         let device = Default::default();
-        let err =
-            InceptionV3::<crate::Backend>::from_file("/nonexistent/inception.safetensors", &device)
-                .unwrap_err()
-                .to_string();
+        let err = InceptionV3::<crate::backend::Backend>::from_file(
+            "/nonexistent/inception.safetensors",
+            &device,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("datasets/fetch_inception.py"), "{err}");
     }
 }

@@ -13,15 +13,17 @@
 //! # Ok(()) }
 //! ```
 
+pub mod eval;
 pub mod fid;
 pub mod frechet;
+pub mod images;
 pub mod inception;
 pub mod kid;
 
-pub use fid::{
-    evaluate, features, fid, fid_from_dirs, kid, FidImages, FidOptions, FidReport, ImageFolder,
-};
+pub use eval::{evaluate, extract, features, kid, FidOptions, FidReport, FidScore};
+pub use fid::{fid, fid_from_dirs, fid_with};
 pub use frechet::{frechet_distance, frechet_distance_features, Frechet, Statistics};
+pub use images::{FidImages, ImageFolder};
 pub use inception::{default_weights_path, InceptionV3, FEATURE_DIM};
 pub use kid::{kid_from_features, Kid};
 

@@ -11,7 +11,6 @@ use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::data::{CodeDataset, ImageDataset};
 use crate::error::{Error, Result};
 use crate::nn::{conv, upsample2x, LEAK};
 
@@ -162,6 +161,11 @@ impl<B: Backend> AutoEncoder<B> {
             .with_max_width(self.max_width)
     }
 
+    /// The device the weights live on.
+    pub fn device(&self) -> B::Device {
+        self.decoder.out.weight.device()
+    }
+
     /// The downsampling factor f (an h×w image has an h/f×w/f code).
     pub fn code_factor(&self) -> usize {
         self.code_factor
@@ -189,55 +193,6 @@ impl<B: Backend> AutoEncoder<B> {
         let codes = self.encode(images)?;
         self.decode(codes)
     }
-}
-
-impl<B: Backend> AutoEncoder<B> {
-    /// The codes of every image of `dataset` (in order), encoded in batches of 32 on the model's
-    /// device: what stage 2 trains on. Save them with [`CodeDataset::save`] to reuse them.
-    pub fn encode_dataset(&self, dataset: &ImageDataset) -> Result<CodeDataset> {
-        let device = self.devices().into_iter().next().unwrap_or_default();
-        let mut values = Vec::new();
-        let mut shape = [dataset.len(), self.code_channels, 0, 0];
-        for indices in eval_batches(dataset.len()) {
-            let codes = self.encode(dataset.batch::<B>(&indices, &device)?)?;
-            let [_, _, h, w] = codes.dims();
-            (shape[2], shape[3]) = (h, w);
-            values.extend(
-                codes
-                    .into_data()
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .map_err(|e| Error::Render {
-                        what: "codes",
-                        reason: format!("{e:?}"),
-                    })?,
-            );
-        }
-        CodeDataset::new(values, shape)
-    }
-
-    /// Mean squared reconstruction error over `dataset`, on the [0, 1] pixel scale (the paper's
-    /// Table 1 measure). Works at any resolution divisible by the code factor.
-    pub fn reconstruction_mse(&self, dataset: &ImageDataset) -> Result<f64> {
-        let device = self.devices().into_iter().next().unwrap_or_default();
-        let mut sum = 0.0;
-        for indices in eval_batches(dataset.len()) {
-            let x = dataset.batch::<B>(&indices, &device)?;
-            let rec = self.reconstruct(x.clone())?;
-            // Both in [-1, 1]: halve the difference to measure on [0, 1].
-            let se = ((rec - x) * 0.5).powi_scalar(2).sum();
-            sum += crate::train::losses::scalar(se);
-        }
-        let r = dataset.resolution() as f64;
-        Ok(sum / (dataset.len() as f64 * 3.0 * r * r))
-    }
-}
-
-/// Index lists `0..32`, `32..64`, ... covering `0..len`: the batches of whole-dataset passes.
-fn eval_batches(len: usize) -> impl Iterator<Item = Vec<usize>> {
-    (0..len)
-        .step_by(32)
-        .map(move |start| (start..(start + 32).min(len)).collect())
 }
 
 fn check_divisible(
@@ -312,7 +267,7 @@ impl<B: Backend> ImageDiscriminator<B> {
 mod tests {
     use super::*;
 
-    type B = crate::Backend;
+    type B = crate::backend::Backend;
 
     #[test]
     fn shapes_for_every_factor_and_several_resolutions() {

@@ -13,35 +13,26 @@
 //! G and D, and `attention` lists the feature-map sides after which a self-attention block sits
 //! in both G and D (SAGAN's "feat32" is `attention: [32]`).
 //!
-//! [`Critic::input_gradient`] computes `∇ₓD(x)` with ordinary differentiable tensor ops (the
-//! backward pass written out: leaky-ReLU slopes, transposed matmuls and transposed
-//! convolutions), so the WGAN-GP penalty built on it is part of the autodiff graph and
-//! `backward()` differentiates it w.r.t. the critic's weights exactly, on any backend. It covers
-//! spectrally normalised weights (it reuses the forward pass's W/σ) but not self-attention, so a
-//! critic with attention trains with the hinge loss.
+//! The critic and its written-out input gradient (the exact WGAN-GP penalty) are in
+//! [`critic`](super::critic).
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::conv_transpose2d;
-use burn::tensor::ops::ConvTransposeOptions;
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 
+use super::Decoder;
+use crate::backend::{scalar, to_host_f32};
 use crate::error::{Error, Result};
-use crate::models::Decoder;
-use crate::nn::{
-    padding, upsample2x, SelfAttention, SelfAttentionConfig, SnConv2d, SnLinear, LEAK,
-};
-use crate::viz::Images;
+use crate::images::Images;
+use crate::nn::{upsample2x, SelfAttention, SelfAttentionConfig, SnConv2d, SnLinear, LEAK};
+use crate::viz::AttentionMaps;
 
-/// Shape of a generator/critic pair.
+/// The architecture of a generator/critic pair, whatever the data: widths, noise length and
+/// SAGAN's switches. [`GanArch::for_data`] fixes it to the data's shape.
 #[derive(Config, Debug, PartialEq)]
-pub struct GanConfig {
-    /// Channels of the generated tensors: the code channels (16) for the code GAN, 3 for pixels.
-    pub channels: usize,
-    /// Side of the generated tensors: a power of two, at least 8.
-    pub size: usize,
+pub struct GanArch {
     /// Length of the noise vector `z`.
     #[config(default = 128)]
     pub latent_dim: usize,
@@ -55,13 +46,42 @@ pub struct GanConfig {
     #[config(default = false)]
     pub spectral_norm: bool,
     /// Feature-map sides (powers of two from 8 to `size`) after which G and D get a
-    /// self-attention block (SAGAN §3); empty for none.
+    /// self-attention block (SAGAN §3; its "feat32" is `[32]`); empty for none.
     #[config(default = "Vec::new()")]
     pub attention: Vec<usize>,
     /// Attend over 2×2 max-pooled keys and values (official SAGAN/BigGAN), a quarter of the
     /// memory.
     #[config(default = true)]
     pub pooled_attention: bool,
+}
+
+impl GanArch {
+    /// SAGAN's switches on this family: spectral norm on every weight, self-attention after the
+    /// 16×16 feature maps (which exist for codes of 64² images and up, and for pixel GANs from
+    /// 16² up; set `attention` for other sizes).
+    pub fn sagan() -> Self {
+        Self::new()
+            .with_spectral_norm(true)
+            .with_attention(vec![16])
+    }
+
+    /// This architecture for generated tensors of shape `[channels, size, size]`.
+    pub fn for_data(&self, channels: usize, size: usize) -> GanConfig {
+        GanConfig::new(channels, size).with_arch(self.clone())
+    }
+}
+
+/// A generator/critic pair: an architecture and the shape of the tensors it generates (what a
+/// run's `model.json` stores).
+#[derive(Config, Debug, PartialEq)]
+pub struct GanConfig {
+    /// Channels of the generated tensors: the code channels (16) for the code GAN, 3 for pixels.
+    pub channels: usize,
+    /// Side of the generated tensors: a power of two, at least 8.
+    pub size: usize,
+    /// Widths, noise length, spectral norm and attention.
+    #[config(default = "GanArch::new()")]
+    pub arch: GanArch,
 }
 
 impl GanConfig {
@@ -73,20 +93,21 @@ impl GanConfig {
                 format!("got {}, expected a power of two ≥ 8", self.size),
             ));
         }
-        if self.channels == 0 || self.latent_dim == 0 || self.min_width == 0 {
+        let arch = &self.arch;
+        if self.channels == 0 || arch.latent_dim == 0 || arch.min_width == 0 {
             return Err(Error::invalid(
                 "gan",
                 "channels, latent_dim and min_width must be positive",
             ));
         }
-        if self.max_width < self.min_width {
+        if arch.max_width < arch.min_width {
             return Err(Error::invalid(
                 "max_width",
-                format!("{} is below min_width {}", self.max_width, self.min_width),
+                format!("{} is below min_width {}", arch.max_width, arch.min_width),
             ));
         }
         let sides: Vec<usize> = self.sides().collect();
-        for &side in &self.attention {
+        for &side in &arch.attention {
             if !sides.contains(&side) {
                 return Err(Error::invalid(
                     "attention",
@@ -109,16 +130,17 @@ impl GanConfig {
 
     /// Channels of the feature maps at side `r`.
     pub fn width(&self, r: usize) -> usize {
-        (self.max_width * 32 / r).clamp(self.min_width, self.max_width)
+        let arch = &self.arch;
+        (arch.max_width * 32 / r).clamp(arch.min_width, arch.max_width)
     }
 
     /// The sides from 8 up to `size`, one per upsampling block.
-    fn sides(&self) -> impl DoubleEndedIterator<Item = usize> {
+    pub(crate) fn sides(&self) -> impl DoubleEndedIterator<Item = usize> {
         (3..=self.size.trailing_zeros()).map(|k| 1usize << k)
     }
 
     /// A convolution producing feature maps of side `side` (followed by attention if listed).
-    fn block<B: Backend>(
+    pub(crate) fn block<B: Backend>(
         &self,
         channels: [usize; 2],
         k: usize,
@@ -126,14 +148,15 @@ impl GanConfig {
         side: usize,
         device: &B::Device,
     ) -> Result<Block<B>> {
-        let attention = self.attention.contains(&side).then(|| {
+        let arch = &self.arch;
+        let attention = arch.attention.contains(&side).then(|| {
             SelfAttentionConfig::new(channels[1])
-                .with_pooled(self.pooled_attention)
-                .with_spectral_norm(self.spectral_norm)
+                .with_pooled(arch.pooled_attention)
+                .with_spectral_norm(arch.spectral_norm)
                 .init(device)
         });
         Ok(Block {
-            conv: SnConv2d::new(channels, k, stride, self.spectral_norm, device),
+            conv: SnConv2d::new(channels, k, stride, arch.spectral_norm, device),
             attention: attention.transpose()?,
         })
     }
@@ -141,35 +164,15 @@ impl GanConfig {
     /// Builds the generator.
     pub fn init_generator<B: Backend>(&self, device: &B::Device) -> Result<Generator<B>> {
         self.validate()?;
-        let sn = self.spectral_norm;
+        let (sn, latent_dim) = (self.arch.spectral_norm, self.arch.latent_dim);
         Ok(Generator {
-            dense: SnLinear::new([self.latent_dim, 16 * self.width(4)], sn, device),
+            dense: SnLinear::new([latent_dim, 16 * self.width(4)], sn, device),
             blocks: self
                 .sides()
                 .map(|r| self.block([self.width(r / 2), self.width(r)], 3, 1, r, device))
                 .collect::<Result<_>>()?,
             out: SnConv2d::new([self.width(self.size), self.channels], 3, 1, sn, device),
-            latent_dim: self.latent_dim,
-        })
-    }
-
-    /// Builds the critic.
-    pub fn init_critic<B: Backend>(&self, device: &B::Device) -> Result<Critic<B>> {
-        self.validate()?;
-        let (sn, size) = (self.spectral_norm, self.size);
-        let stem = self.block([self.channels, self.width(size)], 3, 1, size, device)?;
-        let down = self
-            .sides()
-            .rev()
-            .map(|r| self.block([self.width(r), self.width(r / 2)], 4, 2, r / 2, device));
-        Ok(Critic {
-            blocks: std::iter::once(Ok(stem))
-                .chain(down)
-                .collect::<Result<_>>()?,
-            dense: SnLinear::new([16 * self.width(4), 256], sn, device),
-            out: SnLinear::new([256, 1], sn, device),
-            channels: self.channels,
-            size,
+            latent_dim,
         })
     }
 }
@@ -180,17 +183,17 @@ pub fn pixel_norm<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     x / rms
 }
 
-/// A convolution and, at the sides listed in [`GanConfig::attention`], a self-attention block
+/// A convolution and, at the sides listed in [`GanArch::attention`], a self-attention block
 /// after it.
 #[derive(Module, Debug)]
 pub struct Block<B: Backend> {
-    conv: SnConv2d<B>,
-    attention: Option<SelfAttention<B>>,
+    pub(crate) conv: SnConv2d<B>,
+    pub(crate) attention: Option<SelfAttention<B>>,
 }
 
 impl<B: Backend> Block<B> {
     /// `x` through the attention block if there is one, with its map.
-    fn attend(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Option<AttentionMap<B>>) {
+    pub(crate) fn attend(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Option<AttentionMap<B>>) {
         match &self.attention {
             Some(attention) => {
                 let (y, weights) = attention.forward_with_map(x);
@@ -262,9 +265,11 @@ impl<B: Backend> Generator<B> {
 
     /// γ of each self-attention block, smallest feature map first: how much of the attention
     /// output G mixes in (0 at initialisation; SAGAN watches it grow).
-    pub fn attention_gammas(&self) -> Vec<f32> {
+    pub fn attention_gammas(&self) -> Result<Vec<f32>> {
         let blocks = self.blocks.iter().filter_map(|b| b.attention.as_ref());
-        blocks.map(|a| a.gamma.val().into_scalar().elem()).collect()
+        blocks
+            .map(|a| Ok(scalar(a.gamma.val(), "attention γ")? as f32))
+            .collect()
     }
 
     /// Length of the noise vector.
@@ -286,131 +291,6 @@ impl<B: Backend> Generator<B> {
     }
 }
 
-/// The critic: `[B, channels, size, size]` → scores `[B, 1]`.
-#[derive(Module, Debug)]
-pub struct Critic<B: Backend> {
-    /// The stride-1 stem, then one stride-2 block per halving.
-    blocks: Vec<Block<B>>,
-    dense: SnLinear<B>,
-    out: SnLinear<B>,
-    channels: usize,
-    size: usize,
-}
-
-/// The weights one critic pass applies (W/σ with spectral norm), computed once so the written-out
-/// backward pass uses exactly the forward pass's.
-struct Weights<B: Backend> {
-    convs: Vec<Tensor<B, 4>>,
-    dense: Tensor<B, 2>,
-    out: Tensor<B, 2>,
-}
-
-/// What [`Critic::input_gradient`] needs from the forward pass: the leaky-ReLU slopes at every
-/// layer (1 where the pre-activation is positive, `LEAK` elsewhere) and the layers' input sizes.
-struct Slopes<B: Backend> {
-    convs: Vec<Tensor<B, 4>>,
-    dense: Tensor<B, 2>,
-    inputs: Vec<[usize; 4]>,
-}
-
-impl<B: Backend> Critic<B> {
-    /// Scores of a batch.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let [b, ..] = x.dims();
-        let mut h = x;
-        for block in &self.blocks {
-            h = block.attend(leaky_relu(block.conv.forward(h), LEAK)).0;
-        }
-        let h = leaky_relu(self.dense.forward(h.reshape([b as i32, -1])), LEAK);
-        self.out.forward(h)
-    }
-
-    /// Whether any block has self-attention (then there is no written-out input gradient).
-    pub fn has_attention(&self) -> bool {
-        self.blocks.iter().any(|b| b.attention.is_some())
-    }
-
-    fn weights(&self) -> Result<Weights<B>> {
-        if self.has_attention() {
-            return Err(Error::invalid(
-                "attention",
-                "the critic's written-out input gradient (for the WGAN-GP penalty) covers \
-                 convolutions and dense layers, not self-attention; train a critic with \
-                 attention with the hinge loss (Stage2Config::sagan())",
-            ));
-        }
-        Ok(Weights {
-            convs: self.blocks.iter().map(|b| b.conv.weight()).collect(),
-            dense: self.dense.weight(),
-            out: self.out.weight(),
-        })
-    }
-
-    /// The forward pass with weights `w`, keeping only the (detached) slopes and input sizes.
-    fn slopes(&self, x: Tensor<B, 4>, w: &Weights<B>) -> Slopes<B> {
-        let [b, ..] = x.dims();
-        let (mut convs, mut inputs) = (Vec::new(), Vec::new());
-        let mut h = x.detach();
-        for (block, weight) in self.blocks.iter().zip(&w.convs) {
-            inputs.push(h.dims());
-            let z = block.conv.forward_with(h, weight.clone().detach()).detach();
-            convs.push(slope(&z));
-            h = leaky_relu(z, LEAK);
-        }
-        let dense = self
-            .dense
-            .forward_with(h.reshape([b as i32, -1]), w.dense.clone().detach());
-        Slopes {
-            convs,
-            dense: slope(&dense.detach()),
-            inputs,
-        }
-    }
-
-    /// `∇ₓ Σᵢ D(xᵢ)`, i.e. each sample's input gradient, `[B, channels, size, size]`, built from
-    /// differentiable ops on the critic's weights (see the module docs). The leaky-ReLU slopes
-    /// are piecewise constant in `x` and the weights, so treating them as constants is exact
-    /// almost everywhere. An error for a critic with self-attention.
-    pub fn input_gradient(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
-        let w = self.weights()?;
-        let slopes = self.slopes(x, &w);
-        Ok(self.backward_with(&w, &slopes))
-    }
-
-    /// The critic's backward pass from `∂ score = 1` down to the input, with given weights and
-    /// slopes.
-    fn backward_with(&self, w: &Weights<B>, slopes: &Slopes<B>) -> Tensor<B, 4> {
-        let [b, _] = slopes.dense.dims();
-        let device = slopes.dense.device();
-        // Through the output layer (weights stored [in, out]): 1 · W_outᵀ, then the slope.
-        let ones = Tensor::<B, 2>::ones([b, 1], &device);
-        let g = ones.matmul(w.out.clone().transpose()) * slopes.dense.clone();
-        // Through the dense layer: g · Wᵀ, reshaped to the last feature map.
-        let last = slopes.convs.last().expect("at least the stem").dims();
-        let mut g = g.matmul(w.dense.clone().transpose()).reshape(last);
-        let layers = self.blocks.iter().zip(&w.convs).zip(&slopes.convs);
-        let layers = layers.zip(&slopes.inputs).collect::<Vec<_>>();
-        for (((block, weight), slope), &input) in layers.into_iter().rev() {
-            g = conv_input_gradient(&block.conv, weight.clone(), g * slope.clone(), input);
-        }
-        g
-    }
-
-    /// The WGAN-GP penalty `λ · mean((‖∇ₓD(x̂)‖₂ − 1)²)` at `x_hat` (eq. 7), differentiable
-    /// w.r.t. the critic's weights. An error for a critic with self-attention.
-    pub fn gradient_penalty(&self, x_hat: Tensor<B, 4>, lambda: f64) -> Result<Tensor<B, 1>> {
-        let [b, ..] = x_hat.dims();
-        let g = self.input_gradient(x_hat)?.reshape([b as i32, -1]);
-        let norm = g.powi_scalar(2).sum_dim(1).sqrt();
-        Ok((norm - 1.0).powi_scalar(2).mean() * lambda)
-    }
-
-    /// `[channels, size, size]` of the inputs the critic was built for.
-    pub fn input_shape(&self) -> [usize; 3] {
-        [self.channels, self.size, self.size]
-    }
-}
-
 /// A trained generator ready to sample: a **code GAN** carries the stage-1 decoder H and
 /// decodes its codes to images; a **pixel GAN** (the baseline) has none.
 #[derive(Module, Debug)]
@@ -424,12 +304,12 @@ pub struct Gan<B: Backend> {
 /// A GAN on stage-1 codes, whose samples are decoded by H (what [`train_stage2`] returns).
 ///
 /// [`train_stage2`]: crate::train::train_stage2
-pub type CodeGan<B = crate::Backend> = Gan<B>;
+pub type CodeGan<B = crate::backend::Backend> = Gan<B>;
 
 /// A GAN on pixels, the "before acceleration" baseline (what [`train_baseline`] returns).
 ///
 /// [`train_baseline`]: crate::train::train_baseline
-pub type ImageGan<B = crate::Backend> = Gan<B>;
+pub type ImageGan<B = crate::backend::Backend> = Gan<B>;
 
 impl<B: Backend> Gan<B> {
     /// Images `[B, 3, H, W]` in `[-1, 1]` from noise `z` `[B, latent_dim]` (through H for a code
@@ -482,60 +362,66 @@ impl<B: Backend> Gan<B> {
     pub fn device(&self) -> B::Device {
         self.generator.dense.linear.weight.device()
     }
+
+    /// Where G's last (largest) self-attention block looks for the image `sample(1, seed)`, at
+    /// each query pixel `(x, y)` (column, row of the generated image, from the top left):
+    /// SAGAN's Fig. 1, which the result draws inline ([`AttentionMaps`]).
+    ///
+    /// A query pixel falls in one position of the block's feature map; its row of the attention
+    /// map says how much that position draws on every (pooled) key position. Only the queries'
+    /// rows come to the host. An error names the argument if G has no self-attention or a query
+    /// lies outside the image.
+    pub fn attention_map(&self, seed: u64, queries: &[(usize, usize)]) -> Result<AttentionMaps> {
+        if queries.is_empty() {
+            return Err(Error::invalid(
+                "queries",
+                "expected at least one (x, y) pixel",
+            ));
+        }
+        let device = self.device();
+        let (images, maps) = self.generate_with_attention(self.generator.noise(1, seed, &device));
+        let map = maps.into_iter().last().ok_or_else(|| {
+            Error::invalid(
+                "gan",
+                "G has no self-attention block; train with Stage2Config::sagan() or set `attention`",
+            )
+        })?;
+        let image = Images::from_signed(&images)?;
+        let [_, _, height, width] = image.shape();
+        if let Some(&(x, y)) = queries.iter().find(|&&(x, y)| x >= width || y >= height) {
+            return Err(Error::invalid(
+                "queries",
+                format!("({x}, {y}) lies outside the {width}×{height} image"),
+            ));
+        }
+        let positions: Vec<i64> = queries
+            .iter()
+            .map(|&(x, y)| ((y * map.side / height) * map.side + x * map.side / width) as i64)
+            .collect();
+        let positions =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [queries.len()]), &device);
+        let rows = to_host_f32(map.weights.select(1, positions), "attention map")?;
+        let weights = rows
+            .chunks_exact(map.key_side * map.key_side)
+            .map(<[f32]>::to_vec)
+            .collect();
+        AttentionMaps::new(image, queries.to_vec(), weights, map.side, map.key_side)
+    }
 }
 
-/// The derivative of the leaky ReLU at pre-activations `z`: 1 where `z > 0`, else `LEAK`.
-fn slope<B: Backend, const D: usize>(z: &Tensor<B, D>) -> Tensor<B, D> {
-    let positive = z.clone().greater_elem(0.0).float();
-    positive * (1.0 - LEAK) + LEAK
-}
-
-/// The gradient of `conv(x)` w.r.t. `x` (of shape `input`) given `g = ∂L/∂conv(x)`, for `layer`
-/// applied with `weight`: a transposed convolution with the same weight, stride and padding (the
-/// bias drops out).
-fn conv_input_gradient<B: Backend>(
-    layer: &SnConv2d<B>,
-    weight: Tensor<B, 4>,
-    g: Tensor<B, 4>,
-    input: [usize; 4],
-) -> Tensor<B, 4> {
-    let [k, _] = layer.conv.kernel_size;
-    let [s, _] = layer.conv.stride;
-    let pad = padding(k, s);
-    let [_, _, h_out, w_out] = g.dims();
-    // Rows of the input that the forward conv never reached get no gradient: output padding.
-    let natural = |o: usize| (o - 1) * s + k - 2 * pad;
-    let out_pad = [input[2] - natural(h_out), input[3] - natural(w_out)];
-    let options = ConvTransposeOptions::new([s, s], [pad, pad], out_pad, [1, 1], 1);
-    conv_transpose2d(g, weight, None, options)
+/// [`Gan::attention_map`] as a function: `attention_map(&gan, seed, &[(x, y), ..])`.
+pub fn attention_map<B: Backend>(
+    gan: &Gan<B>,
+    seed: u64,
+    queries: &[(usize, usize)],
+) -> Result<AttentionMaps> {
+    gan.attention_map(seed, queries)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Backend as B, TrainBackend as AD};
-    use burn::module::{AutodiffModule, ModuleMapper, Param};
-    use burn::tensor::TensorData;
-
-    fn small(spectral_norm: bool) -> GanConfig {
-        GanConfig::new(2, 8)
-            .with_latent_dim(4)
-            .with_max_width(4)
-            .with_min_width(3)
-            .with_spectral_norm(spectral_norm)
-    }
-
-    fn critic<Bk: Backend>(seed: u64, spectral_norm: bool) -> Critic<Bk> {
-        let device = Default::default();
-        let config = small(spectral_norm);
-        crate::train::seeded::<Bk, _>(&device, seed, || config.init_critic::<Bk>(&device)).unwrap()
-    }
-
-    fn input<Bk: Backend>(seed: u64) -> Tensor<Bk, 4> {
-        let mut rng = crate::rng::SplitMix64::new(seed);
-        let v: Vec<f32> = (0..2 * 2 * 8 * 8).map(|_| rng.normal() as f32).collect();
-        Tensor::from_data(TensorData::new(v, [2, 2, 8, 8]), &Default::default())
-    }
+    use crate::backend::Backend as B;
 
     fn values<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f64> {
         t.into_data().convert::<f64>().to_vec::<f64>().unwrap()
@@ -549,7 +435,11 @@ mod tests {
             (256, 256, 128)
         );
         assert_eq!(GanConfig::new(3, 256).width(256), 64);
-        let cfg = small(false);
+        let cfg = GanArch::new()
+            .with_latent_dim(4)
+            .with_max_width(4)
+            .with_min_width(3)
+            .for_data(2, 8);
         let device = Default::default();
         let g = cfg.init_generator::<B>(&device).unwrap();
         let d = cfg.init_critic::<B>(&device).unwrap();
@@ -567,18 +457,19 @@ mod tests {
     #[test]
     fn attention_sits_at_the_listed_sides_of_g_and_d() {
         let device = Default::default();
-        let cfg = GanConfig::new(3, 32)
+        let arch = GanArch::new()
             .with_latent_dim(8)
             .with_max_width(16)
             .with_min_width(8)
             .with_spectral_norm(true)
             .with_attention(vec![16, 32]);
+        let cfg = arch.for_data(3, 32);
         let g = cfg.init_generator::<B>(&device).unwrap();
         let (x, maps) = g.forward_with_maps(g.noise(2, 0, &device));
         assert_eq!(x.dims(), [2, 3, 32, 32]);
         let sides: Vec<_> = maps.iter().map(|m| (m.side, m.key_side)).collect();
         assert_eq!(sides, [(16, 8), (32, 16)]);
-        assert_eq!(g.attention_gammas(), [0.0, 0.0]);
+        assert_eq!(g.attention_gammas().unwrap(), [0.0, 0.0]);
         assert_eq!(maps[1].weights.dims(), [2, 32 * 32, 16 * 16]);
         let d = cfg.init_critic::<B>(&device).unwrap();
         assert!(d.has_attention());
@@ -587,144 +478,69 @@ mod tests {
         let err = d.gradient_penalty(x, 10.0).unwrap_err();
         assert!(err.to_string().contains("hinge"), "{err}");
         for (sides, expected) in [(vec![64], "no feature map of side 64"), (vec![4], "side 4")] {
-            let err = cfg.clone().with_attention(sides).validate().unwrap_err();
+            let err = arch
+                .clone()
+                .with_attention(sides)
+                .for_data(3, 32)
+                .validate();
+            let err = err.unwrap_err();
             assert!(err.to_string().contains(expected), "{err}");
         }
-        let narrow = cfg.with_max_width(4).with_min_width(4);
+        let narrow = arch.with_max_width(4).with_min_width(4).for_data(3, 32);
         let err = narrow.init_generator::<B>(&device).unwrap_err();
         assert!(err.to_string().contains("at least 8"), "{err}");
     }
 
-    #[test]
-    fn gradient_penalty_input_gradient_matches_finite_differences() {
-        for spectral_norm in [false, true] {
-            let d = critic::<B>(1, spectral_norm);
-            let x = input::<B>(2);
-            let ours = values(d.input_gradient(x.clone()).unwrap());
-            let base = values(x.clone());
-            let total = |v: &[f64]| -> f64 {
-                let t = Tensor::<B, 4>::from_data(
-                    TensorData::new(v.to_vec(), x.dims()),
-                    &Default::default(),
-                );
-                values(d.forward(t)).iter().sum()
-            };
-            let h = 1e-3;
-            let mut worst = 0f64;
-            let scale = ours.iter().fold(0f64, |m, v| m.max(v.abs()));
-            for i in 0..base.len() {
-                let (mut plus, mut minus) = (base.clone(), base.clone());
-                plus[i] += h;
-                minus[i] -= h;
-                let fd = (total(&plus) - total(&minus)) / (2.0 * h);
-                worst = worst.max((fd - ours[i]).abs() / scale);
-            }
-            assert!(
-                worst < 5e-3,
-                "spectral norm {spectral_norm}: max error relative to the largest entry: {worst}"
-            );
+    fn gan(attention: Vec<usize>) -> Gan<B> {
+        let config = GanArch::new()
+            .with_latent_dim(8)
+            .with_max_width(16)
+            .with_min_width(8)
+            .with_spectral_norm(true)
+            .with_attention(attention)
+            .for_data(3, 16);
+        let generator = config.init_generator::<B>(&Default::default()).unwrap();
+        Gan {
+            generator,
+            decoder: None,
         }
-    }
-
-    /// Adds `h` to element `index` of the `which`-th float parameter.
-    struct Nudge {
-        which: usize,
-        index: usize,
-        h: f64,
-        seen: usize,
-    }
-
-    impl<Bk: Backend> ModuleMapper<Bk> for Nudge {
-        fn map_float<const D: usize>(
-            &mut self,
-            param: Param<Tensor<Bk, D>>,
-        ) -> Param<Tensor<Bk, D>> {
-            let (id, tensor, mapper) = param.consume();
-            let tensor = if self.seen == self.which {
-                let dims = tensor.dims();
-                let mut v = values(tensor.clone());
-                v[self.index] += self.h;
-                Tensor::from_data(TensorData::new(v, dims), &tensor.device())
-            } else {
-                tensor
-            };
-            self.seen += 1;
-            Param::from_mapped_value(id, tensor, mapper)
-        }
-    }
-
-    /// The autodiff gradient of every float tensor the critic visits, in visiting order; `None`
-    /// for spectral-norm state (not trained).
-    fn penalty_gradients(d: &Critic<AD>, x: Tensor<AD, 4>) -> Vec<Option<Vec<f64>>> {
-        let grads = d.gradient_penalty(x, 10.0).unwrap().backward();
-        struct Collect<'a> {
-            grads: &'a <AD as burn::tensor::backend::AutodiffBackend>::Gradients,
-            out: Vec<Option<Vec<f64>>>,
-        }
-        impl burn::module::ModuleVisitor<AD> for Collect<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AD, D>>) {
-                let tensor = param.val();
-                let zeros = || vec![0.0; tensor.shape().num_elements()];
-                // Biases only move the leaky-ReLU kinks: the penalty does not depend on them.
-                let grad = tensor.grad(self.grads).map(values).unwrap_or_else(zeros);
-                self.out.push(tensor.is_require_grad().then_some(grad));
-            }
-        }
-        let mut collect = Collect {
-            grads: &grads,
-            out: Vec::new(),
-        };
-        d.visit(&mut collect);
-        collect.out
     }
 
     #[test]
-    fn gradient_penalty_weight_gradients_match_finite_differences() {
-        for spectral_norm in [false, true] {
-            let d = critic::<AD>(3, spectral_norm);
-            let x = input::<AD>(4).detach();
-            let ours = penalty_gradients(&d, x.clone());
-            // Finite differences on the inference copy: the same weights and power-iteration
-            // vector u, which inference reads without updating. Its σ(W) = ‖Wᵀu‖ has the
-            // derivative u·vᵀ that autodiff uses (u, v held constant).
-            let (d, x) = (d.valid(), x.inner());
-            // The penalty is piecewise smooth in the weights: it changes piece wherever a leaky
-            // ReLU changes side. Finite differences must stay on the piece autodiff
-            // differentiates, so they use the unperturbed critic's slopes.
-            let slopes = d.slopes(x.clone(), &d.weights().unwrap());
-            let p = |m: &Critic<B>| {
-                let [b, ..] = x.dims();
-                let g = m.backward_with(&m.weights().unwrap(), &slopes);
-                let norm = g.reshape([b as i32, -1]).powi_scalar(2).sum_dim(1).sqrt();
-                values((norm - 1.0).powi_scalar(2).mean() * 10.0)[0]
-            };
-            let h = 1e-2;
-            let mut checked = 0;
-            for (which, grad) in ours.iter().enumerate() {
-                let Some(grad) = grad else { continue };
-                // A few entries of every parameter (conv and dense weights and biases).
-                let scale = grad.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-3);
-                for index in [0, grad.len() / 2, grad.len() - 1] {
-                    let nudged = |h| {
-                        d.clone().map(&mut Nudge {
-                            which,
-                            index,
-                            h,
-                            seen: 0,
-                        })
-                    };
-                    let fd = (p(&nudged(h)) - p(&nudged(-h))) / (2.0 * h);
-                    let err = (fd - grad[index]).abs() / scale;
-                    assert!(
-                        err < 5e-3,
-                        "spectral norm {spectral_norm}, param {which} entry {index}: \
-                         autodiff {} vs fd {fd}",
-                        grad[index]
-                    );
-                    checked += 1;
-                }
-            }
-            assert!(checked >= 3 * 8);
+    fn attention_maps_follow_the_queries() {
+        let gan = gan(vec![16]);
+        let queries = [(0, 0), (15, 15), (8, 3)];
+        let maps = gan.attention_map(7, &queries).unwrap();
+        assert_eq!((maps.feature_side(), maps.key_side()), (16, 8));
+        for q in 0..3 {
+            let sum: f32 = maps.weights(q).iter().sum();
+            assert!((sum - 1.0).abs() < 1e-4, "query {q} sums to {sum}");
         }
+        // The image is the sample of the same seed.
+        assert_eq!(maps.image(), &gan.sample(1, 7).unwrap());
+        // Query (8, 3) of the 16² image is row 3 of the map, position 3·16 + 8.
+        let (_, all) = gan.generate_with_attention(gan.generator.noise(1, 7, &gan.device()));
+        let row: Vec<f32> = all[0]
+            .weights
+            .clone()
+            .slice([0..1, 56..57, 0..64])
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(maps.weights(2), &row[..]);
+        assert_eq!(maps.panels().unwrap().shape(), [4, 3, 128, 128]);
+    }
+
+    #[test]
+    fn attention_map_arguments_are_named() {
+        let err = attention_map(&gan(vec![]), 0, &[(1, 1)]).unwrap_err();
+        assert!(err.to_string().contains("no self-attention"), "{err}");
+        let err = attention_map(&gan(vec![8]), 0, &[(16, 0)]).unwrap_err();
+        assert!(
+            err.to_string().contains("(16, 0) lies outside the 16×16"),
+            "{err}"
+        );
+        let err = attention_map(&gan(vec![8]), 0, &[]).unwrap_err();
+        assert!(err.to_string().contains("queries"), "{err}");
     }
 }

@@ -1,10 +1,14 @@
-//! The networks of the two papers.
+//! The networks of the two papers: the stage-1 autoencoder ([`autoencoder`], with its dataset
+//! passes in [`codes`]), the Table-2 generator family and [`Gan`] sampling ([`gan`]), and the
+//! critic with its written-out input gradient ([`critic`]).
 
 pub mod autoencoder;
+pub mod codes;
+pub mod critic;
+pub mod gan;
 
 pub use autoencoder::{
     AutoEncoder, AutoEncoderConfig, Decoder, Encoder, ImageDiscriminator, ImageDiscriminatorConfig,
 };
-pub mod gan;
-
-pub use gan::{CodeGan, Critic, Gan, GanConfig, Generator, ImageGan};
+pub use critic::Critic;
+pub use gan::{attention_map, CodeGan, Gan, GanArch, GanConfig, Generator, ImageGan};

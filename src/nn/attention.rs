@@ -105,7 +105,7 @@ impl<B: Backend> SelfAttention<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Backend as B;
+    use crate::backend::Backend as B;
     use burn::tensor::Distribution;
 
     fn input() -> Tensor<B, 4> {

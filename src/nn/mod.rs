@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn upsample_repeats_each_pixel_in_a_2x2_block() {
-        let x = Tensor::<crate::Backend, 4>::from_data(
+        let x = Tensor::<crate::backend::Backend, 4>::from_data(
             TensorData::new(vec![1f32, 2., 3., 4.], [1, 1, 2, 2]),
             &Default::default(),
         );
@@ -63,15 +63,15 @@ mod tests {
     #[test]
     fn conv_padding_keeps_or_halves_the_size() {
         let device = Default::default();
-        let x = Tensor::<crate::Backend, 4>::zeros([1, 2, 8, 8], &device);
+        let x = Tensor::<crate::backend::Backend, 4>::zeros([1, 2, 8, 8], &device);
         assert_eq!(
-            conv::<crate::Backend>([2, 4], 3, 1, &device)
+            conv::<crate::backend::Backend>([2, 4], 3, 1, &device)
                 .forward(x.clone())
                 .dims(),
             [1, 4, 8, 8]
         );
         assert_eq!(
-            conv::<crate::Backend>([2, 4], 4, 2, &device)
+            conv::<crate::backend::Backend>([2, 4], 4, 2, &device)
                 .forward(x)
                 .dims(),
             [1, 4, 4, 4]

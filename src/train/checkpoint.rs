@@ -13,34 +13,10 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorde
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 
 /// How many checkpoints to keep (the newest ones).
 const KEEP: usize = 2;
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
 
 /// The serialised record of a module (Burn's named MessagePack format, full precision).
 pub fn module_to_bytes<B: Backend, M: Module<B>>(module: &M) -> Result<Vec<u8>> {
@@ -157,7 +133,8 @@ pub struct RunDir {
 impl RunDir {
     /// Prepares `path` for a run with `config` (JSON). Fails before any training if the folder
     /// cannot be written. If it already holds a checkpoint: with `resume`, the saved config must
-    /// match `config` (fields in `may_change`, like the step count, excepted) and that checkpoint
+    /// match `config` (the dotted paths in `may_change`, like `run.steps`, excepted) and that
+    /// checkpoint
     /// is returned; without `resume`, it is an error — finished work is never overwritten.
     pub fn prepare(
         path: impl Into<PathBuf>,
@@ -191,14 +168,19 @@ impl RunDir {
                 ));
             }
             let saved_path = run.path.join("config.json");
-            let saved: serde_json::Value = serde_json::from_slice(
+            let mut saved: serde_json::Value = serde_json::from_slice(
                 &std::fs::read(&saved_path).map_err(|e| Error::io(&saved_path, e))?,
             )
             .map_err(|e| Error::Corrupt {
                 path: saved_path.clone(),
                 reason: e.to_string(),
             })?;
-            let differing = differing_keys(&saved, config, may_change);
+            // A run started before the config nesting resumes under today's layout: both sides
+            // are compared in it.
+            let mut current = config.clone();
+            super::config::upgrade_legacy(&mut saved);
+            super::config::upgrade_legacy(&mut current);
+            let differing = differing_keys(&saved, &current, may_change);
             if !differing.is_empty() {
                 return Err(Error::invalid(
                     "resume",
@@ -309,20 +291,39 @@ impl RunDir {
     }
 }
 
-/// Top-level keys whose values differ between two JSON objects, except those in `ignore`.
+/// Dotted paths (`lr`, `run.steps`) of the leaves whose values differ between two JSON
+/// objects, except those in `ignore`. Objects are compared key by key, anything else as a whole.
 fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, ignore: &[&str]) -> Vec<String> {
-    let empty = serde_json::Map::new();
-    let (a, b) = (
-        a.as_object().unwrap_or(&empty),
-        b.as_object().unwrap_or(&empty),
-    );
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| !ignore.contains(&k.as_str()) && a.get(*k) != b.get(*k))
-        .cloned()
-        .collect()
+    fn walk(
+        prefix: &str,
+        a: Option<&serde_json::Value>,
+        b: Option<&serde_json::Value>,
+        ignore: &[&str],
+        out: &mut Vec<String>,
+    ) {
+        if ignore.contains(&prefix) {
+            return;
+        }
+        match (a.and_then(|a| a.as_object()), b.and_then(|b| b.as_object())) {
+            (Some(x), Some(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    let path = match prefix {
+                        "" => key.clone(),
+                        _ => format!("{prefix}.{key}"),
+                    };
+                    walk(&path, x.get(key), y.get(key), ignore, out);
+                }
+            }
+            _ if a != b => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(a), Some(b), ignore, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -355,21 +356,39 @@ mod tests {
     fn an_existing_run_is_never_overwritten_and_resume_checks_the_config() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run");
-        let config = json!({"steps": 10, "lr": 0.1});
-        let (run, _) = RunDir::prepare(&path, &config, false, &["steps"]).unwrap();
+        let config = json!({"run": {"steps": 10}, "lr": 0.1});
+        let (run, _) = RunDir::prepare(&path, &config, false, &["run.steps"]).unwrap();
         run.save_checkpoint(5, &[("a.bin", vec![1])]).unwrap();
-        let err = RunDir::prepare(&path, &config, false, &["steps"])
+        let err = RunDir::prepare(&path, &config, false, &["run.steps"])
             .unwrap_err()
             .to_string();
         assert!(err.contains("already holds a run at step 5"), "{err}");
         // More steps is fine on resume; another learning rate is not.
-        let (_, ckpt) =
-            RunDir::prepare(&path, &json!({"steps": 20, "lr": 0.1}), true, &["steps"]).unwrap();
+        let (_, ckpt) = RunDir::prepare(
+            &path,
+            &json!({"run": {"steps": 20}, "lr": 0.1}),
+            true,
+            &["run.steps"],
+        )
+        .unwrap();
         assert_eq!(ckpt.unwrap().step, 5);
-        let err = RunDir::prepare(&path, &json!({"steps": 20, "lr": 0.2}), true, &["steps"])
-            .unwrap_err()
-            .to_string();
+        let err = RunDir::prepare(
+            &path,
+            &json!({"run": {"steps": 20}, "lr": 0.2}),
+            true,
+            &["run.steps"],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("lr") && !err.contains("steps"), "{err}");
+    }
+
+    #[test]
+    fn nested_fields_are_compared_by_path() {
+        let a = json!({"run": {"steps": 1, "seed": 0}, "lr": 0.1});
+        let b = json!({"run": {"steps": 2, "seed": 1}, "lr": 0.1});
+        assert_eq!(differing_keys(&a, &b, &["run.steps"]), ["run.seed"]);
+        assert!(differing_keys(&a, &a, &[]).is_empty());
     }
 
     #[test]
@@ -383,7 +402,7 @@ mod tests {
             err.contains("latest") && err.contains("does not exist"),
             "{err}"
         );
-        let err = record_from_bytes::<crate::Backend, burn::module::EmptyRecord>(
+        let err = record_from_bytes::<crate::backend::Backend, burn::module::EmptyRecord>(
             b"junk".to_vec(),
             Path::new("x/model.mpk"),
             &Default::default(),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::write_atomic;
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 use crate::viz::LineChart;
 
 /// One logged step: the values (losses, metrics) and the training time so far.

@@ -60,18 +60,16 @@ pub fn l1<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 1> {
     (a - b).abs().mean()
 }
 
-/// Reads a one-element tensor as `f64`.
-pub fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
-    use burn::tensor::ElementConversion;
-    t.into_scalar().elem::<f64>()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
 
-    type B = crate::Backend;
+    type B = crate::backend::Backend;
+
+    fn scalar(t: Tensor<B, 1>) -> f64 {
+        crate::backend::scalar(t, "loss").unwrap()
+    }
 
     fn t2(v: &[f32]) -> Tensor<B, 2> {
         Tensor::from_data(

@@ -13,63 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::checkpoint::{Checkpoint, RunDir};
+use super::config::{RunConfig, MAY_CHANGE};
 use super::history::{Entry, History};
-use super::Progress;
 use crate::error::{Error, Result};
-
-/// The step count and intervals of a run, and where it lives.
-pub(crate) struct Schedule<'a> {
-    /// Name on the progress line.
-    pub label: &'static str,
-    /// Total steps (a resumed run continues up to this).
-    pub steps: usize,
-    /// Log (history + progress) every this many steps.
-    pub log_every: usize,
-    /// Draw samples every this many steps (needs a run directory).
-    pub sample_every: usize,
-    /// Checkpoint every this many steps (needs a run directory).
-    pub checkpoint_every: usize,
-    /// The run directory, if any.
-    pub run_dir: Option<&'a str>,
-    /// Continue the run in `run_dir`.
-    pub resume: bool,
-    /// Stop (logging, sampling and checkpointing as at the end) once this session has trained
-    /// this many seconds.
-    pub time_budget: Option<f64>,
-}
-
-impl Schedule<'_> {
-    /// Checks the counts, naming the bad field.
-    pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 {
-            return Err(Error::invalid("steps", "got 0, expected at least 1"));
-        }
-        if self.log_every == 0 || self.sample_every == 0 || self.checkpoint_every == 0 {
-            return Err(Error::invalid(
-                "log_every/sample_every/checkpoint_every",
-                "intervals must be at least 1",
-            ));
-        }
-        if let Some(t) = self.time_budget.filter(|t| t.is_nan() || *t <= 0.0) {
-            return Err(Error::invalid(
-                "time_budget",
-                format!("got {t} seconds, expected a positive number"),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Config fields that may change when a run is resumed: how long and how often, not what.
-pub(crate) const MAY_CHANGE: &[&str] = &[
-    "steps",
-    "resume",
-    "log_every",
-    "sample_every",
-    "checkpoint_every",
-    "run_dir",
-    "time_budget",
-];
+use crate::progress::Progress;
 
 /// Set by the SIGINT handler while a session is open; read (and cleared) at the end of each step.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -137,15 +84,17 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Prepares the run directory for `config` (its JSON) — failing before any training if it
-    /// cannot be written, holds another run, or was started with another config — and opens the
-    /// history. Returns the checkpoint to resume from, if resuming.
+    /// Prepares the run directory of `schedule` for the whole `config` (its JSON) — failing
+    /// before any training if it cannot be written, holds another run, or was started with
+    /// another config — and opens the history. `label` names the run on the progress line.
+    /// Returns the checkpoint to resume from, if resuming. `schedule` was validated with the
+    /// rest of the config.
     pub fn begin(
-        schedule: &Schedule,
+        label: &'static str,
+        schedule: &RunConfig,
         config: &serde_json::Value,
     ) -> Result<(Self, Option<Checkpoint>)> {
-        schedule.validate()?;
-        let (run, resume_from) = match schedule.run_dir {
+        let (run, resume_from) = match &schedule.run_dir {
             Some(dir) => {
                 let (run, ckpt) = RunDir::prepare(dir, config, schedule.resume, MAY_CHANGE)?;
                 (Some(run), ckpt)
@@ -164,17 +113,17 @@ impl Session {
             run,
             seconds_before: history.seconds(),
             history,
-            progress: Progress::new(schedule.label, start, schedule.steps, schedule.log_every)
+            progress: Progress::new(label, start, schedule.steps, schedule.log_every)
                 .with_time_budget(schedule.time_budget),
             clock: Instant::now(),
-            label: schedule.label,
+            label,
             start,
             steps: schedule.steps,
             log_every: schedule.log_every,
             sample_every: schedule.sample_every,
             checkpoint_every: schedule.checkpoint_every,
             time_budget: schedule.time_budget,
-            interrupt: schedule.run_dir.map(|_| InterruptGuard::install()),
+            interrupt: schedule.run_dir.as_ref().map(|_| InterruptGuard::install()),
         };
         Ok((session, resume_from))
     }

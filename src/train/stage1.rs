@@ -9,15 +9,18 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::checkpoint::{training_files, RunDir};
-use super::losses::{l1, ns_discriminator_loss, ns_generator_loss, scalar};
-use super::session::{Schedule, Session};
+use super::config::{load_config, to_json, RunConfig, RunOptions};
+use super::losses::{l1, ns_discriminator_loss, ns_generator_loss};
+use super::session::Session;
 use super::Trained;
+use crate::backend::{default_device, scalar, seeded, Backend, TrainBackend};
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
-use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminatorConfig};
+use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminator, ImageDiscriminatorConfig};
 use crate::viz::{save_grid, GridOptions};
 
-/// Everything about a stage-1 run. Defaults are CPU-scale; the paper trains at 128².
+/// Everything about a stage-1 run: the networks, the loss weight and learning rate, and the
+/// [`RunConfig`] every run has. Defaults are CPU-scale; the paper trains at 128².
 #[derive(Config, Debug)]
 pub struct Stage1Config {
     /// The encoder/decoder (code factor, code channels, widths).
@@ -32,37 +35,9 @@ pub struct Stage1Config {
     /// Adam learning rate of both F/H and D (β = (0.5, 0.999)).
     #[config(default = 2e-4)]
     pub lr: f64,
-    /// Images per step.
-    #[config(default = 16)]
-    pub batch_size: usize,
-    /// Total training steps (a resumed run continues up to this).
-    #[config(default = 1000)]
-    pub steps: usize,
-    /// Seed of the initial weights and of the data order.
-    #[config(default = 0)]
-    pub seed: u64,
-    /// Mirror training images at random.
-    #[config(default = true)]
-    pub flip: bool,
-    /// Print a progress line and log to the history every this many steps.
-    #[config(default = 50)]
-    pub log_every: usize,
-    /// Save an input-vs-reconstruction grid every this many steps (needs `run_dir`).
-    #[config(default = 250)]
-    pub sample_every: usize,
-    /// Write a checkpoint every this many steps, and at the end (needs `run_dir`).
-    #[config(default = 250)]
-    pub checkpoint_every: usize,
-    /// Where the run's config, history, samples and checkpoints go; `None` keeps nothing on disk.
-    #[config(default = "None")]
-    pub run_dir: Option<String>,
-    /// Continue the run in `run_dir` from its latest checkpoint.
-    #[config(default = false)]
-    pub resume: bool,
-    /// Stop early, as if at the last step (sample grid, checkpoint), once this many seconds of
-    /// training have passed in this call; `None`: run all `steps`.
-    #[config(default = "None")]
-    pub time_budget: Option<f64>,
+    /// Batch size, steps, seed, flips, intervals, run directory, resume, time budget.
+    #[config(default = "RunConfig::new()")]
+    pub run: RunConfig,
 }
 
 impl Stage1Config {
@@ -89,15 +64,6 @@ impl Stage1Config {
                 ),
             ));
         }
-        if self.batch_size == 0 || self.batch_size > dataset_len {
-            return Err(Error::invalid(
-                "batch_size",
-                format!(
-                    "got {}, expected 1..={dataset_len} (the dataset size)",
-                    self.batch_size
-                ),
-            ));
-        }
         // Written so that NaN fails too.
         if self.lr.is_nan() || self.lr <= 0.0 || self.alpha.is_nan() || self.alpha < 0.0 {
             return Err(Error::invalid(
@@ -105,20 +71,13 @@ impl Stage1Config {
                 format!("lr {} must be > 0 and alpha {} >= 0", self.lr, self.alpha),
             ));
         }
-        self.schedule().validate()
+        self.run.validate(dataset_len)
     }
+}
 
-    fn schedule(&self) -> Schedule<'_> {
-        Schedule {
-            label: "stage1",
-            steps: self.steps,
-            log_every: self.log_every,
-            sample_every: self.sample_every,
-            checkpoint_every: self.checkpoint_every,
-            run_dir: self.run_dir.as_deref(),
-            resume: self.resume,
-            time_budget: self.time_budget,
-        }
+impl RunOptions for Stage1Config {
+    fn run_mut(&mut self) -> &mut RunConfig {
+        &mut self.run
     }
 }
 
@@ -130,8 +89,8 @@ impl Stage1Config {
 pub fn train_stage1(
     dataset: &ImageDataset,
     config: Stage1Config,
-) -> Result<Trained<AutoEncoder<crate::Backend>>> {
-    train_stage1_on::<crate::TrainBackend>(dataset, config, &crate::backend::default_device())
+) -> Result<Trained<AutoEncoder<Backend>>> {
+    train_stage1_on::<TrainBackend>(dataset, config, &default_device())
 }
 
 /// [`train_stage1`] on any autodiff backend and device.
@@ -141,7 +100,8 @@ pub fn train_stage1_on<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<AutoEncoder<B::InnerBackend>>> {
     config.validate(dataset.resolution(), dataset.len())?;
-    let (mut ae, mut d) = super::seeded::<B, _>(device, config.seed, || {
+    let run = &config.run;
+    let (mut ae, mut d) = seeded::<B, _>(device, run.seed, || {
         Ok((
             config.model.init::<B>(device)?,
             config.discriminator.init::<B>(device)?,
@@ -152,11 +112,9 @@ pub fn train_stage1_on<B: AutodiffBackend>(
         .with_beta_2(0.999)
         .with_epsilon(1e-8);
     let mut opt_ae = adam.init::<B, AutoEncoder<B>>();
-    let mut opt_d = adam.init::<B, crate::models::ImageDiscriminator<B>>();
+    let mut opt_d = adam.init::<B, ImageDiscriminator<B>>();
 
-    let json: serde_json::Value =
-        serde_json::from_str(&config.to_string()).expect("config is JSON");
-    let (mut session, resume_from) = Session::begin(&config.schedule(), &json)?;
+    let (mut session, resume_from) = Session::begin("stage1", run, &to_json(&config)?)?;
     if let Some(ckpt) = &resume_from {
         (ae, opt_ae) = ckpt.load_training("autoencoder", ae, opt_ae, device)?;
         (d, opt_d) = ckpt.load_training("discriminator", d, opt_d, device)?;
@@ -167,13 +125,7 @@ pub fn train_stage1_on<B: AutodiffBackend>(
     let watch = dataset.select(&watch)?;
 
     for step in session.steps() {
-        let x = dataset.training_batch::<B>(
-            step,
-            config.batch_size,
-            config.seed,
-            config.flip,
-            device,
-        )?;
+        let x = dataset.training_batch::<B>(step, run.batch_size, run.seed, run.flip, device)?;
         let rec = ae.decoder.forward(ae.encoder.forward(x.clone()));
 
         // D: real images vs current reconstructions (eq. 4).
@@ -192,9 +144,9 @@ pub fn train_stage1_on<B: AutodiffBackend>(
         let go_on = session.end_step(
             done,
             &[
-                ("l1", scalar(rec_loss)),
-                ("adv", scalar(adv)),
-                ("d", scalar(d_loss)),
+                ("l1", scalar(rec_loss, "l1 loss")?),
+                ("adv", scalar(adv, "adversarial loss")?),
+                ("d", scalar(d_loss, "discriminator loss")?),
             ],
             |run| {
                 save_reconstructions(
@@ -226,14 +178,10 @@ pub fn train_stage1_on<B: AutodiffBackend>(
 
 /// Loads the trained autoencoder of a stage-1 run directory: its `config.json` and latest
 /// checkpoint, on the crate's backend.
-pub fn load_stage1(run_dir: impl AsRef<std::path::Path>) -> Result<AutoEncoder<crate::Backend>> {
+pub fn load_stage1(run_dir: impl AsRef<std::path::Path>) -> Result<AutoEncoder<Backend>> {
     let run_dir = run_dir.as_ref();
-    let config_path = run_dir.join("config.json");
-    let config = Stage1Config::load(&config_path).map_err(|e| Error::Corrupt {
-        path: config_path.clone(),
-        reason: format!("not a stage-1 config ({e})"),
-    })?;
-    let device = crate::backend::default_device();
+    let config: Stage1Config = load_config(run_dir.join("config.json"), "stage-1 config")?;
+    let device = default_device();
     let run = RunDir::open(run_dir);
     let ckpt = run.latest()?.ok_or_else(|| Error::NotFound {
         path: run_dir.join("checkpoints/latest"),
@@ -242,7 +190,7 @@ pub fn load_stage1(run_dir: impl AsRef<std::path::Path>) -> Result<AutoEncoder<c
     })?;
     ckpt.load_module(
         "autoencoder.mpk",
-        config.model.init::<crate::Backend>(&device)?,
+        config.model.init::<Backend>(&device)?,
         &device,
     )
 }

@@ -16,21 +16,22 @@
 //! `L_D = mean max(0, 1 − D(x)) + mean max(0, 1 + D(x̃))` with no penalty, spectral norm in G
 //! and D, self-attention, one critic step per generator step and TTUR learning rates.
 
-use std::path::Path;
-
 use burn::config::Config;
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
-use super::checkpoint::{module_to_bytes, training_files, write_atomic, RunDir};
-use super::losses::{hinge_discriminator_loss, scalar, wgan_critic_loss, wgan_generator_loss};
-use super::session::{Schedule, Session};
+use super::checkpoint::training_files;
+use super::config::{to_json, RunConfig, RunOptions};
+use super::gan_run::{save_model, GanModelConfig};
+use super::losses::{hinge_discriminator_loss, wgan_critic_loss, wgan_generator_loss};
+use super::session::Session;
 use super::Trained;
+use crate::backend::{default_device, scalar, seeded, TrainBackend};
 use crate::data::{CodeDataset, ImageDataset};
 use crate::error::{Error, Result};
-use crate::models::{AutoEncoder, AutoEncoderConfig, Critic, Decoder, Gan, GanConfig, Generator};
+use crate::models::{AutoEncoder, Critic, Decoder, Gan, GanArch, Generator};
 use crate::rng::SplitMix64;
 use crate::viz::{save_grid, GridOptions};
 
@@ -49,24 +50,10 @@ pub enum GanLoss {
 /// acceleration paper's WGAN-GP; [`Stage2Config::sagan`] is SAGAN's recipe.
 #[derive(Config, Debug)]
 pub struct Stage2Config {
-    /// Length of the noise vector `z`.
-    #[config(default = 128)]
-    pub latent_dim: usize,
-    /// Channels at 4×4 … 32² (Table 2: 256).
-    #[config(default = 256)]
-    pub max_width: usize,
-    /// Fewest channels, reached at the largest sizes (Table 2: 64).
-    #[config(default = 64)]
-    pub min_width: usize,
-    /// Spectrally normalise every weight of G and D (SAGAN §4).
-    #[config(default = false)]
-    pub spectral_norm: bool,
-    /// Feature-map sides after which G and D get self-attention (SAGAN's "feat32" is `[32]`).
-    #[config(default = "Vec::new()")]
-    pub attention: Vec<usize>,
-    /// Attend over 2×2 max-pooled keys and values (a quarter of the attention map's memory).
-    #[config(default = true)]
-    pub pooled_attention: bool,
+    /// The generator/critic architecture (widths, noise length, spectral norm, attention); the
+    /// shape of the generated tensors comes from the data.
+    #[config(default = "GanArch::new()")]
+    pub model: GanArch,
     /// The adversarial loss.
     #[config(default = "GanLoss::WganGp")]
     pub loss: GanLoss,
@@ -89,41 +76,13 @@ pub struct Stage2Config {
     /// Adam β₂ of both.
     #[config(default = 0.9)]
     pub beta_2: f64,
-    /// Real (and generated) samples per critic step.
-    #[config(default = 16)]
-    pub batch_size: usize,
-    /// Generator steps (a resumed run continues up to this).
-    #[config(default = 2000)]
-    pub steps: usize,
-    /// Seed of the initial weights, the noise and the data order.
-    #[config(default = 0)]
-    pub seed: u64,
-    /// Mirror real images at random (pixel baseline only: a flipped code is not the code of
-    /// the flipped image).
-    #[config(default = true)]
-    pub flip: bool,
     /// Images in the fixed-noise sample grids.
     #[config(default = 64)]
     pub samples: usize,
-    /// Print a progress line and log to the history every this many steps.
-    #[config(default = 50)]
-    pub log_every: usize,
-    /// Save a sample grid from fixed noise every this many steps (needs `run_dir`).
-    #[config(default = 250)]
-    pub sample_every: usize,
-    /// Write a checkpoint every this many steps, and at the end (needs `run_dir`).
-    #[config(default = 250)]
-    pub checkpoint_every: usize,
-    /// Where the run's config, history, samples and checkpoints go; `None` keeps nothing on disk.
-    #[config(default = "None")]
-    pub run_dir: Option<String>,
-    /// Continue the run in `run_dir` from its latest checkpoint.
-    #[config(default = false)]
-    pub resume: bool,
-    /// Stop early, as if at the last step (sample grid, checkpoint), once this many seconds of
-    /// training have passed in this call; `None`: run all `steps`.
-    #[config(default = "None")]
-    pub time_budget: Option<f64>,
+    /// Batch size (real and generated samples per critic step), generator steps, seed, flips
+    /// (pixel baseline only), intervals, run directory, resume, time budget.
+    #[config(default = "RunConfig::new().with_steps(2000)")]
+    pub run: RunConfig,
 }
 
 impl Stage2Config {
@@ -138,9 +97,8 @@ impl Stage2Config {
     /// and up, and for pixel GANs from 16² up; set `attention` for other sizes.
     pub fn sagan() -> Self {
         Self::new()
+            .with_model(GanArch::sagan())
             .with_loss(GanLoss::Hinge)
-            .with_spectral_norm(true)
-            .with_attention(vec![16])
             .with_n_critic(1)
             .with_lr_generator(1e-4)
             .with_lr_critic(4e-4)
@@ -148,28 +106,8 @@ impl Stage2Config {
             .with_beta_2(0.9)
     }
 
-    /// The generator/critic shape for data of `[channels, size, size]`.
-    pub fn gan(&self, channels: usize, size: usize) -> GanConfig {
-        GanConfig::new(channels, size)
-            .with_latent_dim(self.latent_dim)
-            .with_max_width(self.max_width)
-            .with_min_width(self.min_width)
-            .with_spectral_norm(self.spectral_norm)
-            .with_attention(self.attention.clone())
-            .with_pooled_attention(self.pooled_attention)
-    }
-
     /// Checks the config against `dataset_len` samples, naming the bad field.
     pub fn validate(&self, dataset_len: usize) -> Result<()> {
-        if self.batch_size == 0 || self.batch_size > dataset_len {
-            return Err(Error::invalid(
-                "batch_size",
-                format!(
-                    "got {}, expected 1..={dataset_len} (the dataset size)",
-                    self.batch_size
-                ),
-            ));
-        }
         if self.n_critic == 0 || self.samples == 0 {
             return Err(Error::invalid("n_critic/samples", "must be at least 1"));
         }
@@ -189,7 +127,7 @@ impl Stage2Config {
                 ),
             ));
         }
-        if self.loss == GanLoss::WganGp && !self.attention.is_empty() {
+        if self.loss == GanLoss::WganGp && !self.model.attention.is_empty() {
             return Err(Error::invalid(
                 "attention",
                 "the WGAN-GP penalty needs the critic's input gradient, which is written out \
@@ -197,31 +135,14 @@ impl Stage2Config {
                  loss: Hinge (Stage2Config::sagan())",
             ));
         }
-        self.schedule("").validate()
-    }
-
-    fn schedule(&self, label: &'static str) -> Schedule<'_> {
-        Schedule {
-            label,
-            steps: self.steps,
-            log_every: self.log_every,
-            sample_every: self.sample_every,
-            checkpoint_every: self.checkpoint_every,
-            run_dir: self.run_dir.as_deref(),
-            resume: self.resume,
-            time_budget: self.time_budget,
-        }
+        self.run.validate(dataset_len)
     }
 }
 
-/// What a stage-2 run directory needs besides its config to rebuild the model: `model.json`.
-#[derive(Config, Debug, PartialEq)]
-pub struct GanModelConfig {
-    /// The generator/critic shape.
-    pub gan: GanConfig,
-    /// The stage-1 autoencoder whose decoder turns codes into images (code GANs only); its
-    /// weights are `decoder.mpk` beside this file.
-    pub autoencoder: Option<AutoEncoderConfig>,
+impl RunOptions for Stage2Config {
+    fn run_mut(&mut self) -> &mut RunConfig {
+        &mut self.run
+    }
 }
 
 /// Trains the code GAN of the acceleration framework on `codes` (the encoder's outputs, from
@@ -230,18 +151,13 @@ pub struct GanModelConfig {
 /// Logs `d` (the critic's loss, eq. 8), `gp` (its penalty), `wd` (the Wasserstein estimate
 /// mean D(x) − mean D(G(z))) and `g` (eq. 5); with a `run_dir` saves decoded sample grids from
 /// fixed noise, atomic checkpoints, and `decoder.mpk`, so the run directory alone can sample
-/// ([`load_gan`]).
+/// ([`load_gan`](super::load_gan)).
 pub fn train_stage2(
     codes: &CodeDataset,
-    autoencoder: &AutoEncoder<crate::Backend>,
+    autoencoder: &AutoEncoder<crate::backend::Backend>,
     config: Stage2Config,
-) -> Result<Trained<Gan<crate::Backend>>> {
-    train_stage2_on::<crate::TrainBackend>(
-        codes,
-        autoencoder,
-        config,
-        &crate::backend::default_device(),
-    )
+) -> Result<Trained<Gan<crate::backend::Backend>>> {
+    train_stage2_on::<TrainBackend>(codes, autoencoder, config, &default_device())
 }
 
 /// [`train_stage2`] on any autodiff backend and device.
@@ -263,10 +179,10 @@ pub fn train_stage2_on<B: AutodiffBackend>(
         ));
     }
     let size = square("codes", h, w)?;
-    let model = GanModelConfig::new(config.gan(channels, size))
+    let model = GanModelConfig::new(config.model.for_data(channels, size))
         .with_autoencoder(Some(autoencoder.config()));
-    let real =
-        |draw: usize| codes.training_batch::<B>(draw, config.batch_size, config.seed, device);
+    let run = &config.run;
+    let real = |draw: usize| codes.training_batch::<B>(draw, run.batch_size, run.seed, device);
     train_gan::<B>(
         "stage2",
         &config,
@@ -282,8 +198,8 @@ pub fn train_stage2_on<B: AutodiffBackend>(
 pub fn train_baseline(
     dataset: &ImageDataset,
     config: Stage2Config,
-) -> Result<Trained<Gan<crate::Backend>>> {
-    train_baseline_on::<crate::TrainBackend>(dataset, config, &crate::backend::default_device())
+) -> Result<Trained<Gan<crate::backend::Backend>>> {
+    train_baseline_on::<TrainBackend>(dataset, config, &default_device())
 }
 
 /// [`train_baseline`] on any autodiff backend and device.
@@ -294,35 +210,11 @@ pub fn train_baseline_on<B: AutodiffBackend>(
 ) -> Result<Trained<Gan<B::InnerBackend>>> {
     config.validate(dataset.len())?;
     let size = dataset.resolution() as usize;
-    let model = GanModelConfig::new(config.gan(3, size));
-    let real = |draw: usize| {
-        dataset.training_batch::<B>(draw, config.batch_size, config.seed, config.flip, device)
-    };
+    let model = GanModelConfig::new(config.model.for_data(3, size));
+    let run = &config.run;
+    let real =
+        |draw: usize| dataset.training_batch::<B>(draw, run.batch_size, run.seed, run.flip, device);
     train_gan::<B>("baseline", &config, model, None, real, device)
-}
-
-/// Loads the trained GAN of a stage-2 or baseline run directory (its `model.json`, latest
-/// checkpoint and, for a code GAN, `decoder.mpk`) on the crate's backend.
-pub fn load_gan(run_dir: impl AsRef<Path>) -> Result<Gan<crate::Backend>> {
-    let run_dir = run_dir.as_ref();
-    let device = crate::backend::default_device();
-    let model = read_model_config(run_dir)?;
-    let run = RunDir::open(run_dir);
-    let ckpt = run.latest()?.ok_or_else(|| Error::NotFound {
-        path: run_dir.join("checkpoints/latest"),
-        hint: "the run has no checkpoint yet; train it with train_stage2 / `latentgan stage2`"
-            .into(),
-    })?;
-    let generator = ckpt.load_module(
-        "generator.mpk",
-        model.gan.init_generator::<crate::Backend>(&device)?,
-        &device,
-    )?;
-    let decoder = match &model.autoencoder {
-        Some(ae) => Some(load_decoder(run_dir, ae, &device)?),
-        None => None,
-    };
-    Ok(Gan { generator, decoder })
 }
 
 /// The side of square data, or an error naming `what`.
@@ -357,7 +249,8 @@ fn train_gan<B: AutodiffBackend>(
     real: impl Fn(usize) -> Result<Tensor<B, 4>>,
     device: &B::Device,
 ) -> Result<Trained<Gan<B::InnerBackend>>> {
-    let (mut g, mut d) = super::seeded::<B, _>(device, config.seed, || {
+    let run = &config.run;
+    let (mut g, mut d) = seeded::<B, _>(device, run.seed, || {
         Ok((
             model.gan.init_generator::<B>(device)?,
             model.gan.init_critic::<B>(device)?,
@@ -370,9 +263,7 @@ fn train_gan<B: AutodiffBackend>(
     let mut opt_g = adam.init::<B, Generator<B>>();
     let mut opt_d = adam.init::<B, Critic<B>>();
 
-    let json: serde_json::Value =
-        serde_json::from_str(&config.to_string()).expect("config is JSON");
-    let (mut session, resume_from) = Session::begin(&config.schedule(label), &json)?;
+    let (mut session, resume_from) = Session::begin(label, run, &to_json(config)?)?;
     if let Some(run) = session.run() {
         save_model(
             run.path(),
@@ -388,8 +279,8 @@ fn train_gan<B: AutodiffBackend>(
     }
     let fixed = g
         .valid()
-        .noise(config.samples, stream(config.seed, FIXED_NOISE, 0), device);
-    let n = config.batch_size;
+        .noise(config.samples, stream(run.seed, FIXED_NOISE, 0), device);
+    let n = run.batch_size;
 
     for step in session.steps() {
         // The critic: n_critic steps on fresh real batches and generated samples (eqs. 6–8).
@@ -399,7 +290,7 @@ fn train_gan<B: AutodiffBackend>(
         for i in 0..config.n_critic {
             let draw = step * config.n_critic + i;
             let x = real(draw)?;
-            let z = g_now.noise(n, stream(config.seed, NOISE_CRITIC, draw), device);
+            let z = g_now.noise(n, stream(run.seed, NOISE_CRITIC, draw), device);
             let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
             let (loss, step_terms) = critic_loss(&d, x, fake, config, draw)?;
             let grads = GradientsParams::from_grads(loss.backward(), &d);
@@ -407,13 +298,16 @@ fn train_gan<B: AutodiffBackend>(
             terms = Some(step_terms);
         }
         // Only the last critic step is logged: read its values once (each read waits for the
-        // device).
-        let mut logged = terms.expect("n_critic ≥ 1").read();
+        // device). `validate` guarantees n_critic ≥ 1.
+        let mut logged = match terms {
+            Some(terms) => terms.read()?,
+            None => Vec::new(),
+        };
         // The generator (eq. 5; the hinge loss's is the same), through a critic whose weights
         // record no gradients.
-        let z = g.noise(n, stream(config.seed, NOISE_GENERATOR, step), device);
+        let z = g.noise(n, stream(run.seed, NOISE_GENERATOR, step), device);
         let g_loss = wgan_generator_loss(d.clone().no_grad().forward(g.forward(z)));
-        let g_value = scalar(g_loss.clone());
+        let g_value = scalar(g_loss.clone(), "generator loss")?;
         let grads = GradientsParams::from_grads(g_loss.backward(), &g);
         g = opt_g.step(config.lr_generator, g, grads);
 
@@ -468,11 +362,13 @@ struct CriticTerms<B: Backend> {
 
 impl<B: Backend> CriticTerms<B> {
     /// `d`, `gp` (WGAN-GP only) and `wd`, the Wasserstein estimate `mean D(x) − mean D(x̃)`.
-    fn read(self) -> Vec<(&'static str, f64)> {
-        let mut values = vec![("d", scalar(self.total))];
-        values.extend(self.penalty.map(|gp| ("gp", scalar(gp))));
-        values.push(("wd", -scalar(self.wgan)));
-        values
+    fn read(self) -> Result<Vec<(&'static str, f64)>> {
+        let mut values = vec![("d", scalar(self.total, "critic loss")?)];
+        if let Some(gp) = self.penalty {
+            values.push(("gp", scalar(gp, "gradient penalty")?));
+        }
+        values.push(("wd", -scalar(self.wgan, "Wasserstein estimate")?));
+        Ok(values)
     }
 }
 
@@ -485,14 +381,14 @@ fn critic_loss<B: AutodiffBackend>(
     config: &Stage2Config,
     draw: usize,
 ) -> Result<(Tensor<B, 1>, CriticTerms<B>)> {
-    let n = config.batch_size;
+    let n = config.run.batch_size;
     // One critic pass over real and fake together (larger matrix products).
     let scores = d.forward(Tensor::cat(vec![x.clone(), fake.clone()], 0));
     let (real, fake_scores) = (scores.clone().slice(0..n), scores.slice(n..2 * n));
     let wgan = wgan_critic_loss(real.clone(), fake_scores.clone());
     let (loss, penalty) = match config.loss {
         GanLoss::WganGp => {
-            let x_hat = interpolates(x, fake, stream(config.seed, MIX, draw));
+            let x_hat = interpolates(x, fake, stream(config.run.seed, MIX, draw));
             let gp = d.gradient_penalty(x_hat, config.lambda)?;
             (wgan.clone() + gp.clone(), Some(gp.detach()))
         }
@@ -514,80 +410,4 @@ fn interpolates<B: Backend>(x: Tensor<B, 4>, fake: Tensor<B, 4>, seed: u64) -> T
     let eps: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
     let eps = Tensor::<B, 4>::from_data(TensorData::new(eps, [n, 1, 1, 1]), &x.device());
     x * eps.clone() + fake * (eps.neg() + 1.0)
-}
-
-/// Writes `model.json` and `decoder.mpk` into a new run, or checks that a resumed run was
-/// started with the same model shape and decoder weights.
-fn save_model<B: Backend>(
-    dir: &Path,
-    model: &GanModelConfig,
-    decoder: Option<&Decoder<B>>,
-    resuming: bool,
-    device: &B::Device,
-) -> Result<()> {
-    if resuming {
-        let same_decoder = match (&model.autoencoder, decoder) {
-            (Some(ae), Some(decoder)) => {
-                let saved = load_decoder::<B>(dir, ae, device)?;
-                weights(&saved) == weights(decoder)
-            }
-            _ => true,
-        };
-        if &read_model_config(dir)? != model || !same_decoder {
-            return Err(Error::invalid(
-                "resume",
-                format!(
-                    "{} was started on data of another shape or with another stage-1 decoder",
-                    dir.display()
-                ),
-            ));
-        }
-        return Ok(());
-    }
-    write_atomic(&dir.join("model.json"), model.to_string().as_bytes())?;
-    if let Some(decoder) = decoder {
-        write_atomic(&dir.join("decoder.mpk"), &module_to_bytes::<B, _>(decoder)?)?;
-    }
-    Ok(())
-}
-
-/// Every float parameter of a module, flattened in visiting order (records also hold parameter
-/// ids, which differ between equal models, so equality is checked on the values).
-fn weights<B: Backend, M: Module<B>>(module: &M) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl<B: Backend> ModuleVisitor<B> for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let values = param.val().into_data().convert::<f32>().to_vec::<f32>();
-            self.0.extend(values.unwrap_or_default());
-        }
-    }
-    let mut collect = Collect(Vec::new());
-    module.visit(&mut collect);
-    collect.0
-}
-
-fn read_model_config(dir: &Path) -> Result<GanModelConfig> {
-    let path = dir.join("model.json");
-    if !path.exists() {
-        return Err(Error::NotFound {
-            path,
-            hint: "not a stage-2 run directory (train one with train_stage2 / train_baseline)"
-                .into(),
-        });
-    }
-    GanModelConfig::load(&path).map_err(|e| Error::Corrupt {
-        path,
-        reason: format!("not a stage-2 model config ({e})"),
-    })
-}
-
-fn load_decoder<B: Backend>(
-    dir: &Path,
-    config: &AutoEncoderConfig,
-    device: &B::Device,
-) -> Result<Decoder<B>> {
-    let path = dir.join("decoder.mpk");
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let record = super::checkpoint::record_from_bytes::<B, _>(bytes, &path, device)?;
-    Ok(config.init::<B>(device)?.decoder.load_record(record))
 }

@@ -1,15 +1,13 @@
-//! Where SAGAN's attention looks (its Figs. 1 and 5): for chosen query pixels of a generated
-//! image, the weights G's self-attention gives to every position, drawn as heat maps over the
-//! image with colour-coded query dots.
+//! Drawing where SAGAN's attention looks (its Figs. 1 and 5): for chosen query pixels of a
+//! generated image, the weights G's self-attention gives to every position (which the model
+//! returns, [`Gan::attention_map`](crate::models::Gan::attention_map)), drawn as heat maps over
+//! the image with colour-coded query dots.
 
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
-
-use super::{show_grid, Grid, GridOptions, Images};
+use super::{show_grid, Grid, GridOptions};
 use crate::error::{Error, Result};
-use crate::models::Gan;
+use crate::images::Images;
 
 /// Dot colours, one per query, in order (then repeating).
 const PALETTE: [[f32; 3]; 8] = [
@@ -26,7 +24,8 @@ const PALETTE: [[f32; 3]; 8] = [
 /// Panels are magnified to at least this many pixels a side, so the dots stay visible.
 const MIN_PANEL: usize = 128;
 
-/// The attention of one generated image at chosen query pixels, from [`attention_map`]. Ends a
+/// The attention of one generated image at chosen query pixels, from
+/// [`Gan::attention_map`](crate::models::Gan::attention_map). Ends a
 /// notebook cell to render inline: the image with its query dots, then one heat map per query.
 #[derive(Debug, Clone)]
 pub struct AttentionMaps {
@@ -37,67 +36,50 @@ pub struct AttentionMaps {
     key_side: usize,
 }
 
-/// The attention of G's last (largest) self-attention block for the image `gan.sample(1, seed)`
-/// at each query pixel `(x, y)` (column, row of the generated image, from the top left).
-///
-/// A query pixel falls in one position of the block's feature map; its row of the attention map
-/// says how much that position draws on every (pooled) key position. An error names the
-/// argument if the GAN has no self-attention or a query lies outside the image.
-pub fn attention_map<B: Backend>(
-    gan: &Gan<B>,
-    seed: u64,
-    queries: &[(usize, usize)],
-) -> Result<AttentionMaps> {
-    if queries.is_empty() {
-        return Err(Error::invalid(
-            "queries",
-            "expected at least one (x, y) pixel",
-        ));
-    }
-    let device = gan.device();
-    let (images, maps) = gan.generate_with_attention(gan.generator.noise(1, seed, &device));
-    let map = maps.into_iter().last().ok_or_else(|| {
-        Error::invalid(
-            "gan",
-            "G has no self-attention block; train with Stage2Config::sagan() or set `attention`",
-        )
-    })?;
-    let image = Images::from_signed(&images)?;
-    let [_, _, height, width] = image.shape();
-    if let Some(&(x, y)) = queries.iter().find(|&&(x, y)| x >= width || y >= height) {
-        return Err(Error::invalid(
-            "queries",
-            format!("({x}, {y}) lies outside the {width}×{height} image"),
-        ));
-    }
-    // Only the queries' rows of the map come to the host (the whole map is N × N').
-    let positions: Vec<i64> = queries
-        .iter()
-        .map(|&(x, y)| ((y * map.side / height) * map.side + x * map.side / width) as i64)
-        .collect();
-    let positions =
-        Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [queries.len()]), &device);
-    let rows: Vec<f32> = map
-        .weights
-        .select(1, positions)
-        .to_data()
-        .convert::<f32>()
-        .to_vec()
-        .map_err(|e| Error::invalid("gan", format!("cannot read the attention map: {e:?}")))?;
-    let weights = rows
-        .chunks_exact(map.key_side * map.key_side)
-        .map(<[f32]>::to_vec)
-        .collect();
-    Ok(AttentionMaps {
-        image,
-        queries: queries.to_vec(),
-        weights,
-        side: map.side,
-        key_side: map.key_side,
-    })
-}
-
 impl AttentionMaps {
+    /// Maps of `image` (`[1, 3, H, W]` in `[0, 1]`) at `queries` (pixels `(x, y)`):
+    /// `weights[q]` is query `q`'s row of the attention map over the `key_side`² key grid; the
+    /// queries live on a `side`² feature map. Built by
+    /// [`Gan::attention_map`](crate::models::Gan::attention_map).
+    pub fn new(
+        image: Images,
+        queries: Vec<(usize, usize)>,
+        weights: Vec<Vec<f32>>,
+        side: usize,
+        key_side: usize,
+    ) -> Result<Self> {
+        let [n, _, h, w] = image.shape();
+        if n != 1 || weights.len() != queries.len() || queries.is_empty() {
+            return Err(Error::invalid(
+                "attention maps",
+                format!(
+                    "{n} image(s), {} queries and {} weight rows; expected one image and a row per query",
+                    queries.len(),
+                    weights.len()
+                ),
+            ));
+        }
+        if let Some(&(x, y)) = queries.iter().find(|&&(x, y)| x >= w || y >= h) {
+            return Err(Error::invalid(
+                "queries",
+                format!("({x}, {y}) lies outside the {w}×{h} image"),
+            ));
+        }
+        if weights.iter().any(|row| row.len() != key_side * key_side) {
+            return Err(Error::invalid(
+                "attention maps",
+                format!("a weight row is not {key_side}×{key_side} keys long"),
+            ));
+        }
+        Ok(Self {
+            image,
+            queries,
+            weights,
+            side,
+            key_side,
+        })
+    }
+
     /// The generated image, `[1, 3, H, W]` in `[0, 1]`.
     pub fn image(&self) -> &Images {
         &self.image
@@ -232,45 +214,21 @@ fn draw_dot(panel: &mut [f32], [h, w]: [usize; 2], (cx, cy): (f32, f32), r: f32,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::GanConfig;
-    use crate::Backend as B;
 
-    fn gan(attention: Vec<usize>) -> Gan<B> {
-        let config = GanConfig::new(3, 16)
-            .with_latent_dim(8)
-            .with_max_width(16)
-            .with_min_width(8)
-            .with_spectral_norm(true)
-            .with_attention(attention);
-        let generator = config.init_generator::<B>(&Default::default()).unwrap();
-        Gan {
-            generator,
-            decoder: None,
-        }
+    /// A 16² gray image and three queries whose weights are one-hot on distinct keys.
+    fn maps(queries: Vec<(usize, usize)>) -> Result<AttentionMaps> {
+        let image = Images::new(vec![0.5; 3 * 16 * 16], [1, 3, 16, 16]).unwrap();
+        let weights = (0..queries.len())
+            .map(|q| (0..64).map(|k| f32::from(k == q)).collect())
+            .collect();
+        AttentionMaps::new(image, queries, weights, 16, 8)
     }
 
     #[test]
-    fn maps_follow_the_queries_and_render_one_panel_each() {
-        let gan = gan(vec![16]);
-        let queries = [(0, 0), (15, 15), (8, 3)];
-        let maps = attention_map(&gan, 7, &queries).unwrap();
+    fn panels_show_each_query_dot_in_its_colour() {
+        let queries = vec![(0, 0), (15, 15), (8, 3)];
+        let maps = maps(queries.clone()).unwrap();
         assert_eq!((maps.feature_side(), maps.key_side()), (16, 8));
-        for q in 0..3 {
-            let sum: f32 = maps.weights(q).iter().sum();
-            assert!((sum - 1.0).abs() < 1e-4, "query {q} sums to {sum}");
-        }
-        // The image is the sample of the same seed.
-        assert_eq!(maps.image(), &gan.sample(1, 7).unwrap());
-        // Query (8, 3) of the 16² image is row 3 of the map, position 3·16 + 8.
-        let (_, all) = gan.generate_with_attention(gan.generator.noise(1, 7, &gan.device()));
-        let row: Vec<f32> = all[0]
-            .weights
-            .clone()
-            .slice([0..1, 56..57, 0..64])
-            .into_data()
-            .to_vec()
-            .unwrap();
-        assert_eq!(maps.weights(2), &row[..]);
         let panels = maps.panels().unwrap();
         assert_eq!(panels.shape(), [4, 3, 128, 128]);
         // Each query's dot is drawn in its colour at its pixel (magnified 8×).
@@ -283,6 +241,10 @@ mod tests {
                 assert_eq!(at(q + 1, query, c), value);
             }
         }
+        // Query 0 puts all its weight on key 0 (the top-left 16×16 block of the panel): white
+        // heat there, black elsewhere, mixed as 0.4 · gray (0.5) + 0.6 · heat.
+        assert!((panels.image(1)[12 * 128 + 14] - 0.8).abs() < 1e-6);
+        assert!((panels.image(1)[100 * 128 + 100] - 0.2).abs() < 1e-6);
         let dir = tempfile::tempdir().unwrap();
         maps.save(dir.path().join("attention.png")).unwrap();
         let size = image::image_dimensions(dir.path().join("attention.png")).unwrap();
@@ -291,14 +253,12 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_named() {
-        let err = attention_map(&gan(vec![]), 0, &[(1, 1)]).unwrap_err();
-        assert!(err.to_string().contains("no self-attention"), "{err}");
-        let err = attention_map(&gan(vec![8]), 0, &[(16, 0)]).unwrap_err();
+        let err = maps(vec![(16, 0)]).unwrap_err();
         assert!(
             err.to_string().contains("(16, 0) lies outside the 16×16"),
             "{err}"
         );
-        let err = attention_map(&gan(vec![8]), 0, &[]).unwrap_err();
-        assert!(err.to_string().contains("queries"), "{err}");
+        let err = maps(vec![]).unwrap_err();
+        assert!(err.to_string().contains("row per query"), "{err}");
     }
 }

@@ -5,8 +5,8 @@ use std::io::Cursor;
 use std::path::Path;
 
 use super::display::{emit, png_payload};
-use super::images::{Images, ToImages};
 use crate::error::{Error, Result};
+use crate::images::{Images, ToImages};
 
 /// Options of [`show_grid`], with the meaning and defaults of torchvision's `make_grid`.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,8 +1,10 @@
-//! [`Images`]: a host-side `N × C × H × W` float batch, the common input of the viz helpers.
+//! [`Images`]: a host-side `N × C × H × W` float batch in `[0, 1]`, what samplers return and the
+//! common input of the viz helpers and the metrics.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::backend::to_host_f32;
 use crate::error::{Error, Result};
 
 /// A batch of images on the host, `N × C × H × W` row-major `f32` (like a PyTorch tensor).
@@ -33,13 +35,7 @@ impl Images {
 
     /// Copies a `[N, C, H, W]` tensor from any backend to the host.
     pub fn from_tensor<B: Backend>(tensor: &Tensor<B, 4>) -> Result<Self> {
-        let dims = tensor.dims();
-        let data = tensor
-            .to_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .map_err(|e| Error::invalid("images", format!("cannot read tensor as f32: {e:?}")))?;
-        Self::new(data, dims)
+        Self::new(to_host_f32(tensor.clone(), "images")?, tensor.dims())
     }
 
     /// Copies a `[N, C, H, W]` tensor in `[-1, 1]` (what the generators and decoders output) to
@@ -78,7 +74,8 @@ impl Images {
 }
 
 /// Anything the viz helpers accept as a batch of images: [`Images`], a `Tensor<B, 4>` of any
-/// backend, or an [`ImageDataset`](crate::data::ImageDataset) (its first 64 images, in `[0, 1]`).
+/// backend, or an [`ImageDataset`](crate::data::ImageDataset) (its first 64 images, in `[0, 1]`;
+/// that impl lives beside the dataset).
 pub trait ToImages {
     /// Copies the images to the host.
     fn to_images(&self) -> Result<Images>;
@@ -93,12 +90,6 @@ impl ToImages for Images {
 impl<B: Backend> ToImages for Tensor<B, 4> {
     fn to_images(&self) -> Result<Images> {
         Images::from_tensor(self)
-    }
-}
-
-impl ToImages for crate::data::ImageDataset {
-    fn to_images(&self) -> Result<Images> {
-        Ok(self.images(64))
     }
 }
 

@@ -1,0 +1,222 @@
+//! Files on disk, shared by every floor above: atomic writes, the one header + array binary
+//! format (stage-1 codes, Inception features, feature statistics), the cache directory and the
+//! stable hash that keys caches.
+//!
+//! The array format is a 6-byte magic line naming the content, some little-endian `u64` header
+//! words (shapes, counts), then the little-endian values (`f32` or `f64`). Every file is written
+//! atomically: a temporary file in the same folder, synced, then renamed over the target, so a
+//! crash leaves the old file or the new one, never half of one.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` atomically (see the module docs).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Writes `path` atomically through `fill`, which streams the content into a buffered writer
+/// (for files too large to assemble in memory first).
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut file = BufWriter::new(std::fs::File::create(&tmp)?);
+        fill(&mut file)?;
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// The directory caches go to unless the caller picks one: `$LATENTGAN_CACHE`, else
+/// `$XDG_CACHE_HOME/latentgan`, else `~/.cache/latentgan`, else the system temp dir.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LATENTGAN_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("latentgan");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".cache").join("latentgan");
+    }
+    std::env::temp_dir().join("latentgan")
+}
+
+/// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A value type of the array format: stored little-endian, `SIZE` bytes each.
+pub trait Element: Copy {
+    /// Bytes per value.
+    const SIZE: usize;
+    /// Its name in error messages.
+    const NAME: &'static str;
+    /// Appends the little-endian bytes.
+    fn put(self, out: &mut Vec<u8>);
+    /// Reads one value from exactly [`Element::SIZE`] bytes.
+    fn get(bytes: &[u8]) -> Self;
+}
+
+macro_rules! element {
+    ($t:ty, $name:literal) => {
+        impl Element for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            const NAME: &'static str = $name;
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get(bytes: &[u8]) -> Self {
+                let mut le = [0u8; std::mem::size_of::<$t>()];
+                le.copy_from_slice(bytes);
+                <$t>::from_le_bytes(le)
+            }
+        }
+    };
+}
+element!(f32, "f32");
+element!(f64, "f64");
+
+/// Writes `magic`, the `header` words and `values` to `path`, atomically.
+pub fn write_array<T: Element>(
+    path: &Path,
+    magic: &[u8; 6],
+    header: &[u64],
+    values: &[T],
+) -> Result<()> {
+    let mut bytes = Vec::with_capacity(magic.len() + 8 * header.len() + T::SIZE * values.len());
+    bytes.extend_from_slice(magic);
+    for word in header {
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    for &v in values {
+        v.put(&mut bytes);
+    }
+    write_atomic(path, &bytes)
+}
+
+/// Reads a file [`write_array`] wrote with `magic` and `header_words` header words. Any other
+/// content is an [`Error::Corrupt`] saying it is "not a latentgan `what` file".
+pub fn read_array<T: Element>(
+    path: &Path,
+    magic: &[u8; 6],
+    header_words: usize,
+    what: &str,
+) -> Result<(Vec<u64>, Vec<T>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let corrupt = |detail: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not a latentgan {what} file{detail}"),
+    };
+    let header_end = magic.len() + 8 * header_words;
+    if bytes.len() < header_end || &bytes[..magic.len()] != magic {
+        return Err(corrupt(String::new()));
+    }
+    let body = bytes.len() - header_end;
+    if !body.is_multiple_of(T::SIZE) {
+        return Err(corrupt(format!(
+            " ({body} bytes after the header are not whole {} values)",
+            T::NAME
+        )));
+    }
+    let header = bytes[magic.len()..header_end]
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("chunks of 8 bytes")))
+        .collect();
+    let values = bytes[header_end..]
+        .chunks_exact(T::SIZE)
+        .map(T::get)
+        .collect();
+    Ok((header, values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAGIC: &[u8; 6] = b"LGTS1\n";
+
+    #[test]
+    fn round_trips_and_names_damaged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("values.bin");
+        write_array(&path, MAGIC, &[2, 3], &[0.5f32, -1.0, 7.25]).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 6 + 16 + 12);
+        let (header, values) = read_array::<f32>(&path, MAGIC, 2, "test").unwrap();
+        assert_eq!((header, values), (vec![2, 3], vec![0.5, -1.0, 7.25]));
+
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let err = read_array::<f32>(&path, MAGIC, 2, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("values.bin") && err.contains("not whole f32"),
+            "{err}"
+        );
+        let err = read_array::<f32>(&path, b"OTHER\n", 2, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a latentgan test file"), "{err}");
+    }
+
+    #[test]
+    fn f64_arrays_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("values.bin");
+        write_array(&path, MAGIC, &[1], &[0.1f64, -3e300]).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 6 + 8 + 16);
+        let (header, values) = read_array::<f64>(&path, MAGIC, 1, "test").unwrap();
+        assert_eq!((header, values), (vec![1], vec![0.1, -3e300]));
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/file.txt");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic_with(&path, |f| f.write_all(b"two")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["file.txt"]);
+        // A failed fill leaves the old content and no temporary file.
+        let err = write_atomic_with(&path, |_| Err(std::io::Error::other("boom"))).unwrap_err();
+        assert!(err.to_string().contains("file.txt"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x85944171f73967e8);
+    }
+}

@@ -1,0 +1,131 @@
+//! A trained GAN's run directory as a model on disk: `model.json` (the generator's shape and,
+//! for a code GAN, the stage-1 autoencoder's) and `decoder.mpk` (H's weights) beside the
+//! training loop's checkpoints, so the directory alone can sample ([`load_gan`]).
+
+use std::path::Path;
+
+use burn::config::Config;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use super::checkpoint::{module_to_bytes, record_from_bytes, RunDir};
+use super::config::load_config;
+use crate::backend::{default_device, to_host_f32};
+use crate::error::{Error, Result};
+use crate::io::write_atomic;
+use crate::models::{AutoEncoderConfig, Decoder, Gan, GanConfig};
+
+/// What a stage-2 run directory needs besides its config to rebuild the model: `model.json`.
+#[derive(Config, Debug, PartialEq)]
+pub struct GanModelConfig {
+    /// The generator/critic shape.
+    pub gan: GanConfig,
+    /// The stage-1 autoencoder whose decoder turns codes into images (code GANs only); its
+    /// weights are `decoder.mpk` beside this file.
+    pub autoencoder: Option<AutoEncoderConfig>,
+}
+
+/// Loads the trained GAN of a stage-2 or baseline run directory (its `model.json`, latest
+/// checkpoint and, for a code GAN, `decoder.mpk`) on the crate's backend.
+pub fn load_gan(run_dir: impl AsRef<Path>) -> Result<Gan<crate::backend::Backend>> {
+    let run_dir = run_dir.as_ref();
+    let device = default_device();
+    let model = read_model_config(run_dir)?;
+    let run = RunDir::open(run_dir);
+    let ckpt = run.latest()?.ok_or_else(|| Error::NotFound {
+        path: run_dir.join("checkpoints/latest"),
+        hint: "the run has no checkpoint yet; train it with train_stage2 / `latentgan stage2`"
+            .into(),
+    })?;
+    let generator = ckpt.load_module(
+        "generator.mpk",
+        model
+            .gan
+            .init_generator::<crate::backend::Backend>(&device)?,
+        &device,
+    )?;
+    let decoder = match &model.autoencoder {
+        Some(ae) => Some(load_decoder(run_dir, ae, &device)?),
+        None => None,
+    };
+    Ok(Gan { generator, decoder })
+}
+
+/// Writes `model.json` and `decoder.mpk` into a new run, or checks that a resumed run was
+/// started with the same model shape and decoder weights.
+pub(crate) fn save_model<B: Backend>(
+    dir: &Path,
+    model: &GanModelConfig,
+    decoder: Option<&Decoder<B>>,
+    resuming: bool,
+    device: &B::Device,
+) -> Result<()> {
+    if resuming {
+        let same_decoder = match (&model.autoencoder, decoder) {
+            (Some(ae), Some(decoder)) => {
+                let saved = load_decoder::<B>(dir, ae, device)?;
+                weights(&saved)? == weights(decoder)?
+            }
+            _ => true,
+        };
+        if &read_model_config(dir)? != model || !same_decoder {
+            return Err(Error::invalid(
+                "resume",
+                format!(
+                    "{} was started on data of another shape or with another stage-1 decoder",
+                    dir.display()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    write_atomic(&dir.join("model.json"), model.to_string().as_bytes())?;
+    if let Some(decoder) = decoder {
+        write_atomic(&dir.join("decoder.mpk"), &module_to_bytes::<B, _>(decoder)?)?;
+    }
+    Ok(())
+}
+
+/// Every float parameter of a module, flattened in visiting order (records also hold parameter
+/// ids, which differ between equal models, so equality is checked on the values). A parameter
+/// that cannot be read is an error, so two unreadable modules never compare equal.
+fn weights<B: Backend, M: Module<B>>(module: &M) -> Result<Vec<f32>> {
+    struct Collect(Result<Vec<f32>>);
+    impl<B: Backend> ModuleVisitor<B> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Ok(all) = &mut self.0 {
+                match to_host_f32(param.val(), "decoder weights") {
+                    Ok(values) => all.extend(values),
+                    Err(e) => self.0 = Err(e),
+                }
+            }
+        }
+    }
+    let mut collect = Collect(Ok(Vec::new()));
+    module.visit(&mut collect);
+    collect.0
+}
+
+fn read_model_config(dir: &Path) -> Result<GanModelConfig> {
+    let path = dir.join("model.json");
+    if !path.exists() {
+        return Err(Error::NotFound {
+            path,
+            hint: "not a stage-2 run directory (train one with train_stage2 / train_baseline)"
+                .into(),
+        });
+    }
+    load_config(&path, "stage-2 model config")
+}
+
+fn load_decoder<B: Backend>(
+    dir: &Path,
+    config: &AutoEncoderConfig,
+    device: &B::Device,
+) -> Result<Decoder<B>> {
+    let path = dir.join("decoder.mpk");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let record = record_from_bytes::<B, _>(bytes, &path, device)?;
+    Ok(config.init::<B>(device)?.decoder.load_record(record))
+}
