@@ -117,9 +117,28 @@ pub struct DemoReport {
 /// Runs the demo into the directory `out` (see the module docs).
 pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport> {
     let out = out.as_ref();
+    // Everything is checked before any training: a bad argument never costs a run.
+    if config.samples < 2 {
+        return Err(Error::invalid(
+            "samples",
+            format!(
+                "got {}, expected at least 2 (FID needs 2 per set)",
+                config.samples
+            ),
+        ));
+    }
+    let (train, held_out) = split(&load_images(&config.data, config.resolution)?, config)?;
+    config.stage1.validate(config.resolution, train.len())?;
+    config.stage2.validate(train.len())?;
+    let codes = &config.stage1.model;
+    let code_side = config.resolution as usize / codes.code_factor;
+    config
+        .stage2
+        .model
+        .for_data(codes.code_channels, code_side)
+        .validate()?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_atomic(&out.join("config.json"), config.to_string().as_bytes())?;
-    let (train, held_out) = split(&load_images(&config.data, config.resolution)?, config)?;
     let run = |name: &str| Some(out.join(name).display().to_string());
 
     println!("[1/4] stage 1 on {} images", train.len());

@@ -171,6 +171,19 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         &path("strip.png"),
     ]));
     common::assert_image_size(path("strip.png"), (5 * 34 + 2, 34 + 2));
+    // Zero samples: a named error, not a panic inside Burn.
+    common::fail(
+        latentgan().args([
+            "sample",
+            "--run",
+            &path("s2"),
+            "--n",
+            "0",
+            "--out",
+            &path("0.png"),
+        ]),
+        "`n`",
+    );
 
     let out = common::succeed(
         latentgan()
@@ -333,6 +346,45 @@ fn a_run_killed_with_sigkill_resumes_without_gaps_or_duplicates() {
     assert_eq!(checkpoint_step(&run), Some(target));
 }
 
+/// Two processes on one run directory: the second is refused, naming the lock and its holder,
+/// and the history the first writes has no duplicate step; after the first ends (killed), the
+/// lock is free again.
+#[cfg(unix)]
+#[test]
+fn a_second_process_on_a_run_directory_is_refused() {
+    use latentgan::train::History;
+    let dir = tempfile::tempdir().unwrap();
+    let (baseline, run) = (tiny_baseline(dir.path()), dir.path().join("run"));
+    let mut first = baseline(&["--steps", "1000000"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_checkpoint(&run, 4);
+    let holder = format!("pid {}", first.id());
+    for args in [
+        &["--resume", "--steps", "1000000"][..],
+        &["--steps", "30"][..],
+    ] {
+        let err = common::fail(&mut baseline(args), "lock");
+        assert!(err.contains(&holder) && err.contains("run/lock"), "{err}");
+    }
+    first.kill().unwrap(); // SIGKILL: the kernel drops the lock with the process
+    first.wait().unwrap();
+    let at = checkpoint_step(&run).unwrap();
+    common::succeed(&mut baseline(&[
+        "--resume",
+        "--steps",
+        &(at + 2).to_string(),
+    ]));
+    let steps: Vec<usize> = History::load(run.join("history.jsonl"))
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.step)
+        .collect();
+    assert_eq!(steps, (1..=at + 2).collect::<Vec<_>>(), "no duplicate step");
+}
+
 /// Ctrl-C (SIGINT) stops a run after the current step with a checkpoint of that step, and the
 /// process exits normally.
 #[cfg(unix)]
@@ -432,4 +484,20 @@ fn a_shortened_demo_runs_end_to_end() {
         ]),
         "held_out",
     );
+    // Too few samples is refused before any training: no stage-1 run is started.
+    let fresh = dir.path().join("demo-zero");
+    for n in ["0", "1"] {
+        let err = common::fail(
+            latentgan().current_dir(env!("CARGO_MANIFEST_DIR")).args([
+                "demo",
+                "--out",
+                fresh.to_str().unwrap(),
+                "--samples",
+                n,
+            ]),
+            "samples",
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!fresh.join("stage1").exists());
 }

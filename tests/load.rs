@@ -11,6 +11,16 @@ fn opts(res: u32) -> LoadOptions {
     LoadOptions::new(res).no_cache()
 }
 
+/// Why `file` was skipped, failing the test if it is not in `skipped`.
+fn reason(skipped: &[latentgan::data::Skipped], file: &str) -> String {
+    skipped
+        .iter()
+        .find(|s| s.path.ends_with(file))
+        .unwrap_or_else(|| panic!("{file} not reported in {skipped:?}"))
+        .reason
+        .clone()
+}
+
 fn centre(ds: &latentgan::data::ImageDataset, i: usize) -> [u8; 3] {
     let res = ds.resolution() as usize;
     let p = ((res / 2) * res + res / 2) * 3;
@@ -140,14 +150,7 @@ fn corrupt_empty_and_non_image_files_are_skipped_and_reported() {
     let ds = load_images_with(d, &opts(8)).unwrap();
     assert_eq!(ds.names(), ["good.png"]);
     let skipped = &ds.report().skipped;
-    let reason = |file: &str| {
-        skipped
-            .iter()
-            .find(|s| s.path.ends_with(file))
-            .unwrap_or_else(|| panic!("{file} not reported in {skipped:?}"))
-            .reason
-            .clone()
-    };
+    let reason = |file: &str| reason(skipped, file);
     assert_eq!(skipped.len(), 4);
     assert_eq!(reason("empty.png"), "empty file");
     assert!(reason("garbage.jpg").contains("not a recognised image format"));
@@ -373,4 +376,90 @@ fn real_lfw_faces_load() {
         .iter()
         .fold((255, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     assert!(hi - lo > 100, "contrast {lo}..{hi}");
+}
+
+/// Entries a folder walk meets that are not image files: each is skipped with its reason (strict:
+/// an error), none hangs or ends the load, and a name that is not UTF-8 still loads.
+#[cfg(unix)]
+#[test]
+fn fifos_devices_dangling_links_and_loops_are_skipped_with_a_reason() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(&d.join("good.png"), &solid(8, 8, [5, 5, 5]));
+    let png = encode(&solid(8, 8, [9, 9, 9]), ImageFormat::Png);
+    std::fs::write(d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.png")), &png).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(d.join("pipe.png"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero.png")).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere.png"), d.join("dead.png")).unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", d.join("sub/up")).unwrap();
+
+    let ds = load_images_with(d, &opts(8)).unwrap();
+    assert_eq!(ds.names(), ["caf\u{fffd}.png", "good.png"]);
+    assert_eq!(centre(&ds, 0), [9, 9, 9]);
+    let skipped = &ds.report().skipped;
+    let reason = |file: &str| reason(skipped, file);
+    assert!(reason("pipe.png").contains("not a regular file"));
+    assert!(reason("zero.png").contains("not a regular file"));
+    assert!(reason("dead.png").contains("dangling symlink"));
+    assert!(reason("sub/up").contains("symlink loop"));
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+
+    let err = load_images_with(d, &opts(8).strict(true)).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+}
+
+/// A JPEG cut short is skipped as truncated (Pillow refuses it too), not filled with gray.
+#[test]
+fn a_truncated_jpeg_is_skipped_not_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let jpeg = encode(&solid(64, 64, [200, 30, 30]), ImageFormat::Jpeg);
+    std::fs::write(d.join("whole.jpg"), &jpeg).unwrap();
+    std::fs::write(d.join("cut.jpg"), &jpeg[..jpeg.len() * 3 / 4]).unwrap();
+    let ds = load_images_with(d, &opts(8)).unwrap();
+    assert_eq!(ds.names(), ["whole.jpg"]);
+    let skipped = &ds.report().skipped;
+    assert!(
+        skipped.len() == 1 && skipped[0].reason.contains("truncated"),
+        "{skipped:?}"
+    );
+    let err = load_images_with(d, &opts(8).strict(true)).unwrap_err();
+    assert!(err.to_string().contains("cut.jpg"), "{err}");
+}
+
+/// Zip members that claim more than the read cap, and members with unsafe names, are reported
+/// instead of read or dropped silently.
+#[test]
+fn oversized_and_unsafe_zip_members_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("bomb.zip");
+    let png = encode(&solid(8, 8, [10, 20, 30]), ImageFormat::Png);
+    let big = (latentgan::data::MAX_FILE_BYTES + 1) as usize;
+    zip(
+        &archive,
+        &[
+            ("ok.png", png),
+            ("big.png", vec![0u8; big]),
+            ("../evil.png", b"x".to_vec()),
+            ("/abs.png", b"x".to_vec()),
+        ],
+    );
+    assert!(std::fs::metadata(&archive).unwrap().len() < 4 << 20);
+    let ds = load_images_with(&archive, &opts(4)).unwrap();
+    assert_eq!(ds.names(), ["ok.png"]);
+    let skipped = &ds.report().skipped;
+    let reason = |file: &str| reason(skipped, file);
+    assert!(reason("big.png").contains("larger than 128 MiB"));
+    assert!(reason("../evil.png").contains("unsafe member name"));
+    assert!(
+        reason("/abs.png").contains("unsafe member name"),
+        "{skipped:?}"
+    );
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
 }

@@ -46,15 +46,32 @@ pub fn read(path: &Path) -> Result<Option<(Header, Vec<u8>)>> {
         return Err(corrupt("not a latentgan dataset cache".into()));
     }
     let len = u64::from_le_bytes(len);
-    if len > 1 << 32 {
-        return Err(corrupt(format!("implausible header length {len}")));
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len > file_len.saturating_sub(14) {
+        return Err(corrupt(format!(
+            "implausible header length {len} in a file of {file_len} bytes"
+        )));
     }
     let mut header = vec![0u8; len as usize];
     file.read_exact(&mut header)
         .map_err(|e| corrupt(format!("truncated cache header ({e})")))?;
     let header: Header =
         serde_json::from_slice(&header).map_err(|e| corrupt(format!("bad cache header: {e}")))?;
-    let expected = header.names.len() * (header.resolution as usize).pow(2) * 3;
+    // Checked against the file's size before anything is allocated: an edited header must not
+    // claim terabytes.
+    let expected = (header.resolution as u64)
+        .checked_pow(2)
+        .and_then(|p| p.checked_mul(3 * header.names.len() as u64));
+    let body = file_len - 14 - len;
+    let Some(expected) = expected.filter(|&e| e == body) else {
+        let expected = expected.map_or("more than 2^64".into(), |e| e.to_string());
+        return Err(corrupt(format!(
+            "expected {expected} pixel bytes for {} images at {}², found {body}",
+            header.names.len(),
+            header.resolution
+        )));
+    };
+    let expected = expected as usize;
     let mut pixels = Vec::with_capacity(expected);
     file.read_to_end(&mut pixels)
         .map_err(|e| Error::io(path, e))?;
@@ -101,12 +118,25 @@ mod tests {
         let (h, p) = read(&path).unwrap().unwrap();
         assert_eq!(
             (h.resolution, h.names, p),
-            (2, vec!["a.png".to_string()], pixels)
+            (2, vec!["a.png".to_string()], pixels.clone())
         );
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("expected 12 pixel bytes"), "{err}");
+        // A header edited to claim a huge resolution is refused before any allocation.
+        let json = serde_json::to_vec(&Header {
+            resolution: 65535,
+            ..header
+        })
+        .unwrap();
+        let mut forged = MAGIC.to_vec();
+        forged.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        forged.extend_from_slice(&json);
+        forged.extend_from_slice(&pixels);
+        std::fs::write(&path, &forged).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("65535²"), "{err}");
         assert!(read(&dir.path().join("missing")).unwrap().is_none());
     }
 }

@@ -102,11 +102,14 @@ impl CodeDataset {
             reason,
         };
         let shape: [usize; 4] = std::array::from_fn(|i| header[i] as usize);
-        let n: usize = shape.iter().product();
-        if values.len() != n {
+        // Checked: a shape whose product wraps must not pass for the values' count.
+        let n = header.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+        if n != Some(values.len() as u64) {
+            let needs = n
+                .and_then(|n| n.checked_mul(4))
+                .map_or_else(|| "more than 2^64".to_string(), |bytes| bytes.to_string());
             return Err(corrupt(format!(
-                "shape {shape:?} needs {} bytes of codes, found {}",
-                n * 4,
+                "shape {header:?} needs {needs} bytes of codes, found {}",
                 values.len() * 4
             )));
         }
@@ -137,5 +140,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("needs 128 bytes"));
+        // A header whose shape multiplies past 2^64 (and wraps to the body's length) is refused.
+        let mut forged = b"LGCD1\n".to_vec();
+        for d in [1u64 << 32, 1 << 32, 1, 2] {
+            forged.extend_from_slice(&d.to_le_bytes());
+        }
+        forged.extend_from_slice(&[0; 8]);
+        std::fs::write(&path, &forged).unwrap();
+        let err = CodeDataset::load(&path).unwrap_err().to_string();
+        assert!(err.contains("more than 2^64"), "{err}");
     }
 }

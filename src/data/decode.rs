@@ -18,8 +18,13 @@ pub fn decode_rgb8(bytes: &[u8]) -> Result<image::RgbImage, String> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
-    if reader.format().is_none() {
-        return Err("not a recognised image format (expected JPEG, PNG or WebP)".into());
+    match reader.format() {
+        None => return Err("not a recognised image format (expected JPEG, PNG or WebP)".into()),
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+            // The decoder would fill the missing rows with gray; Pillow refuses such files too.
+            return Err("image file is truncated (the JPEG ends before its last scan does)".into());
+        }
+        Some(_) => {}
     }
     let image = reader.decode().map_err(|e| e.to_string())?;
     if image.width() == 0 || image.height() == 0 {
@@ -30,6 +35,18 @@ pub fn decode_rgb8(bytes: &[u8]) -> Result<image::RgbImage, String> {
         ));
     }
     Ok(image.to_rgb8())
+}
+
+/// Whether a JPEG's last scan is followed by its end-of-image marker `FF D9`. Entropy-coded
+/// data never holds `FF D9` (a data byte `FF` is stuffed as `FF 00`), so a file cut anywhere
+/// inside the image data has no EOI after its last start-of-scan `FF DA`; an embedded EXIF
+/// thumbnail's EOI comes before the main image's first scan and does not count.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let marker = |m: u8| move |w: &[u8]| w[0] == 0xFF && w[1] == m;
+    match bytes.windows(2).rposition(marker(0xDA)) {
+        Some(sos) => bytes[sos..].windows(2).any(marker(0xD9)),
+        None => false,
+    }
 }
 
 /// Centre-crops `image` to a square and resizes it to `resolution`², appending the HWC bytes to
@@ -67,6 +84,23 @@ pub fn square_resize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jpeg_cut_short_is_refused() {
+        let mut jpeg = Vec::new();
+        image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]))
+            .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode_rgb8(&jpeg).is_ok());
+        for cut in [jpeg.len() - 2, jpeg.len() * 2 / 3, jpeg.len() / 2] {
+            let err = decode_rgb8(&jpeg[..cut]).unwrap_err();
+            assert!(err.contains("truncated"), "cut at {cut}: {err}");
+        }
+        // Bytes after the end-of-image marker (as some cameras write) are fine.
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0; 16]);
+        assert!(decode_rgb8(&padded).is_ok());
+    }
 
     fn encode_png(image: &image::DynamicImage) -> Vec<u8> {
         let mut bytes = Vec::new();

@@ -15,6 +15,9 @@ use rayon::prelude::*;
 
 /// Files decoded per chunk: bounds memory for huge archives while keeping all cores busy.
 const CHUNK: usize = 256;
+/// Encoded bytes read per chunk (each file is at most `MAX_FILE_BYTES`): a chunk of large files
+/// is cut short so the bytes in flight stay bounded.
+const CHUNK_BYTES: u64 = 256 << 20;
 
 /// Bumped whenever decoding or resizing changes, so stale caches are never reused.
 const PIPELINE_VERSION: &str = "decode-v1/lanczos3-centre-crop";
@@ -220,14 +223,20 @@ fn finish(
 /// Lists the source, applies the CelebAMask-HQ restriction, the split list and the limit.
 /// Non-image files are reported as skipped here (strict mode: an error).
 fn select_entries(source: &Source, options: &LoadOptions) -> Result<(Vec<Entry>, Vec<Skipped>)> {
-    let mut entries = source.list()?;
+    let (mut entries, unlisted) = source.list()?;
+    if let (true, Some(first)) = (options.strict, unlisted.first()) {
+        return Err(Error::Decode {
+            path: first.path.clone(),
+            reason: first.reason.clone(),
+        });
+    }
     if options.celeba_hq_layout {
         let in_img_dir = |e: &Entry| e.name.split('/').any(|p| p == "CelebA-HQ-img");
         if entries.iter().any(in_img_dir) {
             entries.retain(in_img_dir);
         }
     }
-    let mut skipped = Vec::new();
+    let mut skipped = unlisted;
     if let Some(split) = &options.split {
         let (indices, missing) = apply_split(split, &entries)?;
         if options.strict {
@@ -296,6 +305,30 @@ fn cache_path(dir: &Path, source: &Source, entries: &[Entry], options: &LoadOpti
     ))
 }
 
+/// `entries` in consecutive chunks of at most [`CHUNK`] files and, past the first file of each,
+/// [`CHUNK_BYTES`] bytes.
+fn chunks(entries: &[Entry]) -> impl Iterator<Item = &[Entry]> {
+    let mut rest = entries;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take(CHUNK)
+            .take_while(|e| {
+                bytes += e.size;
+                bytes <= CHUNK_BYTES
+            })
+            .count()
+            .max(1);
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// Decodes and resizes `entries` chunk by chunk, in parallel within a chunk.
 fn decode_all(
     source: &Source,
@@ -305,7 +338,7 @@ fn decode_all(
     let res = options.resolution;
     let per_image = (res * res * 3) as usize;
     let (mut names, mut pixels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    for chunk in entries.chunks(CHUNK) {
+    for chunk in chunks(entries) {
         let refs: Vec<&Entry> = chunk.iter().collect();
         let bytes = source.read(&refs)?;
         let decoded: Vec<std::result::Result<Vec<u8>, String>> = bytes
@@ -337,4 +370,27 @@ fn decode_all(
         }
     }
     Ok((names, pixels, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_bound_files_and_bytes() {
+        let entry = |size: u64| Entry {
+            name: String::new(),
+            path: PathBuf::new(),
+            size,
+            stamp: 0,
+        };
+        let small: Vec<Entry> = (0..600).map(|_| entry(10)).collect();
+        let sizes: Vec<usize> = chunks(&small).map(<[Entry]>::len).collect();
+        assert_eq!(sizes, [256, 256, 88]);
+        let big: Vec<Entry> = (0..5).map(|_| entry(100 << 20)).collect();
+        let sizes: Vec<usize> = chunks(&big).map(<[Entry]>::len).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        let huge = [entry(1 << 40)];
+        assert_eq!(chunks(&huge).count(), 1);
+    }
 }

@@ -14,7 +14,7 @@ pub use dataset::{Batches, ImageDataset};
 pub use decode::decode_rgb8;
 pub use load::{default_cache_dir, load_celeba_hq, load_images, load_images_with, LoadOptions};
 pub use report::{LoadReport, Skipped};
-pub use source::IMAGE_EXTENSIONS;
+pub use source::{IMAGE_EXTENSIONS, MAX_FILE_BYTES};
 
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;

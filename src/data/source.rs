@@ -8,7 +8,13 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::report::Skipped;
 use crate::error::{Error, Result};
+
+/// The largest file (or zip member, uncompressed) read: a 1024² PNG is a few MB, an 8K JPEG
+/// tens. Larger ones are skipped before they are read, so a zip bomb or a `/dev/zero` never
+/// fills memory.
+pub const MAX_FILE_BYTES: u64 = 128 << 20;
 
 /// File extensions the loaders decode (compared case-insensitively).
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
@@ -16,8 +22,11 @@ pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
 /// One file of a source: its path relative to the source root (always `/`-separated).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// Path relative to the folder or archive root.
+    /// Path relative to the folder or archive root, as shown in reports (a name that is not
+    /// UTF-8 shows its invalid bytes as `�`).
     pub name: String,
+    /// The exact relative path to open (folders; names need not be UTF-8).
+    pub path: PathBuf,
     /// Size in bytes, part of the cache key.
     pub size: u64,
     /// Modification time (folders) or CRC-32 (zip members), part of the cache key.
@@ -64,14 +73,24 @@ impl Source {
         }
     }
 
-    /// All files of the source except hidden ones (`.name`, `__MACOSX/`), in natural name order.
-    pub fn list(&self) -> Result<Vec<Entry>> {
-        let mut entries = match self {
+    /// All files of the source except hidden ones (`.name`, `__MACOSX/`), in natural name order,
+    /// and what could not be listed, with the reason: entries that are not regular files
+    /// (FIFOs, devices, dangling symlinks), folders that cannot be read or that a symlink loops
+    /// back to, files over [`MAX_FILE_BYTES`], zip members with unsafe names.
+    pub fn list(&self) -> Result<(Vec<Entry>, Vec<Skipped>)> {
+        let (mut entries, skipped) = match self {
             Source::Folder(root) => list_folder(root)?,
             Source::Zip(path) => list_zip(path)?,
         };
         entries.sort_by(|a, b| natural_cmp(&a.name, &b.name));
-        Ok(entries)
+        let skipped = skipped
+            .into_iter()
+            .map(|(name, reason)| Skipped {
+                path: self.display_name(&name),
+                reason,
+            })
+            .collect();
+        Ok((entries, skipped))
     }
 
     /// Reads the bytes of `entries`, in order. Per-file failures are returned, not raised.
@@ -79,19 +98,18 @@ impl Source {
         match self {
             Source::Folder(root) => Ok(entries
                 .iter()
-                .map(|e| std::fs::read(root.join(&e.name)).map_err(|err| err.to_string()))
+                .map(|e| {
+                    let file = File::open(root.join(&e.path)).map_err(|err| err.to_string())?;
+                    read_capped(file, e.size)
+                })
                 .collect()),
             Source::Zip(path) => {
                 let mut archive = open_zip(path)?;
                 Ok(entries
                     .iter()
                     .map(|e| {
-                        let mut member = archive.by_name(&e.name).map_err(|err| err.to_string())?;
-                        let mut bytes = Vec::with_capacity(member.size() as usize);
-                        member
-                            .read_to_end(&mut bytes)
-                            .map_err(|err| err.to_string())?;
-                        Ok(bytes)
+                        let member = archive.by_name(&e.name).map_err(|err| err.to_string())?;
+                        read_capped(member, e.size)
                     })
                     .collect())
             }
@@ -107,6 +125,27 @@ impl Source {
     }
 }
 
+/// Reads at most [`MAX_FILE_BYTES`] from `reader`, whatever size its header claimed (`claimed`
+/// only sizes the first allocation, capped): a file that turns out longer is an error.
+fn read_capped(reader: impl Read, claimed: u64) -> std::result::Result<Vec<u8>, String> {
+    let mut bytes = Vec::with_capacity(claimed.min(MAX_FILE_BYTES) as usize);
+    reader
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| err.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+fn too_large() -> String {
+    format!(
+        "larger than {} MiB, the most latentgan reads per image",
+        MAX_FILE_BYTES >> 20
+    )
+}
+
 /// Whether `path`'s extension is one of `exts` (case-insensitive).
 pub fn has_extension(path: &Path, exts: &[&str]) -> bool {
     path.extension()
@@ -119,24 +158,55 @@ fn is_hidden(name: &str) -> bool {
         .any(|part| part.starts_with('.') || part == "__MACOSX")
 }
 
-fn list_folder(root: &Path) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for item in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let item = item.map_err(|e| Error::io(&dir, e))?;
+/// A listing: the entries, and `(relative name, reason)` for what was passed over.
+type Listing = (Vec<Entry>, Vec<(String, String)>);
+
+fn list_folder(root: &Path) -> Result<Listing> {
+    let (mut out, mut skipped) = (Vec::new(), Vec::new());
+    // The root itself must be readable: that is the user's argument, not one bad entry.
+    let first = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+    let mut seen = std::collections::HashSet::new();
+    seen.extend(folder_id(root));
+    let mut stack = vec![(root.to_path_buf(), first)];
+    let relative = |path: &Path| -> (String, PathBuf) {
+        let rel = path.strip_prefix(root).unwrap_or(path).to_path_buf();
+        (rel.to_string_lossy().replace('\\', "/"), rel)
+    };
+    while let Some((dir, items)) = stack.pop() {
+        for item in items {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    skipped.push((relative(&dir).0, format!("folder not fully readable: {e}")));
+                    break;
+                }
+            };
             let path = item.path();
-            let rel = path
-                .strip_prefix(root)
-                .expect("read_dir yields children of root")
-                .to_string_lossy()
-                .replace('\\', "/");
-            if is_hidden(&rel) {
+            let (name, rel) = relative(&path);
+            if is_hidden(&name) {
                 continue;
             }
-            let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+            // Follows symlinks: what matters is what the name leads to.
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    skipped.push((name, format!("cannot be read ({e}; a dangling symlink?)")));
+                    continue;
+                }
+            };
             if meta.is_dir() {
-                stack.push(path);
+                if !folder_id(&path).is_none_or(|id| seen.insert(id)) {
+                    skipped.push((name, "a folder already listed (a symlink loop?)".into()));
+                    continue;
+                }
+                match std::fs::read_dir(&path) {
+                    Ok(items) => stack.push((path, items)),
+                    Err(e) => skipped.push((name, format!("folder cannot be read: {e}"))),
+                }
+            } else if !meta.is_file() {
+                skipped.push((name, "not a regular file (a FIFO, socket or device)".into()));
+            } else if meta.len() > MAX_FILE_BYTES {
+                skipped.push((name, too_large()));
             } else {
                 let stamp = meta
                     .modified()
@@ -144,14 +214,31 @@ fn list_folder(root: &Path) -> Result<Vec<Entry>> {
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(0, |d| d.as_nanos() as u64);
                 out.push(Entry {
-                    name: rel,
+                    name,
+                    path: rel,
                     size: meta.len(),
                     stamp,
                 });
             }
         }
     }
-    Ok(out)
+    Ok((out, skipped))
+}
+
+/// A folder's identity on its file system (device and inode on Unix), to notice a folder reached
+/// twice through symlinks.
+fn folder_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::canonicalize(path)
+            .ok()
+            .map(|p| (0, crate::io::fnv1a(p.to_string_lossy().as_bytes())))
+    }
 }
 
 fn open_zip(path: &Path) -> Result<zip::ZipArchive<File>> {
@@ -162,25 +249,35 @@ fn open_zip(path: &Path) -> Result<zip::ZipArchive<File>> {
     })
 }
 
-fn list_zip(path: &Path) -> Result<Vec<Entry>> {
+fn list_zip(path: &Path) -> Result<Listing> {
     let mut archive = open_zip(path)?;
-    let mut out = Vec::with_capacity(archive.len());
+    let (mut out, mut skipped) = (Vec::with_capacity(archive.len()), Vec::new());
     for i in 0..archive.len() {
         let member = archive.by_index_raw(i).map_err(|e| Error::Zip {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
         let name = member.name().to_string();
-        if member.is_dir() || is_hidden(&name) {
+        if member.is_dir() {
             continue;
         }
-        out.push(Entry {
-            name,
-            size: member.size(),
-            stamp: member.crc32() as u64,
-        });
+        // Before the hidden-name rule, which would take `..` for a hidden folder.
+        if member.enclosed_name().is_none() || name.starts_with(['/', '\\']) {
+            skipped.push((name, "unsafe member name (absolute, or with `..`)".into()));
+        } else if is_hidden(&name) {
+            continue;
+        } else if member.size() > MAX_FILE_BYTES {
+            skipped.push((name, too_large()));
+        } else {
+            out.push(Entry {
+                path: PathBuf::from(&name),
+                name,
+                size: member.size(),
+                stamp: member.crc32() as u64,
+            });
+        }
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// Reads a split list: one relative path per line; blank lines and `#` comments are ignored.

@@ -107,7 +107,8 @@ impl ImageFolder {
         let path = path.as_ref();
         let hint = "Give a folder (or .zip) of JPEG/PNG/WebP images.";
         let source = Source::open(path, hint)?;
-        let entries = source.list()?;
+        // pytorch-fid reads every file it lists; files that cannot be listed are not images.
+        let (entries, _) = source.list()?;
         if entries.is_empty() {
             return Err(Error::NoImages {
                 path: path.to_path_buf(),

@@ -291,6 +291,9 @@ impl<B: Backend> Generator<B> {
     }
 }
 
+/// Samples generated (and decoded) per forward pass by [`Gan::sample`].
+pub const SAMPLE_BATCH: usize = 64;
+
 /// A trained generator ready to sample: a **code GAN** carries the stage-1 decoder H and
 /// decodes its codes to images; a **pixel GAN** (the baseline) has none.
 #[derive(Module, Debug)]
@@ -332,9 +335,23 @@ impl<B: Backend> Gan<B> {
 
     /// `n` samples in `[0, 1]` from the noise of `seed` (the same images for the same seed, on
     /// every backend).
+    /// Generated in batches of [`SAMPLE_BATCH`], so memory does not grow with `n`.
     pub fn sample(&self, n: usize, seed: u64) -> Result<Images> {
+        if n == 0 {
+            return Err(Error::invalid("n", "got 0 samples, expected at least 1"));
+        }
         let device = self.device();
-        Images::from_signed(&self.generate(self.generator.noise(n, seed, &device)))
+        let z = self.generator.noise(n, seed, &device);
+        let mut data = Vec::new();
+        let mut shape = [n, 0, 0, 0];
+        for start in (0..n).step_by(SAMPLE_BATCH) {
+            let end = (start + SAMPLE_BATCH).min(n);
+            let images = Images::from_signed(&self.generate(z.clone().slice(start..end)))?;
+            let [_, c, h, w] = images.shape();
+            shape[1..].copy_from_slice(&[c, h, w]);
+            data.extend_from_slice(images.data());
+        }
+        Images::new(data, shape)
     }
 
     /// `steps` images along the straight line from the noise of `seed_a` to that of `seed_b`

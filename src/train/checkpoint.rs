@@ -124,10 +124,81 @@ impl Checkpoint {
     }
 }
 
-/// The run directory of one training run.
+/// The run directory of one training run. One prepared for training holds its `lock` until the
+/// last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct RunDir {
     path: PathBuf,
+    lock: Option<std::sync::Arc<RunLock>>,
+}
+
+/// The exclusive lock of a run directory: `RUN/lock`, held with `flock` for as long as the
+/// training process lives. The kernel releases it when the process ends, however it ends, so a
+/// crashed run never leaves it stuck; the file's text names the holder for the error a second
+/// process gets.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock of the run directory `dir`, or says who holds it.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        use std::io::{Seek, Write};
+        let path = dir.join("lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        if !try_lock(&file).map_err(|e| Error::io(&path, e))? {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = match holder.trim() {
+                "" => "another process".to_string(),
+                h => h.to_string(),
+            };
+            return Err(Error::invalid(
+                "run_dir",
+                format!(
+                    "{} is locked by {holder}: one process trains in a run directory at a time \
+                     (wait for it, stop it, or choose another directory)",
+                    path.display()
+                ),
+            ));
+        }
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let holder = format!("pid {} (since unix time {since})\n", std::process::id());
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(holder.as_bytes()))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: whether the lock was taken (false: someone holds it).
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: `flock` on a file descriptor this function borrows for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// Elsewhere the run directory is not locked.
+#[cfg(not(unix))]
+fn try_lock(_: &std::fs::File) -> std::io::Result<bool> {
+    Ok(true)
 }
 
 impl RunDir {
@@ -142,7 +213,10 @@ impl RunDir {
         resume: bool,
         may_change: &[&str],
     ) -> Result<(Self, Option<Checkpoint>)> {
-        let run = Self { path: path.into() };
+        let mut run = Self {
+            path: path.into(),
+            lock: None,
+        };
         let probe = run.path.join(".write-test");
         write_atomic(&probe, b"ok").map_err(|e| match e {
             Error::Io { source, .. } => Error::Io {
@@ -155,6 +229,9 @@ impl RunDir {
             e => e,
         })?;
         let _ = std::fs::remove_file(&probe);
+        // Before anything is read or written: a second process must not resume, append to the
+        // history or replace checkpoints under the first.
+        run.lock = Some(std::sync::Arc::new(RunLock::acquire(&run.path)?));
         let latest = run.latest()?;
         if let Some(ckpt) = &latest {
             if !resume {
@@ -199,7 +276,10 @@ impl RunDir {
 
     /// An existing run directory, for reading (see [`RunDir::prepare`] to start or resume one).
     pub fn open(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            lock: None,
+        }
     }
 
     /// The folder.
@@ -359,6 +439,7 @@ mod tests {
         let config = json!({"run": {"steps": 10}, "lr": 0.1});
         let (run, _) = RunDir::prepare(&path, &config, false, &["run.steps"]).unwrap();
         run.save_checkpoint(5, &[("a.bin", vec![1])]).unwrap();
+        drop(run); // the first process is done: its lock goes with it
         let err = RunDir::prepare(&path, &config, false, &["run.steps"])
             .unwrap_err()
             .to_string();
@@ -413,6 +494,25 @@ mod tests {
             err.contains("x/model.mpk") && err.contains("not a readable checkpoint"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_second_trainer_is_refused_until_the_first_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run");
+        let (first, _) = RunDir::prepare(&path, &json!({}), false, &[]).unwrap();
+        let err = RunDir::prepare(&path, &json!({}), true, &[])
+            .unwrap_err()
+            .to_string();
+        let pid = format!("pid {}", std::process::id());
+        assert!(err.contains("run/lock") && err.contains(&pid), "{err}");
+        // Readers are not locked out; the lock goes with the last clone of the first run.
+        let _reader = RunDir::open(&path);
+        let clone = first.clone();
+        drop(first);
+        assert!(RunDir::prepare(&path, &json!({}), true, &[]).is_err());
+        drop(clone);
+        assert!(RunDir::prepare(&path, &json!({}), true, &[]).is_ok());
     }
 
     #[test]
