@@ -324,6 +324,15 @@ impl RunDir {
         Ok(Some(Checkpoint { step, dir }))
     }
 
+    /// The latest checkpoint of a run that is to be loaded; none yet is an [`Error::NotFound`]
+    /// saying to train it with `how` first.
+    pub fn latest_required(&self, how: &str) -> Result<Checkpoint> {
+        self.latest()?.ok_or_else(|| Error::NotFound {
+            path: self.checkpoints().join("latest"),
+            hint: format!("the run has no checkpoint yet; train it with {how}"),
+        })
+    }
+
     /// Writes a checkpoint of `files` (name, bytes) at `step` and makes it the latest.
     pub fn save_checkpoint<S: AsRef<str>>(
         &self,

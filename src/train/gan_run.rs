@@ -32,12 +32,7 @@ pub fn load_gan(run_dir: impl AsRef<Path>) -> Result<Gan<crate::backend::Backend
     let run_dir = run_dir.as_ref();
     let device = default_device();
     let model = read_model_config(run_dir)?;
-    let run = RunDir::open(run_dir);
-    let ckpt = run.latest()?.ok_or_else(|| Error::NotFound {
-        path: run_dir.join("checkpoints/latest"),
-        hint: "the run has no checkpoint yet; train it with train_stage2 / `latentgan stage2`"
-            .into(),
-    })?;
+    let ckpt = RunDir::open(run_dir).latest_required("train_stage2 / `latentgan stage2`")?;
     let generator = ckpt.load_module(
         "generator.mpk",
         model

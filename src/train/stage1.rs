@@ -182,12 +182,7 @@ pub fn load_stage1(run_dir: impl AsRef<std::path::Path>) -> Result<AutoEncoder<B
     let run_dir = run_dir.as_ref();
     let config: Stage1Config = load_config(run_dir.join("config.json"), "stage-1 config")?;
     let device = default_device();
-    let run = RunDir::open(run_dir);
-    let ckpt = run.latest()?.ok_or_else(|| Error::NotFound {
-        path: run_dir.join("checkpoints/latest"),
-        hint: "the run has no checkpoint yet; train it with train_stage1 / `latentgan stage1`"
-            .into(),
-    })?;
+    let ckpt = RunDir::open(run_dir).latest_required("train_stage1 / `latentgan stage1`")?;
     ckpt.load_module(
         "autoencoder.mpk",
         config.model.init::<Backend>(&device)?,
