@@ -24,7 +24,9 @@ use crate::images::Images;
 use crate::io::write_atomic;
 use crate::metrics::{evaluate, FidOptions};
 use crate::models::{AutoEncoderConfig, GanArch};
-use crate::train::{train_stage1, train_stage2, History, RunOptions, Stage1Config, Stage2Config};
+use crate::train::{
+    train_stage1, train_stage2, History, RunDir, RunOptions, Stage1Config, Stage2Config,
+};
 use crate::viz::{save_grid, GridOptions};
 
 /// What the demo trains and how it scores it. The defaults finish in about 10 minutes on
@@ -126,6 +128,9 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
                 config.samples
             ),
         ));
+    }
+    for stage in ["stage1", "stage2"] {
+        RunDir::check(out.join(stage), true)?;
     }
     let (train, held_out) = split(&load_images(&config.data, config.resolution)?, config)?;
     config.stage1.validate(config.resolution, train.len())?;

@@ -501,3 +501,77 @@ fn a_shortened_demo_runs_end_to_end() {
     }
     assert!(!fresh.join("stage1").exists());
 }
+
+/// A damaged latest checkpoint: resume goes on from the intact one before it, with a warning
+/// naming the damaged file, and the history has each step once. A `--out` that is a file fails
+/// before the dataset is loaded, saying so once.
+#[test]
+fn resume_falls_back_past_a_damaged_checkpoint_and_a_bad_out_fails_first() {
+    use latentgan::train::History;
+    let dir = tempfile::tempdir().unwrap();
+    let (baseline, run) = (tiny_baseline(dir.path()), dir.path().join("run"));
+    common::succeed(&mut baseline(&["--steps", "8"]));
+    let damaged = run.join("checkpoints/step-00000008/generator.mpk");
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    let out = common::succeed(&mut baseline(&["--resume", "--steps", "10"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("generator.mpk") && stderr.contains("step-00000004"),
+        "{stderr}"
+    );
+    let steps: Vec<usize> = History::load(run.join("history.jsonl"))
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.step)
+        .collect();
+    assert_eq!(steps, (1..=10).collect::<Vec<_>>());
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = latentgan()
+        .args(["stage1", "--data", "no-such-data", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("is a file"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("no-such-data"),
+        "checked before the data: {stderr}"
+    );
+    assert_eq!(stderr.matches("a-file").count(), 2, "{stderr}"); // the file, then the run dir
+}
+
+/// `grid` decodes (and caches) only the images it shows, and refuses `--n 0`.
+#[test]
+fn grid_decodes_only_what_it_shows() {
+    let dir = data_with_one_bad_file();
+    let png = dir.path().join("grid.png");
+    let cached_bytes = |n: &str| {
+        let cache = dir.path().join(format!("cache-{n}"));
+        common::succeed(
+            latentgan()
+                .args(["grid", dir.path().to_str().unwrap(), "--n", n])
+                .args(["--resolution", "32", "--out", png.to_str().unwrap()])
+                .env("LATENTGAN_CACHE", &cache),
+        );
+        let files = std::fs::read_dir(&cache).unwrap();
+        files
+            .map(|f| f.unwrap().metadata().unwrap().len())
+            .sum::<u64>()
+    };
+    let (one, all) = (cached_bytes("1"), cached_bytes("4"));
+    assert!(one + 2 * 32 * 32 * 3 <= all, "{one} vs {all} bytes cached");
+    let err = common::fail(
+        latentgan()
+            .args(["grid", dir.path().to_str().unwrap(), "--n", "0"])
+            .args(["--out", png.to_str().unwrap()]),
+        "--n",
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -10,8 +10,8 @@ use latentgan::demo::{run_demo, DemoConfig};
 use latentgan::metrics::{default_weights_path, evaluate, FidOptions, ImageFolder};
 use latentgan::models::Gan;
 use latentgan::train::{
-    load_config, load_gan, load_stage1, train_baseline, train_stage1, train_stage2, Stage1Config,
-    Stage2Config, Trained,
+    load_config, load_gan, load_stage1, train_baseline, train_stage1, train_stage2, RunDir,
+    Stage1Config, Stage2Config, Trained,
 };
 use latentgan::viz::{save_grid, GridOptions};
 
@@ -110,8 +110,8 @@ struct GridArgs {
     #[arg(long, default_value_t = 8)]
     nrow: usize,
     /// How many images.
-    #[arg(long, default_value_t = 64)]
-    n: usize,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    n: u64,
     /// Side of each image, in pixels.
     #[arg(long, default_value_t = 64)]
     resolution: u32,
@@ -410,15 +410,18 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn grid(args: GridArgs) -> anyhow::Result<()> {
-    let dataset = load_images_with(&args.dir, &LoadOptions::new(args.resolution))?;
+    let n = args.n as usize;
+    // Only the images shown are decoded.
+    let options = LoadOptions::new(args.resolution).limit(n);
+    let dataset = load_images_with(&args.dir, &options)?;
     let options = GridOptions::default().nrow(args.nrow);
-    let grid = save_grid(&dataset.images(args.n), &args.out, options)
+    let grid = save_grid(&dataset.images(n), &args.out, options)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let (w, h) = grid.size();
     println!(
         "wrote {} ({w}×{h}, {} images)",
         args.out.display(),
-        args.n.min(dataset.len())
+        n.min(dataset.len())
     );
     Ok(())
 }
@@ -431,6 +434,7 @@ fn stage1(args: Stage1Args) -> anyhow::Result<()> {
     set(&mut cfg.run.batch_size, args.batch_size);
     cfg.run.resume = args.resume;
     cfg.run.run_dir = Some(args.out.display().to_string());
+    RunDir::check(&args.out, args.resume)?; // before the dataset loads
     let dataset = load_images_with(&args.data, &LoadOptions::new(args.resolution))?;
     println!("{}", dataset.report());
     let start = std::time::Instant::now();
@@ -451,6 +455,7 @@ fn stage1(args: Stage1Args) -> anyhow::Result<()> {
 
 fn stage2(args: Stage2Args) -> anyhow::Result<()> {
     let config = args.gan.config()?;
+    RunDir::check(&args.gan.out, args.gan.resume)?; // before the codes load
     let ae = load_stage1(&args.stage1)?;
     let codes = CodeDataset::load(args.stage1.join("codes.lgc"))?;
     let start = std::time::Instant::now();
@@ -461,6 +466,7 @@ fn stage2(args: Stage2Args) -> anyhow::Result<()> {
 
 fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
     let config = args.gan.config()?;
+    RunDir::check(&args.gan.out, args.gan.resume)?; // before the dataset loads
     let dataset = load_images_with(&args.data, &LoadOptions::new(args.resolution))?;
     println!("{}", dataset.report());
     let start = std::time::Instant::now();

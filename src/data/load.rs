@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::cache;
 use super::dataset::ImageDataset;
-use super::decode::{decode_rgb8, square_resize};
+use super::decode::{decode_then, square_resize};
 use super::report::{LoadReport, Skipped};
 use super::source::{apply_split, has_extension, Entry, Source, IMAGE_EXTENSIONS};
 use crate::error::{Error, Result};
@@ -18,6 +18,9 @@ const CHUNK: usize = 256;
 /// Encoded bytes read per chunk (each file is at most `MAX_FILE_BYTES`): a chunk of large files
 /// is cut short so the bytes in flight stay bounded.
 const CHUNK_BYTES: u64 = 256 << 20;
+
+/// The largest side loaded: four times the paper's largest (1024², CelebA-HQ).
+pub const MAX_RESOLUTION: u32 = 4096;
 
 /// Bumped whenever decoding or resizing changes, so stale caches are never reused.
 const PIPELINE_VERSION: &str = "decode-v1/lanczos3-centre-crop";
@@ -120,10 +123,13 @@ pub fn load_celeba_hq(path: impl AsRef<Path>, resolution: u32) -> Result<ImageDa
 pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageDataset> {
     let start = Instant::now();
     let path = path.as_ref();
-    if options.resolution == 0 || options.resolution > 8192 {
+    if options.resolution == 0 || options.resolution > MAX_RESOLUTION {
         return Err(Error::invalid(
             "resolution",
-            format!("got {}, expected 1..=8192 pixels", options.resolution),
+            format!(
+                "got {}, expected 1..={MAX_RESOLUTION} pixels",
+                options.resolution
+            ),
         ));
     }
     let hint = if options.celeba_hq_layout {
@@ -133,6 +139,7 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
     };
     let source = Source::open(path, hint)?;
     let (entries, mut skipped) = select_entries(&source, options)?;
+    fits_in_memory(entries.len(), options.resolution, available_memory())?;
 
     let cache_file = options
         .cache_dir
@@ -305,6 +312,40 @@ fn cache_path(dir: &Path, source: &Source, entries: &[Entry], options: &LoadOpti
     ))
 }
 
+/// Refuses, before anything is decoded, a dataset whose pixels would not fit in the memory
+/// available now (`MemAvailable` of `/proc/meminfo`; elsewhere nothing is checked): the images
+/// are held in memory at `resolution`, so 100 files at 4096² ask for 5 GB.
+fn fits_in_memory(files: usize, resolution: u32, available: Option<u64>) -> Result<()> {
+    let per_image = u64::from(resolution).pow(2) * 3;
+    let needed = per_image.saturating_mul(files as u64);
+    let Some(available) = available else {
+        return Ok(());
+    };
+    if needed <= available {
+        return Ok(());
+    }
+    let gb = |bytes: u64| bytes as f64 / 1e9;
+    Err(Error::invalid(
+        "resolution",
+        format!(
+            "{files} images at {r}×{r} take {:.1} GB in memory, more than the {:.1} GB available: \
+             choose a smaller resolution or load fewer images (LoadOptions::limit; at most {} fit)",
+            gb(needed),
+            gb(available),
+            available / per_image,
+            r = resolution,
+        ),
+    ))
+}
+
+/// The memory the kernel says can be allocated without swapping, in bytes (Linux only).
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// `entries` in consecutive chunks of at most [`CHUNK`] files and, past the first file of each,
 /// [`CHUNK_BYTES`] bytes.
 fn chunks(entries: &[Entry]) -> impl Iterator<Item = &[Entry]> {
@@ -344,10 +385,11 @@ fn decode_all(
         let decoded: Vec<std::result::Result<Vec<u8>, String>> = bytes
             .into_par_iter()
             .map_init(Resizer::new, |resizer, bytes| {
-                let image = decode_rgb8(&bytes?)?;
-                let mut out = Vec::with_capacity(per_image);
-                square_resize(resizer, image, res, &mut out)?;
-                Ok(out)
+                decode_then(&bytes?, |image| {
+                    let mut out = Vec::with_capacity(per_image);
+                    square_resize(resizer, image, res, &mut out)?;
+                    Ok(out)
+                })
             })
             .collect();
         for (entry, result) in chunk.iter().zip(decoded) {
@@ -375,6 +417,20 @@ fn decode_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dataset_larger_than_memory_is_refused_before_decoding() {
+        assert!(fits_in_memory(100, 4096, Some(6_000_000_000)).is_ok());
+        assert!(fits_in_memory(100, 4096, None).is_ok());
+        let err = fits_in_memory(100, 4096, Some(4_000_000_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`resolution`") && err.contains("5.0 GB") && err.contains("at most 79"),
+            "{err}"
+        );
+        assert!(fits_in_memory(usize::MAX, 4096, Some(u64::MAX - 1)).is_err());
+    }
 
     #[test]
     fn chunks_bound_files_and_bytes() {

@@ -232,19 +232,32 @@ mod tests {
                 );
                 values(d.forward(t)).iter().sum()
             };
-            let h = 1e-3;
-            let mut worst = 0f64;
-            let scale = ours.iter().fold(0f64, |m, v| m.max(v.abs()));
-            for i in 0..base.len() {
+            // Central differences at two step sizes. Without attention the critic is piecewise
+            // linear in x (leaky ReLUs; σ is fixed at inference), so both are exact unless a step
+            // crosses a kink of some unit — then they disagree, and that entry is not compared.
+            // Which entries those are depends on the weights, which tests drawing from the
+            // backend's generator at the same time can change; nearly all must be compared.
+            let central = |i: usize, h: f64| {
                 let (mut plus, mut minus) = (base.clone(), base.clone());
                 plus[i] += h;
                 minus[i] -= h;
-                let fd = (total(&plus) - total(&minus)) / (2.0 * h);
+                (total(&plus) - total(&minus)) / (2.0 * h)
+            };
+            let scale = ours.iter().fold(0f64, |m, v| m.max(v.abs()));
+            let (mut worst, mut kinks) = (0f64, 0);
+            for i in 0..base.len() {
+                let (fd, half) = (central(i, 1e-3), central(i, 5e-4));
+                if (fd - half).abs() > 5e-3 * scale {
+                    kinks += 1;
+                    continue;
+                }
                 worst = worst.max((fd - ours[i]).abs() / scale);
             }
             assert!(
-                worst < 5e-3,
-                "spectral norm {spectral_norm}: max error relative to the largest entry: {worst}"
+                worst < 5e-3 && kinks * 20 <= base.len(),
+                "spectral norm {spectral_norm}: max error relative to the largest entry: {worst} \
+                 ({kinks} of {} entries across a kink)",
+                base.len()
             );
         }
     }

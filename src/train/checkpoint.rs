@@ -13,10 +13,14 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorde
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
+use crate::io::{fnv1a, write_atomic};
 
 /// How many checkpoints to keep (the newest ones).
 const KEEP: usize = 2;
+
+/// The file in each checkpoint folder listing its files as `size fnv1a-hash name` lines, so a
+/// damaged checkpoint is recognised before a record is read from it.
+const MANIFEST: &str = "MANIFEST";
 
 /// The serialised record of a module (Burn's named MessagePack format, full precision).
 pub fn module_to_bytes<B: Backend, M: Module<B>>(module: &M) -> Result<Vec<u8>> {
@@ -47,9 +51,26 @@ pub fn record_from_bytes<B: Backend, R: Record<B>>(
         bytes,
         device,
     )
-    .map_err(|e| Error::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("not a readable checkpoint record ({e})"),
+    .map_err(|e| {
+        // Burn appends a note on its record format of 0.14; a record this crate wrote is
+        // damaged rather than old, so only the decoder's own words are kept.
+        let text = e.to_string();
+        let cause = text
+            .split("The internal data format")
+            .next()
+            .unwrap_or_default();
+        let cause = cause
+            .trim_start_matches("Unknown(\"")
+            .trim_end_matches("\\n")
+            .trim();
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "not a readable checkpoint record ({}); the file is damaged or was not written by \
+                 latentgan",
+                cause
+            ),
+        }
     })
 }
 
@@ -80,6 +101,38 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Checks the files against the manifest written with them (a checkpoint written before
+    /// manifests existed is taken as it is). The error says which file is damaged and how.
+    fn verify(&self) -> std::result::Result<(), String> {
+        let manifest = match std::fs::read_to_string(self.dir.join(MANIFEST)) {
+            Ok(text) => text,
+            Err(_) if self.dir.is_dir() => return Ok(()),
+            Err(_) => return Err("the folder does not exist".into()),
+        };
+        for line in manifest.lines() {
+            let mut fields = line.splitn(3, ' ');
+            let (Some(size), Some(hash), Some(name)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                return Err(format!("{MANIFEST} line {line:?} is not `size hash name`"));
+            };
+            let bytes = match std::fs::read(self.dir.join(name)) {
+                Ok(bytes) => bytes,
+                Err(e) => return Err(format!("{name}: {e}")),
+            };
+            if bytes.len().to_string() != size {
+                return Err(format!(
+                    "{name} has {} bytes, {size} were written",
+                    bytes.len()
+                ));
+            }
+            if format!("{:016x}", fnv1a(&bytes)) != hash {
+                return Err(format!("{name} changed since it was written"));
+            }
+        }
+        Ok(())
+    }
+
     /// The bytes of file `name` in this checkpoint.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
         let path = self.dir.join(name);
@@ -205,44 +258,21 @@ impl RunDir {
     /// Prepares `path` for a run with `config` (JSON). Fails before any training if the folder
     /// cannot be written. If it already holds a checkpoint: with `resume`, the saved config must
     /// match `config` (the dotted paths in `may_change`, like `run.steps`, excepted) and that
-    /// checkpoint
-    /// is returned; without `resume`, it is an error — finished work is never overwritten.
+    /// checkpoint is returned; without `resume`, it is an error — finished work is never overwritten.
     pub fn prepare(
         path: impl Into<PathBuf>,
         config: &serde_json::Value,
         resume: bool,
         may_change: &[&str],
     ) -> Result<(Self, Option<Checkpoint>)> {
-        let mut run = Self {
-            path: path.into(),
-            lock: None,
-        };
-        let probe = run.path.join(".write-test");
-        write_atomic(&probe, b"ok").map_err(|e| match e {
-            Error::Io { source, .. } => Error::Io {
-                path: run.path.clone(),
-                source: std::io::Error::new(
-                    source.kind(),
-                    format!("run directory is not writable: {source}"),
-                ),
-            },
-            e => e,
-        })?;
-        let _ = std::fs::remove_file(&probe);
+        let mut run = Self::writable(path.into())?;
         // Before anything is read or written: a second process must not resume, append to the
         // history or replace checkpoints under the first.
         run.lock = Some(std::sync::Arc::new(RunLock::acquire(&run.path)?));
         let latest = run.latest()?;
         if let Some(ckpt) = &latest {
             if !resume {
-                return Err(Error::invalid(
-                    "run_dir",
-                    format!(
-                        "{} already holds a run at step {}; resume it (resume = true / --resume) or choose another directory",
-                        run.path.display(),
-                        ckpt.step
-                    ),
-                ));
+                return Err(run.holds_a_run(ckpt));
             }
             let saved_path = run.path.join("config.json");
             let mut saved: serde_json::Value = serde_json::from_slice(
@@ -274,6 +304,60 @@ impl RunDir {
         Ok((run, if resume { latest } else { None }))
     }
 
+    /// Checks what [`RunDir::prepare`] checks first, writing nothing but the folder (created if
+    /// missing) and its lock file: `path` is a writable folder, no other process trains in it, and unless `resume` it
+    /// holds no checkpoint. For callers with slow work to do before training (loading a
+    /// dataset), so that a bad run directory fails at once.
+    pub fn check(path: impl Into<PathBuf>, resume: bool) -> Result<()> {
+        let run = Self::writable(path.into())?;
+        drop(RunLock::acquire(&run.path)?);
+        match run.latest()? {
+            Some(ckpt) if !resume => Err(run.holds_a_run(&ckpt)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `path` as a run directory, created if missing, once a probe file could be written in it.
+    fn writable(path: PathBuf) -> Result<Self> {
+        let existing = path.ancestors().find(|p| p.exists());
+        if let Some(file) = existing.filter(|p| !p.is_dir()) {
+            return Err(Error::invalid(
+                "run_dir",
+                format!(
+                    "{} is a file; the run directory {} must be a folder (created if missing)",
+                    file.display(),
+                    path.display()
+                ),
+            ));
+        }
+        let probe = path.join(".write-test");
+        write_atomic(&probe, b"ok").map_err(|e| match e {
+            Error::Io { error, .. } => Error::Io {
+                path: path.clone(),
+                error: std::io::Error::new(
+                    error.kind(),
+                    format!("run directory is not writable: {error}"),
+                ),
+            },
+            e => e,
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(Self { path, lock: None })
+    }
+
+    /// The error for starting a fresh run where one is already saved.
+    fn holds_a_run(&self, ckpt: &Checkpoint) -> Error {
+        Error::invalid(
+            "run_dir",
+            format!(
+                "{} already holds a run at step {}; resume it (resume = true / --resume) or choose \
+                 another directory",
+                self.path.display(),
+                ckpt.step
+            ),
+        )
+    }
+
     /// An existing run directory, for reading (see [`RunDir::prepare`] to start or resume one).
     pub fn open(path: impl Into<PathBuf>) -> Self {
         Self {
@@ -301,27 +385,64 @@ impl RunDir {
         self.path.join("checkpoints")
     }
 
-    /// The checkpoint `checkpoints/latest` names, if any.
+    /// The newest intact checkpoint, if any: the one `checkpoints/latest` names or, when that one
+    /// is damaged (a file missing, cut short or changed since it was written, or the pointer
+    /// itself unreadable), the newest earlier one that is intact — with a warning on stderr
+    /// naming what was damaged. An error only when every checkpoint is damaged.
     pub fn latest(&self) -> Result<Option<Checkpoint>> {
         let pointer = self.checkpoints().join("latest");
-        let name = match std::fs::read_to_string(&pointer) {
+        let named = match std::fs::read_to_string(&pointer) {
             Ok(name) => name.trim().to_string(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(&pointer, e)),
         };
-        let corrupt = |reason: String| Error::Corrupt {
-            path: pointer.clone(),
-            reason,
-        };
-        let step = name
-            .strip_prefix("step-")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| corrupt(format!("expected `step-<number>`, found {name:?}")))?;
-        let dir = self.checkpoints().join(&name);
-        if !dir.is_dir() {
-            return Err(corrupt(format!("names {name}, which does not exist")));
+        let named_step = named.strip_prefix("step-").and_then(|s| s.parse().ok());
+        let mut candidates: Vec<(usize, String)> = std::fs::read_dir(self.checkpoints())
+            .map_err(|e| Error::io(self.checkpoints(), e))?
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                let step = name.strip_prefix("step-")?.parse().ok()?;
+                (named_step.is_none_or(|named| step < named)).then_some((step, name))
+            })
+            .collect();
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        if let Some(step) = named_step {
+            candidates.insert(0, (step, named.clone()));
         }
-        Ok(Some(Checkpoint { step, dir }))
+        let mut damage = match named_step {
+            Some(_) => None,
+            None => Some(format!(
+                "{}: expected `step-<number>`, found {named:?}",
+                pointer.display()
+            )),
+        };
+        for (step, name) in candidates {
+            let ckpt = Checkpoint {
+                step,
+                dir: self.checkpoints().join(&name),
+            };
+            match ckpt.verify() {
+                Ok(()) => {
+                    if let Some(damage) = &damage {
+                        eprintln!(
+                            "warning: {damage}; using the intact checkpoint {} instead",
+                            ckpt.dir.display()
+                        );
+                    }
+                    return Ok(Some(ckpt));
+                }
+                Err(reason) => {
+                    damage.get_or_insert(format!("{}: {reason}", ckpt.dir.display()));
+                }
+            }
+        }
+        Err(Error::Corrupt {
+            path: pointer,
+            reason: format!(
+                "no intact checkpoint is left ({}); train again in a new directory",
+                damage.unwrap_or_default()
+            ),
+        })
     }
 
     /// The latest checkpoint of a run that is to be loaded; none yet is an [`Error::NotFound`]
@@ -346,9 +467,13 @@ impl RunDir {
             .join(format!(".{name}.tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut manifest = String::new();
         for (file, bytes) in files {
             write_atomic(&tmp.join(file.as_ref()), bytes)?;
+            let (size, hash) = (bytes.len(), fnv1a(bytes));
+            manifest.push_str(&format!("{size} {hash:016x} {}\n", file.as_ref()));
         }
+        write_atomic(&tmp.join(MANIFEST), manifest.as_bytes())?;
         let _ = std::fs::remove_dir_all(&dir); // a re-run of the same step after a resume
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
         write_atomic(&self.checkpoints().join("latest"), name.as_bytes())?;
@@ -503,6 +628,59 @@ mod tests {
             err.contains("x/model.mpk") && err.contains("not a readable checkpoint"),
             "{err}"
         );
+        // Burn's note on its 0.14 record format does not apply to a damaged file.
+        assert!(!err.contains("0.14") && !err.contains("backward"), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_latest_checkpoint_falls_back_to_the_intact_one_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (run, _) = RunDir::prepare(dir.path(), &json!({}), false, &[]).unwrap();
+        for step in [2, 4] {
+            run.save_checkpoint(step, &[("a.mpk", vec![step as u8; 64])])
+                .unwrap();
+        }
+        let ckpts = dir.path().join("checkpoints");
+        // Cut short, then changed in place, then gone: each time step 2 is used.
+        let damage: [&dyn Fn(&Path); 3] = [
+            &|f| std::fs::write(f, [4u8; 10]).unwrap(),
+            &|f| std::fs::write(f, [5u8; 64]).unwrap(),
+            &|f| std::fs::remove_file(f).unwrap(),
+        ];
+        for damage in damage {
+            damage(&ckpts.join("step-00000004/a.mpk"));
+            assert_eq!(run.latest().unwrap().unwrap().step, 2);
+        }
+        // A pointer that is not one: the newest intact folder.
+        std::fs::write(ckpts.join("latest"), "garbage").unwrap();
+        assert_eq!(run.latest().unwrap().unwrap().step, 2);
+        // Nothing intact left: an error naming what is damaged.
+        std::fs::write(ckpts.join("step-00000002/a.mpk"), b"").unwrap();
+        let err = run.latest().unwrap_err().to_string();
+        assert!(
+            err.contains("no intact checkpoint") && err.contains("garbage"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn check_refuses_a_file_or_an_existing_run_and_leaves_no_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        for path in [file.clone(), file.join("run")] {
+            let err = RunDir::check(&path, false).unwrap_err().to_string();
+            assert!(err.contains("a-file is a file"), "{err}");
+        }
+        let path = dir.path().join("run");
+        RunDir::check(&path, false).unwrap();
+        let (run, _) = RunDir::prepare(&path, &json!({}), false, &[]).unwrap();
+        run.save_checkpoint(3, &[("a.mpk", vec![1])]).unwrap();
+        drop(run);
+        let err = RunDir::check(&path, false).unwrap_err().to_string();
+        assert!(err.contains("already holds a run at step 3"), "{err}");
+        RunDir::check(&path, true).unwrap();
+        assert!(RunDir::prepare(&path, &json!({}), true, &[]).is_ok());
     }
 
     #[test]
