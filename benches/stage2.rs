@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
+use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use latentgan::backend::{backend_name, default_device, TrainBackend};
 use latentgan::data::load_images;
@@ -149,8 +150,8 @@ fn main() {
     }
 }
 
-/// Where one pixel-GAN critic iteration and one generator update spend their time (the backend
-/// runs eagerly, so wall time per call is the op's cost). Each phase is timed on its second run.
+/// Where one pixel-GAN critic iteration and one generator update spend their time: each phase
+/// is timed on its second run, waiting for the device after it, so wall time is the op's cost.
 fn phases(config: &Stage2Config, res: u32) {
     type B = TrainBackend;
     let device = default_device();
@@ -167,10 +168,14 @@ fn phases(config: &Stage2Config, res: u32) {
     );
     let z = g.noise(n, 0, &device);
     let mut timed = Vec::new();
+    // A GPU backend queues work and returns: wait for the device around each timed call.
+    let sync = || B::sync(&device).expect("the device finishes its work");
     let mut time = |name: &'static str, f: &mut dyn FnMut()| {
         f();
+        sync();
         let start = Instant::now();
         f();
+        sync();
         timed.push((name, start.elapsed().as_secs_f64()));
     };
     let fake = Tensor::<B, 4>::from_inner(g.valid().forward(z.clone().inner()));

@@ -4,7 +4,10 @@
 //! CPU and the GPU is a cargo feature, never a code change:
 //!
 //! * default: [`burn::backend::Flex`], a pure-Rust CPU backend (gemm convolutions, SIMD, rayon);
-//! * `--features cuda`: [`burn::backend::Cuda`] on the first NVIDIA GPU.
+//! * `--features cuda`: [`burn::backend::Cuda`] on the first NVIDIA GPU;
+//! * `--features wgpu`: [`burn::backend::Wgpu`], the same CubeCL kernels compiled to WGSL, on
+//!   the first GPU that wgpu finds: Vulkan (AMD, Intel, NVIDIA, or Mesa's lavapipe on the CPU for
+//!   tests), Metal on Apple machines, DX12 on Windows.
 //!
 //! Training wraps the backend in [`burn::backend::Autodiff`] ([`TrainBackend`]).
 //!
@@ -17,12 +20,21 @@ use burn::tensor::{ElementConversion, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
+#[cfg(all(feature = "cuda", feature = "wgpu"))]
+compile_error!(
+    "features `cuda` and `wgpu` each choose the one backend: enable one of them (cuda for NVIDIA \
+     GPUs, wgpu for other GPUs), not both"
+);
+
 /// The backend used for inference: decoding, sampling, metrics.
-#[cfg(not(feature = "cuda"))]
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
 pub type Backend = burn::backend::Flex;
 /// The backend used for inference: decoding, sampling, metrics.
 #[cfg(feature = "cuda")]
 pub type Backend = burn::backend::Cuda;
+/// The backend used for inference: decoding, sampling, metrics.
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+pub type Backend = burn::backend::Wgpu;
 
 /// The backend used for training: [`Backend`] with reverse-mode automatic differentiation.
 pub type TrainBackend = Autodiff<Backend>;
@@ -30,7 +42,8 @@ pub type TrainBackend = Autodiff<Backend>;
 /// The device type of [`Backend`] (and of [`TrainBackend`], which shares it).
 pub type Device = <Backend as burn::tensor::backend::BackendTypes>::Device;
 
-/// The device every helper uses unless told otherwise: the CPU, or GPU 0 with `cuda`.
+/// The device every helper uses unless told otherwise: the CPU, or the first GPU with `cuda` or
+/// `wgpu`.
 pub fn default_device() -> Device {
     Device::default()
 }
@@ -39,9 +52,26 @@ pub fn default_device() -> Device {
 pub fn backend_name() -> &'static str {
     if cfg!(feature = "cuda") {
         "cuda (GPU)"
+    } else if cfg!(feature = "wgpu") {
+        "wgpu (GPU)"
     } else {
         "flex (CPU)"
     }
+}
+
+thread_local! {
+    static HOST_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many device-to-host reads ([`to_host_f32`], [`scalar`]) this thread has made so far. Each
+/// one waits for the device to finish the work queued before it, so a training loop makes them
+/// only at log steps; tests and profiling count them with this.
+pub fn host_reads() -> usize {
+    HOST_READS.with(|n| n.get())
+}
+
+fn count_read() {
+    HOST_READS.with(|n| n.set(n.get() + 1));
 }
 
 /// Copies `tensor` to the host as `f32` values (row-major). A failed read — a device error, or
@@ -51,6 +81,7 @@ pub fn to_host_f32<B: burn::tensor::backend::Backend, const D: usize>(
     tensor: Tensor<B, D>,
     what: &'static str,
 ) -> Result<Vec<f32>> {
+    count_read();
     host_f32(tensor.try_into_data().map_err(|e| e.to_string()), what)
 }
 
@@ -59,6 +90,7 @@ pub fn scalar<B: burn::tensor::backend::Backend>(
     tensor: Tensor<B, 1>,
     what: &'static str,
 ) -> Result<f64> {
+    count_read();
     let value = tensor.try_into_scalar().map_err(|e| Error::HostRead {
         what,
         reason: e.to_string(),

@@ -72,7 +72,8 @@ pub enum Error {
         None => "no checkpoint was written".to_string(),
     })]
     Diverged {
-        /// The step whose loss was not finite.
+        /// The step at which a non-finite loss was read (losses are read at log and checkpoint
+        /// steps).
         step: usize,
         /// Which loss and its value.
         what: String,

@@ -7,20 +7,33 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-/// Exponential moving average with bias correction (as Adam's moments): unbiased from step 1.
+/// Exponential moving average over steps with bias correction (as Adam's moments): unbiased
+/// from the first value. Values may come every step or every few steps (training loops read
+/// losses from the device only at log steps): a value that closes a gap of `k` steps weighs as
+/// `k` steps of it, so the memory is ~50 steps either way.
 #[derive(Clone, Debug)]
 struct Smoothed {
     name: String,
     average: f64,
-    updates: i32,
+    /// Sum of the weights so far, `1 − BETA^steps`: dividing by it removes the bias of the start.
+    weight: f64,
+    /// The step of the last value.
+    step: usize,
 }
 
-/// Smoothing factor of the displayed losses (~50-step memory).
+/// Smoothing factor of the displayed losses, per step (~50-step memory).
 const BETA: f64 = 0.98;
 
 impl Smoothed {
+    fn add(&mut self, step: usize, value: f64) {
+        let decay = BETA.powi(step.saturating_sub(self.step).max(1) as i32);
+        self.average = decay * self.average + (1.0 - decay) * value;
+        self.weight = decay * self.weight + (1.0 - decay);
+        self.step = step;
+    }
+
     fn value(&self) -> f64 {
-        self.average / (1.0 - BETA.powi(self.updates))
+        self.average / self.weight
     }
 }
 
@@ -61,23 +74,26 @@ impl Progress {
         self
     }
 
-    /// Records the losses of `step` (1-based) and reports if it is time to.
+    /// Records the losses of `step` (1-based; none on steps whose losses were not read) and
+    /// reports if it is time to.
     pub fn update(&mut self, step: usize, losses: &[(&str, f64)]) {
         for &(name, value) in losses {
             if !value.is_finite() {
                 continue;
             }
-            match self.losses.iter_mut().find(|s| s.name == name) {
-                Some(s) => {
-                    s.average = BETA * s.average + (1.0 - BETA) * value;
-                    s.updates += 1;
+            let smoothed = match self.losses.iter().position(|s| s.name == name) {
+                Some(i) => &mut self.losses[i],
+                None => {
+                    self.losses.push(Smoothed {
+                        name: name.to_string(),
+                        average: 0.0,
+                        weight: 0.0,
+                        step: self.first_step,
+                    });
+                    self.losses.last_mut().unwrap()
                 }
-                None => self.losses.push(Smoothed {
-                    name: name.to_string(),
-                    average: (1.0 - BETA) * value,
-                    updates: 1,
-                }),
-            }
+            };
+            smoothed.add(step, value);
         }
         let last = step >= self.total;
         if self.terminal {
@@ -191,6 +207,32 @@ mod tests {
         // Non-finite values are ignored, not averaged in.
         p.update(202, &[("loss", f64::NAN)]);
         assert_eq!(p.smoothed("loss").unwrap(), v);
+    }
+
+    #[test]
+    fn a_value_every_few_steps_weighs_as_those_steps() {
+        // Every step, or every 10th step with the same values: the same ~50-step memory.
+        let (mut each, mut tenth) = (
+            Progress::new("t", 0, 1000, 1000),
+            Progress::new("t", 0, 1000, 1000),
+        );
+        for step in 1..=100 {
+            let value = if step <= 50 { 1.0 } else { 3.0 };
+            each.update(step, &[("loss", value)]);
+            if step % 10 == 0 {
+                tenth.update(step, &[("loss", value)]);
+            } else {
+                tenth.update(step, &[]);
+            }
+        }
+        let (a, b) = (
+            each.smoothed("loss").unwrap(),
+            tenth.smoothed("loss").unwrap(),
+        );
+        // Fifty steps after a jump from 1 to 3: 1 + 2 (1 − 0.98⁵⁰) / (1 − 0.98¹⁰⁰) ≈ 2.37.
+        let expected = 1.0 + 2.0 * (1.0 - BETA.powi(50)) / (1.0 - BETA.powi(100));
+        assert!((a - expected).abs() < 1e-12, "{a} vs {expected}");
+        assert!((b - expected).abs() < 1e-12, "{b} vs {expected}");
     }
 
     #[test]

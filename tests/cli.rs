@@ -297,10 +297,14 @@ fn checkpoint_step(run: &std::path::Path) -> Option<usize> {
     text.trim().trim_start_matches("step-").parse().ok()
 }
 
-/// Waits (up to 2 minutes) until the run at `run` has checkpointed step `step` or later.
-fn wait_for_checkpoint(run: &std::path::Path, step: usize) {
+/// Waits (up to 2 minutes) until `child`'s run at `run` has checkpointed step `step` or later;
+/// fails at once if the child exits first (its stderr is inherited, so its error shows above).
+fn wait_for_checkpoint(child: &mut std::process::Child, run: &std::path::Path, step: usize) {
     let start = std::time::Instant::now();
     while checkpoint_step(run).unwrap_or(0) < step {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run exited ({status}) before its checkpoint at step {step}");
+        }
         assert!(
             start.elapsed().as_secs() < 120,
             "no checkpoint at step {step}"
@@ -321,7 +325,7 @@ fn a_run_killed_with_sigkill_resumes_without_gaps_or_duplicates() {
         .spawn()
         .unwrap();
     // Kill it once it has passed its third checkpoint, between two.
-    wait_for_checkpoint(&run, 12);
+    wait_for_checkpoint(&mut child, &run, 12);
     std::thread::sleep(std::time::Duration::from_millis(30));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -359,7 +363,7 @@ fn a_second_process_on_a_run_directory_is_refused() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_checkpoint(&run, 4);
+    wait_for_checkpoint(&mut first, &run, 4);
     let holder = format!("pid {}", first.id());
     for args in [
         &["--resume", "--steps", "1000000"][..],
@@ -393,11 +397,11 @@ fn ctrl_c_checkpoints_the_current_step_and_exits_cleanly() {
     use latentgan::train::History;
     let dir = tempfile::tempdir().unwrap();
     let (baseline, run) = (tiny_baseline(dir.path()), dir.path().join("run"));
-    let child = baseline(&["--steps", "1000000"])
+    let mut child = baseline(&["--steps", "1000000"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_checkpoint(&run, 4);
+    wait_for_checkpoint(&mut child, &run, 4);
     // SAFETY: sends SIGINT to our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

@@ -245,13 +245,14 @@ mod tests {
             };
             let scale = ours.iter().fold(0f64, |m, v| m.max(v.abs()));
             let (mut worst, mut kinks) = (0f64, 0);
-            for i in 0..base.len() {
+            assert_eq!(ours.len(), base.len());
+            for (i, &got) in ours.iter().enumerate() {
                 let (fd, half) = (central(i, 1e-3), central(i, 5e-4));
                 if (fd - half).abs() > 5e-3 * scale {
                     kinks += 1;
                     continue;
                 }
-                worst = worst.max((fd - ours[i]).abs() / scale);
+                worst = worst.max((fd - got).abs() / scale);
             }
             assert!(
                 worst < 5e-3 && kinks * 20 <= base.len(),

@@ -1,8 +1,9 @@
 //! The bookkeeping every training loop shares: the run directory (created or resumed), the
 //! history, the progress line, the divergence check, and when to log, sample and checkpoint.
 //! A loop asks [`Session::begin`] for the checkpoint to resume from, runs its steps, and after
-//! each one calls [`Session::end_step`] with its losses and two closures — what to draw and what
-//! to save — which run only when due.
+//! each one calls [`Session::end_step`] with three closures — read the losses, draw, save — which
+//! run only when due. Reading the losses is the step's one wait for the device, so it happens at
+//! log and checkpoint steps only.
 //!
 //! While a session with a run directory is open, Ctrl-C (SIGINT) ends training after the
 //! current step, as if it were the last: sample grid, checkpoint, history, then a normal return;
@@ -138,18 +139,29 @@ impl Session {
         self.run.as_ref()
     }
 
-    /// Closes step `done` (1-based): stops with [`Error::Diverged`] on a non-finite loss (the
-    /// last checkpoint stays intact), reports progress, logs to the history, and when due calls
-    /// `sample` with the run directory and writes the checkpoint files `checkpoint` returns.
-    /// Returns whether to go on: false once the time budget is spent or Ctrl-C was pressed (that
-    /// step was then closed as the last one).
+    /// Closes step `done` (1-based). On a log step, the last one, or before a checkpoint, reads
+    /// the losses with `values` — the only device-to-host reads of a training step, since each
+    /// one waits for the device — stops with [`Error::Diverged`] on a non-finite one (the last
+    /// checkpoint stays intact, and no diverged weights are saved), reports progress and logs
+    /// them to the history. Then, when due, calls `sample` with the run directory and writes the
+    /// checkpoint files `checkpoint` returns. Returns whether to go on: false once the time
+    /// budget is spent or Ctrl-C was pressed (that step was then closed as the last one).
     pub fn end_step(
         &mut self,
         done: usize,
-        values: &[(&str, f64)],
+        values: impl FnOnce() -> Result<Vec<(&'static str, f64)>>,
         sample: impl FnOnce(&RunDir) -> Result<()>,
         checkpoint: impl FnOnce() -> Result<Vec<(String, Vec<u8>)>>,
     ) -> Result<bool> {
+        let out_of_time = self
+            .time_budget
+            .is_some_and(|t| self.clock.elapsed().as_secs_f64() >= t);
+        let interrupted = self.interrupt.is_some() && INTERRUPTED.swap(false, Ordering::SeqCst);
+        let stop = out_of_time || interrupted;
+        let last = done == self.steps || stop;
+        let log = done.is_multiple_of(self.log_every) || last;
+        let save = self.run.is_some() && (done.is_multiple_of(self.checkpoint_every) || last);
+        let values = if log || save { values()? } else { Vec::new() };
         if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
             return Err(Error::Diverged {
                 step: done,
@@ -161,14 +173,8 @@ impl Session {
                     .map(|c| c.dir),
             });
         }
-        self.progress.update(done, values);
-        let out_of_time = self
-            .time_budget
-            .is_some_and(|t| self.clock.elapsed().as_secs_f64() >= t);
-        let interrupted = self.interrupt.is_some() && INTERRUPTED.swap(false, Ordering::SeqCst);
-        let stop = out_of_time || interrupted;
-        let last = done == self.steps || stop;
-        if done.is_multiple_of(self.log_every) || last {
+        self.progress.update(done, &values);
+        if log {
             self.history.push(Entry {
                 step: done,
                 seconds: self.seconds_before + self.clock.elapsed().as_secs_f64(),
@@ -179,7 +185,7 @@ impl Session {
             if done.is_multiple_of(self.sample_every) || last {
                 sample(run)?;
             }
-            if done.is_multiple_of(self.checkpoint_every) || last {
+            if save {
                 run.save_checkpoint(done, &checkpoint()?)?;
             }
         }

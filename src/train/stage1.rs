@@ -143,11 +143,13 @@ pub fn train_stage1_on<B: AutodiffBackend>(
         let done = step + 1;
         let go_on = session.end_step(
             done,
-            &[
-                ("l1", scalar(rec_loss, "l1 loss")?),
-                ("adv", scalar(adv, "adversarial loss")?),
-                ("d", scalar(d_loss, "discriminator loss")?),
-            ],
+            || {
+                Ok(vec![
+                    ("l1", scalar(rec_loss, "l1 loss")?),
+                    ("adv", scalar(adv, "adversarial loss")?),
+                    ("d", scalar(d_loss, "discriminator loss")?),
+                ])
+            },
             |run| {
                 save_reconstructions(
                     &ae.valid(),

@@ -297,25 +297,23 @@ fn train_gan<B: AutodiffBackend>(
             d = opt_d.step(config.lr_critic, d, grads);
             terms = Some(step_terms);
         }
-        // Only the last critic step is logged: read its values once (each read waits for the
-        // device). `validate` guarantees n_critic ≥ 1.
-        let mut logged = match terms {
-            Some(terms) => terms.read()?,
-            None => Vec::new(),
-        };
+        // Only the last critic step is logged (`validate` guarantees n_critic ≥ 1).
         // The generator (eq. 5; the hinge loss's is the same), through a critic whose weights
         // record no gradients.
         let z = g.noise(n, stream(run.seed, NOISE_GENERATOR, step), device);
         let g_loss = wgan_generator_loss(d.clone().no_grad().forward(g.forward(z)));
-        let g_value = scalar(g_loss.clone(), "generator loss")?;
+        let g_logged = g_loss.clone().detach();
         let grads = GradientsParams::from_grads(g_loss.backward(), &g);
         g = opt_g.step(config.lr_generator, g, grads);
 
         let done = step + 1;
-        logged.push(("g", g_value));
         let go_on = session.end_step(
             done,
-            &logged,
+            || {
+                let mut values = terms.map_or(Ok(Vec::new()), CriticTerms::read)?;
+                values.push(("g", scalar(g_logged, "generator loss")?));
+                Ok(values)
+            },
             |run| {
                 let gan = Gan {
                     generator: g.valid(),
