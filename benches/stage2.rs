@@ -17,7 +17,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use latentgan::backend::{backend_name, default_device, TrainBackend};
-use latentgan::data::load_images;
+use latentgan::data::{load_images, Codes};
 use latentgan::models::{AutoEncoderConfig, GanArch};
 use latentgan::train::{train_baseline, train_stage2, History, RunOptions, Stage2Config};
 

@@ -59,6 +59,39 @@ pub fn backend_name() -> &'static str {
     }
 }
 
+/// The largest buffer one tensor may occupy on `device`, in bytes, or `None` where there is no
+/// such limit (the CPU). On a GPU it is what the runtime allocates at most in one piece: under
+/// wgpu the adapter's storage-buffer binding size (128 MiB on lavapipe, the least WebGPU
+/// allows), under CUDA a quarter of the GPU's memory. Helpers that choose their own batch size
+/// for a fixed network (the Inception features) keep every activation below it.
+pub fn max_buffer_bytes(device: &Device) -> Option<u64> {
+    #[cfg(feature = "wgpu")]
+    {
+        use cubecl::Runtime;
+        Some(
+            cubecl::wgpu::WgpuRuntime::client(device)
+                .properties()
+                .memory
+                .max_page_size,
+        )
+    }
+    #[cfg(feature = "cuda")]
+    {
+        use cubecl::Runtime;
+        Some(
+            cubecl::cuda::CudaRuntime::client(device)
+                .properties()
+                .memory
+                .max_page_size,
+        )
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        let _ = device;
+        None
+    }
+}
+
 thread_local! {
     static HOST_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }

@@ -3,7 +3,7 @@
 //! stable hash that keys caches.
 //!
 //! The array format is a 6-byte magic line naming the content, some little-endian `u64` header
-//! words (shapes, counts), then the little-endian values (`f32` or `f64`). Every file is written
+//! words (shapes, counts), then the little-endian values (`f16`, `f32` or `f64`). Every file is written
 //! atomically: a temporary file in the same folder, synced, then renamed over the target, so a
 //! crash leaves the old file or the new one, never half of one.
 
@@ -97,6 +97,7 @@ macro_rules! element {
 }
 element!(f32, "f32");
 element!(f64, "f64");
+element!(half::f16, "f16");
 
 /// Writes `magic`, the `header` words and `values` to `path`, atomically.
 pub fn write_array<T: Element>(

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use latentgan::data::{load_images_with, CodeDataset, LoadOptions};
+use latentgan::data::{
+    list_images, load_images_with, CodeDataset, CodeStore, Codes, Dtype, LoadOptions, StoreOptions,
+};
 use latentgan::demo::{run_demo, DemoConfig};
 use latentgan::metrics::{default_weights_path, evaluate, FidOptions, ImageFolder};
 use latentgan::models::Gan;
@@ -35,8 +37,12 @@ enum Command {
     /// Train stage 1 (encoder/decoder + image discriminator), then save the dataset's codes to
     /// RUN/codes.lgc for stage 2 and print the reconstruction MSE.
     Stage1(Stage1Args),
-    /// Train the code GAN (stage 2) on the codes of a stage-1 run (RUN1/codes.lgc), decoding its
-    /// samples with that run's decoder.
+    /// Encode a folder or zip of any size into a code store on disk with a stage-1 run's encoder,
+    /// a shard at a time (memory does not grow with the images; re-running an interrupted encode
+    /// finishes it).
+    Encode(EncodeArgs),
+    /// Train the code GAN (stage 2) on the codes of a stage-1 run (RUN1/codes.lgc) or a code
+    /// store, decoding its samples with that stage-1 run's decoder.
     Stage2(Stage2Args),
     /// Train the same GAN on pixels: the "before acceleration" baseline.
     Baseline(BaselineArgs),
@@ -149,9 +155,37 @@ struct Stage1Args {
 }
 
 #[derive(Args)]
+struct EncodeArgs {
+    /// The stage-1 run directory (`latentgan stage1 --out RUN1`) whose encoder makes the codes.
+    #[arg(long)]
+    stage1: PathBuf,
+    /// Folder or .zip of images.
+    #[arg(long)]
+    data: PathBuf,
+    /// Side the images are read at: a multiple of the code factor, not necessarily the training
+    /// resolution (the encoder is fully convolutional).
+    #[arg(long)]
+    resolution: u32,
+    /// The store's folder: created, or finished if an encode of the same images was interrupted.
+    #[arg(long)]
+    out: PathBuf,
+    /// How codes are kept: f16 (half the disk; see BENCHMARKS.md for what it changes) or f32.
+    #[arg(long, default_value = "f16")]
+    dtype: String,
+    /// Images per shard [default: as many as make 64 MiB of codes, at most 4096]: what an
+    /// interrupted encode re-does at most.
+    #[arg(long)]
+    shard_size: Option<usize>,
+    /// Stop at the first file that cannot be decoded instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Args)]
 struct Stage2Args {
-    /// The stage-1 run directory (`latentgan stage1 --out RUN1`): its decoder, and the codes it
-    /// saved (RUN1/codes.lgc). `--codes` is the old name of this flag.
+    /// The codes: a stage-1 run directory (`latentgan stage1 --out RUN1`: RUN1/codes.lgc and the
+    /// run's decoder) or a code store (`latentgan encode --out STORE`: read a batch at a time,
+    /// with the decoder of the stage-1 run that wrote it). `--codes` is another name for it.
     #[arg(long, alias = "codes")]
     stage1: PathBuf,
     #[command(flatten)]
@@ -347,6 +381,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect(args),
         Command::Grid(args) => grid(args),
         Command::Stage1(args) => stage1(args),
+        Command::Encode(args) => encode(args),
         Command::Stage2(args) => stage2(args),
         Command::Baseline(args) => baseline(args),
         Command::Sample(args) => sample(args),
@@ -453,13 +488,47 @@ fn stage1(args: Stage1Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn encode(args: EncodeArgs) -> anyhow::Result<()> {
+    let dtype: Dtype = args.dtype.parse()?;
+    let ae = load_stage1(&args.stage1)?;
+    let options = LoadOptions::new(args.resolution).strict(args.strict);
+    let images = list_images(&args.data, &options)?;
+    let start = std::time::Instant::now();
+    let mut store_options = StoreOptions::default().dtype(dtype).stage1(&args.stage1);
+    store_options.shard_size = args.shard_size;
+    let store = ae.encode_to_store(&images, &args.out, &store_options)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let [c, h, w] = store.code_shape();
+    println!(
+        "{} codes of {c}×{h}×{w} ({dtype:?}, {:.1} MB) in {} after {seconds:.1}s ({:.1} images/s);          {} of {} files skipped",
+        store.len(),
+        store.bytes() as f64 / 1e6,
+        args.out.display(),
+        images.len() as f64 / seconds,
+        images.len() - store.len() + images.skipped().len(),
+        images.len() + images.skipped().len(),
+    );
+    Ok(())
+}
+
 fn stage2(args: Stage2Args) -> anyhow::Result<()> {
     let config = args.gan.config()?;
     RunDir::check(&args.gan.out, args.gan.resume)?; // before the codes load
-    let ae = load_stage1(&args.stage1)?;
-    let codes = CodeDataset::load(args.stage1.join("codes.lgc"))?;
     let start = std::time::Instant::now();
-    let trained = train_stage2(&codes, &ae, config)?;
+    let trained = if CodeStore::is_store(&args.stage1) {
+        let store = CodeStore::open(&args.stage1)?;
+        let run = store.spec().stage1.clone().with_context(|| {
+            format!(
+                "{} does not name the stage-1 run that wrote it, whose decoder stage 2 needs",
+                args.stage1.display()
+            )
+        })?;
+        train_stage2(&store, &load_stage1(run)?, config)?
+    } else {
+        let ae = load_stage1(&args.stage1)?;
+        let codes = CodeDataset::load(args.stage1.join("codes.lgc"))?;
+        train_stage2(&codes, &ae, config)?
+    };
     report_gan(&trained, start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! [`CodeDataset`]: the latent codes of a whole image dataset, computed once by a trained
-//! encoder and cached on disk, so stage 2 never touches pixels.
+//! Latent codes of an image dataset, computed once by a trained encoder so stage 2 never touches
+//! pixels: [`Codes`], what stage 2 reads batches from, and [`CodeDataset`], codes held in memory
+//! (the on-disk, larger-than-memory kind is [`CodeStore`](super::CodeStore)).
 
 use std::path::Path;
 
@@ -9,6 +10,47 @@ use burn::tensor::{Tensor, TensorData};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 6] = b"LGCD1\n";
+
+/// A set of codes `[N, C, h, w]` that batches can be drawn from, wherever they live.
+pub trait Codes {
+    /// Number of codes (at least 1).
+    fn len(&self) -> usize;
+
+    /// Always false: a set of codes holds at least one.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `[c, h, w]` of one code.
+    fn code_shape(&self) -> [usize; 3];
+
+    /// The codes at `indices` (each below [`Codes::len`]), row-major, as `f32`.
+    fn gather(&self, indices: &[usize]) -> Result<Vec<f32>>;
+
+    /// The codes at `indices` as a `[B, C, h, w]` tensor.
+    fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> Result<Tensor<B, 4>> {
+        super::check_indices(indices, self.len(), "code")?;
+        let [c, h, w] = self.code_shape();
+        Ok(Tensor::from_data(
+            TensorData::new(self.gather(indices)?, [indices.len(), c, h, w]),
+            device,
+        ))
+    }
+
+    /// Batch number `step` of an endless reproducible stream (as
+    /// [`ImageDataset::training_batch`](crate::data::ImageDataset::training_batch), without flips:
+    /// a flipped code is not the code of the flipped image).
+    fn training_batch<B: Backend>(
+        &self,
+        step: usize,
+        batch_size: usize,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 4>> {
+        let indices = super::training_indices(self.len(), batch_size, seed, step)?;
+        self.batch(&indices, device)
+    }
+}
 
 /// Codes `[N, C, h, w]` in `[-1, 1]`, stored as `f32` on the host.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,59 +74,9 @@ impl CodeDataset {
         Ok(Self { shape, values })
     }
 
-    /// Number of codes.
-    pub fn len(&self) -> usize {
-        self.shape[0]
-    }
-
-    /// Always false: a code dataset holds at least one code.
-    pub fn is_empty(&self) -> bool {
-        self.shape[0] == 0
-    }
-
-    /// `[c, h, w]` of one code.
-    pub fn code_shape(&self) -> [usize; 3] {
-        [self.shape[1], self.shape[2], self.shape[3]]
-    }
-
     /// The raw values, `N × C × h × w`.
     pub fn values(&self) -> &[f32] {
         &self.values
-    }
-
-    fn per(&self) -> usize {
-        self.shape[1] * self.shape[2] * self.shape[3]
-    }
-
-    /// The codes at `indices` as a `[B, C, h, w]` tensor.
-    pub fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> Result<Tensor<B, 4>> {
-        super::check_indices(indices, self.len(), "code")?;
-        let per = self.per();
-        let mut data = Vec::with_capacity(indices.len() * per);
-        for &i in indices {
-            data.extend_from_slice(&self.values[i * per..(i + 1) * per]);
-        }
-        let [_, c, h, w] = self.shape;
-        Ok(Tensor::from_data(
-            TensorData::new(data, [indices.len(), c, h, w]),
-            device,
-        ))
-    }
-
-    /// Batch number `step` of an endless reproducible stream (as
-    /// [`ImageDataset::training_batch`](crate::data::ImageDataset::training_batch), without flips:
-    /// a flipped code is not the code of the flipped image).
-    pub fn training_batch<B: Backend>(
-        &self,
-        step: usize,
-        batch_size: usize,
-        seed: u64,
-        device: &B::Device,
-    ) -> Result<Tensor<B, 4>> {
-        self.batch(
-            &super::training_indices(self.len(), batch_size, seed, step)?,
-            device,
-        )
     }
 
     /// Saves the codes (little-endian `f32` after a small header), atomically.
@@ -114,6 +106,26 @@ impl CodeDataset {
             )));
         }
         Self::new(values, shape).map_err(|e| corrupt(e.to_string()))
+    }
+}
+
+impl Codes for CodeDataset {
+    fn len(&self) -> usize {
+        self.shape[0]
+    }
+
+    fn code_shape(&self) -> [usize; 3] {
+        [self.shape[1], self.shape[2], self.shape[3]]
+    }
+
+    fn gather(&self, indices: &[usize]) -> Result<Vec<f32>> {
+        super::check_indices(indices, self.len(), "code")?;
+        let per = self.shape[1] * self.shape[2] * self.shape[3];
+        let mut data = Vec::with_capacity(indices.len() * per);
+        for &i in indices {
+            data.extend_from_slice(&self.values[i * per..(i + 1) * per]);
+        }
+        Ok(data)
     }
 }
 

@@ -41,7 +41,8 @@ impl ImageDataset {
         self.names.len()
     }
 
-    /// Whether the dataset holds no image (loaders never return an empty one).
+    /// Whether the dataset holds no image (loaders never return an empty one; a slice of a
+    /// listing, [`ImageList::decode`](super::ImageList::decode), may be).
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }

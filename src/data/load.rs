@@ -119,10 +119,13 @@ pub fn load_celeba_hq(path: impl AsRef<Path>, resolution: u32) -> Result<ImageDa
     load_images_with(path, &options)
 }
 
-/// Loads images with explicit [`LoadOptions`].
-pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageDataset> {
-    let start = Instant::now();
-    let path = path.as_ref();
+/// Checks the resolution, opens the source and lists its images: what every loader does before
+/// decoding. Returns the source, its image entries, the files skipped so far and the hint for
+/// "no images" errors.
+fn list(
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(Source, Vec<Entry>, Vec<Skipped>, &'static str)> {
     if options.resolution == 0 || options.resolution > MAX_RESOLUTION {
         return Err(Error::invalid(
             "resolution",
@@ -138,7 +141,17 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
         GENERIC_HINT
     };
     let source = Source::open(path, hint)?;
-    let (entries, mut skipped) = select_entries(&source, options)?;
+    let (entries, skipped) = select_entries(&source, options)?;
+    if entries.is_empty() {
+        return Err(no_images(&source, &skipped, hint));
+    }
+    Ok((source, entries, skipped, hint))
+}
+
+/// Loads images with explicit [`LoadOptions`].
+pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageDataset> {
+    let start = Instant::now();
+    let (source, entries, mut skipped, hint) = list(path.as_ref(), options)?;
     fits_in_memory(entries.len(), options.resolution, available_memory())?;
 
     let cache_file = options
@@ -197,19 +210,7 @@ fn finish(
     hint: &str,
 ) -> Result<ImageDataset> {
     if names.is_empty() {
-        let mut hint = hint.to_string();
-        if !skipped.is_empty() {
-            hint = format!(
-                "{} file(s) were skipped, e.g. {}: {}\n{hint}",
-                skipped.len(),
-                skipped[0].path,
-                skipped[0].reason
-            );
-        }
-        return Err(Error::NoImages {
-            path: source.path().to_path_buf(),
-            hint,
-        });
+        return Err(no_images(&source, &skipped, hint));
     }
     let report = LoadReport {
         source: source.path().to_path_buf(),
@@ -225,6 +226,106 @@ fn finish(
         pixels,
         report,
     ))
+}
+
+/// "No images found", with the first skipped file's reason when files were skipped.
+fn no_images(source: &Source, skipped: &[Skipped], hint: &str) -> Error {
+    let hint = match skipped.first() {
+        Some(first) => format!(
+            "{} file(s) were skipped, e.g. {}: {}\n{hint}",
+            skipped.len(),
+            first.path,
+            first.reason
+        ),
+        None => hint.to_string(),
+    };
+    Error::NoImages {
+        path: source.path().to_path_buf(),
+        hint,
+    }
+}
+
+/// The images of a folder or archive, listed but not decoded ([`list_images`]): decoded a range
+/// at a time ([`ImageList::decode`]), for datasets larger than memory. Only the list of names
+/// is held.
+#[derive(Debug)]
+pub struct ImageList {
+    source: Source,
+    entries: Vec<Entry>,
+    skipped: Vec<Skipped>,
+    options: LoadOptions,
+    fingerprint: u64,
+}
+
+/// Lists the images under `path` as [`load_images_with`] would load them (same options: split,
+/// limit, CelebA-HQ layout, strictness), without decoding any.
+pub fn list_images(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageList> {
+    let (source, entries, skipped, _) = list(path.as_ref(), options)?;
+    let fingerprint = listing_key(&source, &entries, options).1;
+    Ok(ImageList {
+        source,
+        entries,
+        skipped,
+        options: options.clone(),
+        fingerprint,
+    })
+}
+
+impl ImageList {
+    /// Number of image files listed (some may still fail to decode).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Always false: an empty listing is a [`Error::NoImages`].
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The folder or archive.
+    pub fn source(&self) -> &Path {
+        self.source.path()
+    }
+
+    /// The side the images are decoded at.
+    pub fn resolution(&self) -> u32 {
+        self.options.resolution
+    }
+
+    /// Files left out while listing (not images, missing from the split).
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// A stable key of what is listed (paths, sizes, modification times, resolution): equal
+    /// keys mean the same images.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Decodes files `range` of the listing (clamped to it), in parallel. Files that fail to
+    /// decode are left out and reported in the dataset's [`LoadReport`] (strict options: the first
+    /// is an error), so the result may hold fewer images, or none.
+    pub fn decode(&self, range: std::ops::Range<usize>) -> Result<ImageDataset> {
+        let start = Instant::now();
+        let end = range.end.min(self.entries.len());
+        let entries = &self.entries[range.start.min(end)..end];
+        let (names, pixels, skipped) = decode_all(&self.source, entries, &self.options)?;
+        let report = LoadReport {
+            source: self.source.path().to_path_buf(),
+            loaded: names.len(),
+            skipped,
+            from_cache: false,
+            cache_file: None,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        Ok(ImageDataset::from_parts(
+            self.options.resolution,
+            names,
+            pixels,
+            report,
+        ))
+    }
 }
 
 /// Lists the source, applies the CelebAMask-HQ restriction, the split list and the limit.
@@ -288,7 +389,14 @@ fn select_entries(source: &Source, options: &LoadOptions) -> Result<(Vec<Entry>,
     Ok((images, skipped))
 }
 
+/// The cache file of `entries` decoded with `options`, under `dir`.
 fn cache_path(dir: &Path, source: &Source, entries: &[Entry], options: &LoadOptions) -> PathBuf {
+    let (stem, key) = listing_key(source, entries, options);
+    dir.join(format!("{stem}-{}px-{key:016x}.lgds", options.resolution))
+}
+
+/// A file-name stem for the source and a hash of what decoding `entries` with `options` gives.
+fn listing_key(source: &Source, entries: &[Entry], options: &LoadOptions) -> (String, u64) {
     let root = std::fs::canonicalize(source.path()).unwrap_or_else(|_| source.path().to_path_buf());
     let mut key = format!(
         "{PIPELINE_VERSION}|{}|{}|",
@@ -305,11 +413,7 @@ fn cache_path(dir: &Path, source: &Source, entries: &[Entry], options: &LoadOpti
                 .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         })
         .unwrap_or_else(|| "data".into());
-    dir.join(format!(
-        "{stem}-{}px-{:016x}.lgds",
-        options.resolution,
-        crate::io::fnv1a(key.as_bytes())
-    ))
+    (stem, crate::io::fnv1a(key.as_bytes()))
 }
 
 /// Refuses, before anything is decoded, a dataset whose pixels would not fit in the memory

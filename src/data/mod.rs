@@ -1,5 +1,6 @@
 //! Loading images from disk: folders, zip archives, split lists; decoding, centre crop, resize,
-//! an on-disk cache of decoded pixels, and seeded batches for training.
+//! an on-disk cache of decoded pixels, seeded batches for training, and codes in memory or in a
+//! store on disk.
 
 mod cache;
 mod codes;
@@ -8,13 +9,18 @@ mod decode;
 mod load;
 mod report;
 pub(crate) mod source;
+mod store;
 
-pub use codes::CodeDataset;
+pub use codes::{CodeDataset, Codes};
 pub use dataset::{Batches, ImageDataset};
 pub use decode::decode_rgb8;
-pub use load::{default_cache_dir, load_celeba_hq, load_images, load_images_with, LoadOptions};
+pub use load::{
+    default_cache_dir, list_images, load_celeba_hq, load_images, load_images_with, ImageList,
+    LoadOptions,
+};
 pub use report::{LoadReport, Skipped};
 pub use source::{IMAGE_EXTENSIONS, MAX_FILE_BYTES};
+pub use store::{CodeStore, Dtype, StoreOptions, StoreSpec, StoreWriter};
 
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;

@@ -8,16 +8,17 @@ use std::time::Instant;
 
 use super::frechet::{frechet_and_statistics, frechet_distance, Frechet, Statistics};
 use super::images::FidImages;
-use super::inception::{default_weights_path, InceptionV3, FEATURE_DIM};
+use super::inception::{default_weights_path, max_batch, InceptionV3, FEATURE_DIM};
 use super::kid::{kid_from_features, Kid, MAX_SUBSET_SIZE, SUBSETS};
-use crate::backend::{default_device, Backend};
+use crate::backend::{default_device, max_buffer_bytes, Backend};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// How the metrics run.
 #[derive(Clone, Debug)]
 pub struct FidOptions {
-    /// Images per forward pass of the network (default 32).
+    /// Images per forward pass of the network (default 32; fewer where the GPU's buffers cannot
+    /// hold them, see [`max_batch`](super::inception::max_batch)).
     pub batch_size: usize,
     /// The Inception weights (default [`default_weights_path`]).
     pub weights: PathBuf,
@@ -260,7 +261,8 @@ pub fn features(set: &impl FidImages) -> Result<Vec<f32>> {
 }
 
 /// pool3 features of every image of `set`, row-major `n × 2048`, in batches of
-/// `options.batch_size`.
+/// `options.batch_size`, or smaller where the device's buffers cannot hold that many
+/// ([`max_batch`]; the features do not depend on the batch).
 pub fn extract(
     net: &InceptionV3<Backend>,
     set: &impl FidImages,
@@ -268,13 +270,16 @@ pub fn extract(
     options: &FidOptions,
 ) -> Result<Vec<f32>> {
     let n = set.count();
+    let batch = options
+        .batch_size
+        .min(max_batch(max_buffer_bytes(net.device())));
     // Progress counts images; lines come at multiples of `every`, so make it a whole batch count.
-    let every = options.progress_every.div_ceil(options.batch_size) * options.batch_size;
+    let every = options.progress_every.div_ceil(batch) * batch;
     let mut progress = (every > 0).then(|| Progress::new(label, 0, n, every));
     let mut features = Vec::with_capacity(n * FEATURE_DIM);
     let mut done = 0;
     while done < n {
-        let end = (done + options.batch_size).min(n);
+        let end = (done + batch).min(n);
         features.extend(net.features(&set.rgb8(done..end)?)?);
         done = end;
         if let Some(p) = progress.as_mut() {

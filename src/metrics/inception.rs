@@ -32,6 +32,23 @@ pub const FEATURE_DIM: usize = 2048;
 pub const WEIGHTS_FILE: &str = "inception/pt_inception-2015-12-05-fid.safetensors";
 /// BatchNorm epsilon of the TensorFlow graph.
 const BN_EPS: f32 = 1e-3;
+/// Floats per image in the largest tensor of a forward pass: Conv2d_2b's output, 64×147×147.
+/// Every later layer's output is smaller, a block's branches are smaller than the output they are
+/// concatenated into, and Burn's GPU convolutions (direct, implicit GEMM, 1×1 as a matmul)
+/// allocate nothing larger than their output.
+const LARGEST_ACTIVATION: usize = 64 * 147 * 147;
+
+/// The most images one forward pass may take on a device whose buffers are at most
+/// `max_buffer_bytes` ([`crate::backend::max_buffer_bytes`]; `None`: no limit). At least 1: 24 on
+/// lavapipe's 128 MiB, where a batch of 32 fails inside the GPU runtime.
+pub fn max_batch(max_buffer_bytes: Option<u64>) -> usize {
+    let per_image = (LARGEST_ACTIVATION * std::mem::size_of::<f32>()) as u64;
+    max_buffer_bytes.map_or(usize::MAX, |bytes| {
+        usize::try_from(bytes / per_image)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    })
+}
 
 /// Where [`InceptionV3::load`] looks for the weights: `$LATENTGAN_INCEPTION` if set, else
 /// [`WEIGHTS_FILE`] under the cache directory (`$LATENTGAN_CACHE`, default `~/.cache/latentgan`).
@@ -461,6 +478,33 @@ mod tests {
         // Columns increase monotonically from the left edge value to the right edge value.
         assert_eq!(blue[0], -1.0);
         assert!((blue[INPUT_SIZE - 1] - (2.0 * 180.0 / 255.0 - 1.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn batches_fit_the_device_buffer_limit() {
+        assert_eq!(max_batch(None), usize::MAX);
+        // lavapipe: 128 MiB / (64·147·147·4 B = 5.53 MB) = 24.26.
+        assert_eq!(max_batch(Some(128 << 20)), 24);
+        assert_eq!(max_batch(Some(1)), 1);
+        assert_eq!(max_batch(Some(10 * 5_531_904 + 1)), 10);
+    }
+
+    #[test]
+    #[cfg_attr(
+        any(feature = "wgpu", feature = "cuda"),
+        ignore = "shapes do not depend on the backend; the GPU path runs Inception in tests/fid.rs"
+    )]
+    fn the_stem_output_is_the_largest_tensor_of_a_forward_pass() {
+        let device = Default::default();
+        let net = InceptionV3::<crate::backend::Backend>::load(&device).unwrap();
+        let mut x = Tensor::zeros([1, 3, INPUT_SIZE, INPUT_SIZE], &device);
+        let mut largest = x.shape().num_elements();
+        for layer in &net.layers {
+            x = run(std::slice::from_ref(layer), x);
+            largest = largest.max(x.shape().num_elements());
+        }
+        assert_eq!(x.dims(), [1, FEATURE_DIM, 8, 8]);
+        assert_eq!(largest, LARGEST_ACTIVATION);
     }
 
     #[test]

@@ -1,27 +1,119 @@
-//! A trained autoencoder over whole datasets: the codes stage 2 trains on, and Table 1's
-//! reconstruction error.
+//! A trained autoencoder over whole datasets: the codes stage 2 trains on (in memory, or streamed
+//! into a [`CodeStore`] on disk), and Table 1's reconstruction error.
 
+use std::path::Path;
+
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 
 use super::AutoEncoder;
 use crate::backend::{scalar, to_host_f32};
-use crate::data::{CodeDataset, ImageDataset};
-use crate::error::Result;
+use crate::data::{
+    CodeDataset, CodeStore, ImageDataset, ImageList, StoreOptions, StoreSpec, StoreWriter,
+};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 impl<B: Backend> AutoEncoder<B> {
-    /// The codes of every image of `dataset` (in order), encoded in batches of 32 on the model's
-    /// device: what stage 2 trains on. Save them with [`CodeDataset::save`] to reuse them.
+    /// The codes of every image of `dataset` (in order), encoded in batches (32 images up to
+    /// 256²) on the model's device: what stage 2 trains on. Save them with [`CodeDataset::save`] to reuse them.
     pub fn encode_dataset(&self, dataset: &ImageDataset) -> Result<CodeDataset> {
+        let side = self.code_side(dataset.resolution())?;
+        let values = self.encode_values(dataset)?;
+        CodeDataset::new(values, [dataset.len(), self.code_channels(), side, side])
+    }
+
+    /// Encodes every image of `images` into a code store at `dir` ([`CodeStore`]), one shard at
+    /// a time: a slice of the images is decoded, encoded and written before the next is read,
+    /// so memory holds one shard (at most 64 MiB of codes) whatever the number of images. An
+    /// unfinished store of the same images, encoder weights and `dtype` (an interrupted call) is
+    /// resumed: its written shards are kept. [`StoreOptions::stage1`] names the run the encoder
+    /// came from, so stage 2 finds its decoder.
+    pub fn encode_to_store(
+        &self,
+        images: &ImageList,
+        dir: impl AsRef<Path>,
+        options: &StoreOptions,
+    ) -> Result<CodeStore> {
+        let side = self.code_side(images.resolution())?;
+        let source = format!(
+            "encoder {:016x}, images {} ({} files, {:016x}) at {}px",
+            self.encoder_fingerprint()?,
+            images.source().display(),
+            images.len(),
+            images.fingerprint(),
+            images.resolution()
+        );
+        let shape = [self.code_channels(), side, side];
+        let mut options = options.clone();
+        if let Some(run) = &options.stage1 {
+            // Absolute: stage 2 may run from another folder.
+            options.stage1 = Some(std::fs::canonicalize(run).map_err(|e| Error::io(run, e))?);
+        }
+        let spec = StoreSpec::new(images.len(), shape, source, &options)?;
+        let writer = StoreWriter::create(dir, spec)?;
+        let (shards, size) = (writer.spec().shards, writer.spec().shard_size);
+        let todo: Vec<usize> = (0..shards).filter(|&k| !writer.has_shard(k)).collect();
+        let mut progress = Progress::new("encode", shards - todo.len(), shards, 1);
+        for k in todo {
+            let part = images.decode(k * size..(k + 1) * size)?;
+            writer.write_shard(k, &self.encode_values(&part)?)?;
+            progress.update(k + 1, &[]);
+        }
+        writer.finish()
+    }
+
+    /// The side of the codes of `resolution`² images, or an error naming the resolution.
+    fn code_side(&self, resolution: u32) -> Result<usize> {
+        let (r, f) = (resolution as usize, self.code_factor());
+        if r % f != 0 {
+            return Err(Error::invalid(
+                "resolution",
+                format!("got {r}, expected a multiple of the autoencoder's code factor {f}"),
+            ));
+        }
+        Ok(r / f)
+    }
+
+    /// The codes of every image of `dataset` (none for an empty one), row-major, in batches of
+    /// [`eval_batches`] on the model's device.
+    fn encode_values(&self, dataset: &ImageDataset) -> Result<Vec<f32>> {
         let device = self.device();
         let mut values = Vec::new();
-        let mut shape = [dataset.len(), self.code_channels(), 0, 0];
-        for indices in eval_batches(dataset.len()) {
+        for indices in eval_batches(dataset.len(), dataset.resolution()) {
             let codes = self.encode(dataset.batch::<B>(&indices, &device)?)?;
-            let [_, _, h, w] = codes.dims();
-            (shape[2], shape[3]) = (h, w);
             values.extend(to_host_f32(codes, "codes")?);
         }
-        CodeDataset::new(values, shape)
+        Ok(values)
+    }
+
+    /// A hash of the encoder's weights: equal for the same trained encoder wherever it is loaded.
+    fn encoder_fingerprint(&self) -> Result<u64> {
+        struct Hash<'a> {
+            bytes: &'a mut Vec<u8>,
+            error: Option<Error>,
+        }
+        impl<B: Backend> ModuleVisitor<B> for Hash<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                match to_host_f32(param.val(), "encoder weights") {
+                    Ok(values) => self
+                        .bytes
+                        .extend(values.iter().flat_map(|v| v.to_le_bytes())),
+                    Err(e) => self.error = self.error.take().or(Some(e)),
+                }
+            }
+        }
+        let mut bytes = Vec::new();
+        let mut hash = Hash {
+            bytes: &mut bytes,
+            error: None,
+        };
+        self.encoder.visit(&mut hash);
+        match hash.error {
+            Some(e) => Err(e),
+            None => Ok(crate::io::fnv1a(&bytes)),
+        }
     }
 
     /// Mean squared reconstruction error over `dataset`, on the [0, 1] pixel scale (the paper's
@@ -29,7 +121,7 @@ impl<B: Backend> AutoEncoder<B> {
     pub fn reconstruction_mse(&self, dataset: &ImageDataset) -> Result<f64> {
         let device = self.device();
         let mut sum = 0.0;
-        for indices in eval_batches(dataset.len()) {
+        for indices in eval_batches(dataset.len(), dataset.resolution()) {
             let x = dataset.batch::<B>(&indices, &device)?;
             let rec = self.reconstruct(x.clone())?;
             // Both in [-1, 1]: halve the difference to measure on [0, 1].
@@ -41,24 +133,35 @@ impl<B: Backend> AutoEncoder<B> {
     }
 }
 
-/// Index lists `0..32`, `32..64`, ... covering `0..len`: the batches of whole-dataset passes.
-fn eval_batches(len: usize) -> impl Iterator<Item = Vec<usize>> {
+/// Index lists `0..b`, `b..2b`, ... covering `0..len`: the batches of whole-dataset passes over
+/// `resolution`² images, `b` = 32 up to 256², then fewer so a batch stays at 2M pixels (2 images
+/// at 1024², where one full-width activation of the encoder is 128 MiB per image).
+fn eval_batches(len: usize, resolution: u32) -> impl Iterator<Item = Vec<usize>> {
+    let pixels = (resolution as usize).pow(2).max(1);
+    let b = ((1 << 21) / pixels).clamp(1, 32);
     (0..len)
-        .step_by(32)
-        .map(move |start| (start..(start + 32).min(len)).collect())
+        .step_by(b)
+        .map(move |start| (start..(start + b).min(len)).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::Backend as B;
+    use crate::data::Codes;
     use crate::models::AutoEncoderConfig;
 
     #[test]
     fn batches_cover_the_dataset_once() {
-        let all: Vec<usize> = eval_batches(70).flatten().collect();
+        let all: Vec<usize> = eval_batches(70, 32).flatten().collect();
         assert_eq!(all, (0..70).collect::<Vec<_>>());
-        assert_eq!(eval_batches(64).count(), 2);
+        assert_eq!(eval_batches(64, 256).count(), 2);
+        assert_eq!(eval_batches(64, 512).map(|b| b.len()).max(), Some(8));
+        assert_eq!(
+            eval_batches(5, 1024).map(|b| b.len()).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
+        assert_eq!(eval_batches(3, 4096).count(), 3);
     }
 
     #[test]

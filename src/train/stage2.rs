@@ -29,7 +29,7 @@ use super::losses::{hinge_discriminator_loss, wgan_critic_loss, wgan_generator_l
 use super::session::Session;
 use super::Trained;
 use crate::backend::{default_device, scalar, seeded, TrainBackend};
-use crate::data::{CodeDataset, ImageDataset};
+use crate::data::{Codes, ImageDataset};
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, Critic, Decoder, Gan, GanArch, Generator};
 use crate::rng::SplitMix64;
@@ -145,15 +145,16 @@ impl RunOptions for Stage2Config {
     }
 }
 
-/// Trains the code GAN of the acceleration framework on `codes` (the encoder's outputs, from
-/// [`AutoEncoder::encode_dataset`]), with `autoencoder`'s decoder H turning samples into images.
+/// Trains the code GAN of the acceleration framework on `codes` (the encoder's outputs: in memory
+/// from [`AutoEncoder::encode_dataset`], or a [`CodeStore`](crate::data::CodeStore) on disk from
+/// [`AutoEncoder::encode_to_store`], read a batch at a time), with `autoencoder`'s decoder H turning samples into images.
 ///
 /// Logs `d` (the critic's loss, eq. 8), `gp` (its penalty), `wd` (the Wasserstein estimate
 /// mean D(x) − mean D(G(z))) and `g` (eq. 5); with a `run_dir` saves decoded sample grids from
 /// fixed noise, atomic checkpoints, and `decoder.mpk`, so the run directory alone can sample
 /// ([`load_gan`](super::load_gan)).
 pub fn train_stage2(
-    codes: &CodeDataset,
+    codes: &impl Codes,
     autoencoder: &AutoEncoder<crate::backend::Backend>,
     config: Stage2Config,
 ) -> Result<Trained<Gan<crate::backend::Backend>>> {
@@ -162,7 +163,7 @@ pub fn train_stage2(
 
 /// [`train_stage2`] on any autodiff backend and device.
 pub fn train_stage2_on<B: AutodiffBackend>(
-    codes: &CodeDataset,
+    codes: &impl Codes,
     autoencoder: &AutoEncoder<B::InnerBackend>,
     config: Stage2Config,
     device: &B::Device,

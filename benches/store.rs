@@ -1,0 +1,170 @@
+//! Memory and speed of the on-disk code path (issue 17): `encode_to_store` and stage 2 trained
+//! from the store, at N = 1 000 and N = 10 000 images of 128², side by side in one run, with the
+//! peak anonymous memory (`RssAnon` of `/proc/self/status`, sampled every 5 ms: the heap, not
+//! the OS's file cache) of each phase and their ratio; then encode throughput at 256² and 1024².
+//!
+//! The images are variations of the 100 real LFW faces (`python3 datasets/fetch_faces.py`):
+//! shifted crops, mirrored, brightness-shifted, saved as JPEG. The encoder is the default
+//! stage-1 autoencoder (`AutoEncoderConfig::new()`, what `latentgan stage1` trains), freshly
+//! initialised: its cost does not depend on its weights.
+//!
+//! Run: `cargo bench --bench store` (`-- --n 1000,10000 --steps 20` are the defaults).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use latentgan::backend::{backend_name, default_device, Backend};
+use latentgan::data::{list_images, Codes, LoadOptions, StoreOptions};
+use latentgan::models::{AutoEncoder, AutoEncoderConfig, GanArch};
+use latentgan::train::{train_stage2, RunOptions, Stage2Config};
+
+fn rss_anon_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `f`, returning its result, its seconds and the peak `RssAnon` while it ran, in MiB.
+fn measured<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = rss_anon_kib();
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(rss_anon_kib());
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak.max(rss_anon_kib())
+        })
+    };
+    let start = Instant::now();
+    let out = f();
+    let seconds = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    (out, seconds, peak as f64 / 1024.0)
+}
+
+/// Writes `n` JPEG variations of the LFW faces at `size`² into `dir`.
+fn make_faces(dir: &Path, n: usize, size: u32) {
+    let faces_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
+    let faces: Vec<image::RgbImage> = (0..100)
+        .map(|i| {
+            let path = faces_dir.join(format!("{i:03}.png"));
+            image::open(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (run datasets/fetch_faces.py)", path.display()))
+                .to_rgb8()
+        })
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    for k in 0..n {
+        let face = &faces[k % 100];
+        let v = (k / 100) as u32;
+        let (w, h) = face.dimensions();
+        let side = w.min(h) - 6;
+        let crop = image::imageops::crop_imm(face, v % 7, (v / 7) % 7, side, side).to_image();
+        let mut img =
+            image::imageops::resize(&crop, size, size, image::imageops::FilterType::Triangle);
+        if v % 2 == 1 {
+            image::imageops::flip_horizontal_in_place(&mut img);
+        }
+        let shift = (v % 5) as i16 * 6 - 12;
+        for p in img.pixels_mut() {
+            for c in &mut p.0 {
+                *c = (*c as i16 + shift).clamp(0, 255) as u8;
+            }
+        }
+        img.save_with_format(dir.join(format!("{k:05}.jpg")), image::ImageFormat::Jpeg)
+            .unwrap();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str, default: &str| -> String {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let ns: Vec<usize> = flag("--n", "1000,10000")
+        .split(',')
+        .map(|v| v.parse().expect("--n takes counts, e.g. 1000,10000"))
+        .collect();
+    let steps: usize = flag("--steps", "20").parse().unwrap();
+    let threads = rayon::current_num_threads();
+    println!("backend {}, {threads} threads", backend_name());
+
+    let device = default_device();
+    let ae: AutoEncoder<Backend> = AutoEncoderConfig::new().init(&device).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut peaks = Vec::new();
+    for &n in &ns {
+        let images_dir = tmp.path().join(format!("faces-{n}"));
+        make_faces(&images_dir, n, 128);
+        let store_dir = tmp.path().join(format!("store-{n}"));
+        let ((), _, base) = measured(|| ());
+        let (store, enc_s, enc_peak) = measured(|| {
+            let images = list_images(&images_dir, &LoadOptions::new(128).no_cache()).unwrap();
+            ae.encode_to_store(&images, &store_dir, &StoreOptions::default())
+                .unwrap()
+        });
+        assert_eq!(store.len(), n);
+        let config = Stage2Config::new()
+            .with_model(
+                GanArch::new()
+                    .with_latent_dim(32)
+                    .with_max_width(64)
+                    .with_min_width(32),
+            )
+            .with_batch_size(16)
+            .with_steps(steps)
+            .with_n_critic(1)
+            .with_samples(4)
+            .with_log_every(steps);
+        let (_, s2_s, s2_peak) = measured(|| train_stage2(&store, &ae, config).unwrap());
+        println!(
+            "N = {n:>6}: encode 128² {:.1} images/s, peak RssAnon {enc_peak:.0} MiB (before: \
+             {base:.0}); stage 2 from the store ({} codes of {:?}, {:.1} MB f16) {:.2} steps/s, \
+             peak RssAnon {s2_peak:.0} MiB",
+            n as f64 / enc_s,
+            store.len(),
+            store.code_shape(),
+            store.bytes() as f64 / 1e6,
+            steps as f64 / s2_s,
+        );
+        peaks.push((n, enc_peak, s2_peak));
+    }
+    if let (Some(first), Some(last)) = (peaks.first(), peaks.last()) {
+        println!(
+            "ratio peak RssAnon N = {} / N = {} ({}× the images): encode {:.3}, stage 2 {:.3}",
+            last.0,
+            first.0,
+            last.0 / first.0,
+            last.1 / first.1,
+            last.2 / first.2
+        );
+    }
+
+    for (size, n) in [(256u32, 64usize), (1024, 8)] {
+        let dir = tmp.path().join(format!("faces-{size}"));
+        make_faces(&dir, n, size);
+        let out = tmp.path().join(format!("store-{size}"));
+        let (_, seconds, peak) = measured(|| {
+            let images = list_images(&dir, &LoadOptions::new(size).no_cache()).unwrap();
+            ae.encode_to_store(&images, &out, &StoreOptions::default())
+                .unwrap()
+        });
+        println!(
+            "encode {size}²: {:.2} images/s ({n} images in {seconds:.1} s), peak RssAnon \
+             {peak:.0} MiB",
+            n as f64 / seconds
+        );
+    }
+}
