@@ -3,43 +3,15 @@
 
 mod common;
 
-use common::{faces, max_abs_diff};
-use latentgan::models::{AutoEncoderConfig, ImageDiscriminatorConfig};
+use common::{faces, max_abs_diff, small_gan};
 use latentgan::prelude::*;
 
 /// A quickly trained stage-1 autoencoder for 32² faces (8×8×16 codes) and the faces' codes.
 fn stage1() -> (AutoEncoder<Backend>, CodeDataset) {
     let ds = faces(32);
-    let config = Stage1Config::new()
-        .with_model(AutoEncoderConfig::new().with_width(8).with_max_width(16))
-        .with_discriminator(ImageDiscriminatorConfig::new().with_width(8))
-        .with_batch_size(8)
-        .with_steps(20)
-        .with_lr(1e-3)
-        .with_log_every(10);
-    let ae = train_stage1(&ds, config).unwrap().model;
+    let ae = train_stage1(&ds, common::tiny_stage1()).unwrap().model;
     let codes = ae.encode_dataset(&ds).unwrap();
     (ae, codes)
-}
-
-/// A small, fast stage-2 configuration for tests.
-fn small(steps: usize) -> Stage2Config {
-    Stage2Config::new()
-        .with_model(
-            GanArch::new()
-                .with_latent_dim(16)
-                .with_max_width(32)
-                .with_min_width(16),
-        )
-        .with_n_critic(2)
-        .with_batch_size(8)
-        .with_steps(steps)
-        .with_lr_generator(1e-3)
-        .with_lr_critic(1e-3)
-        .with_samples(4)
-        .with_log_every(5)
-        .with_sample_every(10)
-        .with_checkpoint_every(10)
 }
 
 fn at(p: &std::path::Path) -> Option<String> {
@@ -51,7 +23,7 @@ fn code_gan_trains_saves_a_self_contained_run_and_resumes_exactly() {
     let (ae, codes) = stage1();
     let dir = tempfile::tempdir().unwrap();
     let (straight, split) = (dir.path().join("straight"), dir.path().join("split"));
-    let full = train_stage2(&codes, &ae, small(20).with_run_dir(at(&straight))).unwrap();
+    let full = train_stage2(&codes, &ae, small_gan(20).with_run_dir(at(&straight))).unwrap();
 
     // Samples are decoded images, and the run directory alone reproduces them.
     let samples = full.sample(3, 7).unwrap();
@@ -78,11 +50,11 @@ fn code_gan_trains_saves_a_self_contained_run_and_resumes_exactly() {
     );
 
     // "Killed" after its checkpoint at step 10, then resumed to 20.
-    train_stage2(&codes, &ae, small(10).with_run_dir(at(&split))).unwrap();
+    train_stage2(&codes, &ae, small_gan(10).with_run_dir(at(&split))).unwrap();
     let err = train_stage2(
         &codes,
         &ae,
-        small(20)
+        small_gan(20)
             .with_run_dir(at(&split))
             .with_resume(true)
             .with_lambda(5.0),
@@ -94,7 +66,7 @@ fn code_gan_trains_saves_a_self_contained_run_and_resumes_exactly() {
     let err = train_stage2(
         &codes,
         &other,
-        small(20).with_run_dir(at(&split)).with_resume(true),
+        small_gan(20).with_run_dir(at(&split)).with_resume(true),
     )
     .unwrap_err()
     .to_string();
@@ -102,7 +74,7 @@ fn code_gan_trains_saves_a_self_contained_run_and_resumes_exactly() {
     let resumed = train_stage2(
         &codes,
         &ae,
-        small(20).with_run_dir(at(&split)).with_resume(true),
+        small_gan(20).with_run_dir(at(&split)).with_resume(true),
     )
     .unwrap();
     let steps: Vec<usize> = resumed.history.entries.iter().map(|e| e.step).collect();
@@ -179,7 +151,7 @@ fn pixel_baseline_learns_the_faces_mean_and_their_grayness() {
     // Measured: mean-face RMSE 0.165 → 0.089 and chroma 0.385 → 0.148 after 60 steps
     // (0.073 and 0.096 after 150).
     let steps = 60;
-    let trained = learns_the_faces_mean_and_grayness("WGAN-GP", small, steps);
+    let trained = learns_the_faces_mean_and_grayness("WGAN-GP", small_gan, steps);
     let wd = trained.history.series("wd");
     assert_eq!(wd.len(), steps / 5);
     assert!(wd.iter().all(|p| p.1.is_finite()));
@@ -188,7 +160,7 @@ fn pixel_baseline_learns_the_faces_mean_and_their_grayness() {
 #[test]
 fn sampling_and_interpolation_agree_and_bad_inputs_are_named() {
     let (ae, codes) = stage1();
-    let gan = train_stage2(&codes, &ae, small(2)).unwrap();
+    let gan = train_stage2(&codes, &ae, small_gan(2)).unwrap();
     let strip = gan.interpolate(3, 4, 5).unwrap();
     assert_eq!(strip.shape(), [5, 3, 32, 32]);
     assert_eq!(strip.image(0), gan.sample(1, 3).unwrap().image(0));
@@ -197,25 +169,25 @@ fn sampling_and_interpolation_agree_and_bad_inputs_are_named() {
     let err = gan.interpolate(3, 4, 1).unwrap_err().to_string();
     assert!(err.contains("steps"), "{err}");
 
-    let err = train_stage2(&codes, &ae, small(2).with_batch_size(500))
+    let err = train_stage2(&codes, &ae, small_gan(2).with_batch_size(500))
         .unwrap_err()
         .to_string();
     assert!(err.contains("batch_size") && err.contains("500"), "{err}");
-    let err = train_stage2(&codes, &ae, small(2).with_n_critic(0))
+    let err = train_stage2(&codes, &ae, small_gan(2).with_n_critic(0))
         .unwrap_err()
         .to_string();
     assert!(err.contains("n_critic"), "{err}");
     let wrong = CodeDataset::new(vec![0.0; 4 * 8 * 8 * 8], [4, 8, 8, 8]).unwrap();
-    let err = train_stage2(&wrong, &ae, small(2).with_batch_size(2))
+    let err = train_stage2(&wrong, &ae, small_gan(2).with_batch_size(2))
         .unwrap_err()
         .to_string();
     assert!(err.contains("8 channels") && err.contains("16"), "{err}");
     let odd = CodeDataset::new(vec![0.0; 4 * 16 * 12 * 12], [4, 16, 12, 12]).unwrap();
-    let err = train_stage2(&odd, &ae, small(2).with_batch_size(2))
+    let err = train_stage2(&odd, &ae, small_gan(2).with_batch_size(2))
         .unwrap_err()
         .to_string();
     assert!(err.contains("size") && err.contains("12"), "{err}");
-    let err = train_stage2(&codes, &ae, small(2).with_time_budget(Some(-1.0)))
+    let err = train_stage2(&codes, &ae, small_gan(2).with_time_budget(Some(-1.0)))
         .unwrap_err()
         .to_string();
     assert!(err.contains("time_budget"), "{err}");
@@ -223,7 +195,7 @@ fn sampling_and_interpolation_agree_and_bad_inputs_are_named() {
     assert!(err.contains("/definitely/not/a/run/model.json"), "{err}");
 }
 
-/// The SAGAN preset shrunk like [`small`]: hinge loss, spectral norm, attention at `attention`,
+/// The SAGAN preset shrunk like `common::small_gan`: hinge loss, spectral norm, attention at `attention`,
 /// one critic step per generator step, the critic's rate 4× the generator's.
 fn small_sagan(steps: usize, attention: usize) -> Stage2Config {
     Stage2Config::sagan()
@@ -288,7 +260,7 @@ fn sagan_code_gan_trains_resumes_exactly_and_shows_its_attention() {
     assert_eq!(maps.image(), &full.sample(1, 7).unwrap());
     assert_eq!(maps.panels().unwrap().shape(), [3, 3, 128, 128]);
 
-    let mut with_attention = small(2);
+    let mut with_attention = small_gan(2);
     with_attention.model.attention = vec![8];
     let err = train_stage2(&codes, &ae, with_attention)
         .unwrap_err()
@@ -317,7 +289,9 @@ fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
     let poisoned = CodeDataset::new(values, [codes.len(), c, h, w]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let config = small(200).with_checkpoint_every(1).with_run_dir(at(&run));
+    let config = small_gan(200)
+        .with_checkpoint_every(1)
+        .with_run_dir(at(&run));
     let err = match train_stage2(&poisoned, &ae, config) {
         Err(e) => e,
         Ok(_) => panic!("a NaN code never reached the loss"),
@@ -353,12 +327,7 @@ fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
 fn training_reads_from_the_device_only_at_log_steps() {
     use latentgan::backend::host_reads;
     let ds = faces(32);
-    let config = Stage1Config::new()
-        .with_model(AutoEncoderConfig::new().with_width(8).with_max_width(16))
-        .with_discriminator(ImageDiscriminatorConfig::new().with_width(8))
-        .with_batch_size(4)
-        .with_steps(20)
-        .with_log_every(10);
+    let config = common::tiny_stage1().with_batch_size(4);
     let before = host_reads();
     let trained = train_stage1(&ds, config).unwrap();
     assert_eq!(
@@ -371,7 +340,7 @@ fn training_reads_from_the_device_only_at_log_steps() {
     let ae = trained.model;
     let codes = ae.encode_dataset(&ds).unwrap();
     let before = host_reads();
-    let trained = train_stage2(&codes, &ae, small(20).with_log_every(10)).unwrap();
+    let trained = train_stage2(&codes, &ae, small_gan(20).with_log_every(10)).unwrap();
     assert_eq!(
         host_reads() - before,
         2 * 4,

@@ -8,9 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{faces, max_abs_diff};
+use common::{faces, max_abs_diff, small_gan};
 use latentgan::data::{list_images, CodeStore, Dtype, ImageList, StoreOptions};
-use latentgan::models::{AutoEncoderConfig, ImageDiscriminatorConfig};
 use latentgan::prelude::*;
 
 fn faces_dir() -> PathBuf {
@@ -23,30 +22,8 @@ fn listed(resolution: u32) -> ImageList {
 
 /// A quickly trained stage-1 run for 32² faces (8×8×16 codes) in `run_dir`.
 fn stage1(run_dir: &Path) -> AutoEncoder<Backend> {
-    let config = Stage1Config::new()
-        .with_model(AutoEncoderConfig::new().with_width(8).with_max_width(16))
-        .with_discriminator(ImageDiscriminatorConfig::new().with_width(8))
-        .with_batch_size(8)
-        .with_steps(20)
-        .with_lr(1e-3)
-        .with_log_every(10)
-        .with_run_dir(Some(run_dir.display().to_string()));
+    let config = common::tiny_stage1().with_run_dir(Some(run_dir.display().to_string()));
     train_stage1(&faces(32), config).unwrap().model
-}
-
-fn small_gan(steps: usize) -> Stage2Config {
-    Stage2Config::new()
-        .with_model(
-            GanArch::new()
-                .with_latent_dim(16)
-                .with_max_width(32)
-                .with_min_width(16),
-        )
-        .with_n_critic(2)
-        .with_batch_size(8)
-        .with_steps(steps)
-        .with_samples(4)
-        .with_log_every(2)
 }
 
 /// Mean squared error on the [0, 1] scale between `images` and the decoding of `codes`.
@@ -86,8 +63,8 @@ fn stage2_trains_on_a_store_as_on_the_same_codes_in_memory() {
     assert_eq!(sharded.spec().shards, 4);
     assert!(max_abs_diff(&sharded.gather(&all).unwrap(), memory.values()) < 1e-5);
 
-    let from_memory = train_stage2(&memory, &ae, small_gan(6)).unwrap();
-    let from_store = train_stage2(&store, &ae, small_gan(6)).unwrap();
+    let from_memory = train_stage2(&memory, &ae, small_gan(6).with_log_every(2)).unwrap();
+    let from_store = train_stage2(&store, &ae, small_gan(6).with_log_every(2)).unwrap();
     let losses = |t: &Trained<Gan<Backend>>| -> Vec<(usize, Vec<f64>)> {
         let history = &t.history.entries;
         history

@@ -106,3 +106,39 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0f32, f32::max)
 }
+
+/// The tiny stage-1 configuration the stage-2 and store tests train for 32² faces (8×8×16 codes):
+/// 20 steps of batch 8, widths 8→16.
+pub fn tiny_stage1() -> latentgan::train::Stage1Config {
+    use latentgan::models::{AutoEncoderConfig, ImageDiscriminatorConfig};
+    use latentgan::train::RunOptions;
+    latentgan::train::Stage1Config::new()
+        .with_model(AutoEncoderConfig::new().with_width(8).with_max_width(16))
+        .with_discriminator(ImageDiscriminatorConfig::new().with_width(8))
+        .with_batch_size(8)
+        .with_steps(20)
+        .with_lr(1e-3)
+        .with_log_every(10)
+}
+
+/// A small, fast stage-2 configuration for tests.
+pub fn small_gan(steps: usize) -> latentgan::train::Stage2Config {
+    use latentgan::models::GanArch;
+    use latentgan::train::RunOptions;
+    latentgan::train::Stage2Config::new()
+        .with_model(
+            GanArch::new()
+                .with_latent_dim(16)
+                .with_max_width(32)
+                .with_min_width(16),
+        )
+        .with_n_critic(2)
+        .with_batch_size(8)
+        .with_steps(steps)
+        .with_lr_generator(1e-3)
+        .with_lr_critic(1e-3)
+        .with_samples(4)
+        .with_log_every(5)
+        .with_sample_every(10)
+        .with_checkpoint_every(10)
+}
