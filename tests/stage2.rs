@@ -195,8 +195,8 @@ fn sampling_and_interpolation_agree_and_bad_inputs_are_named() {
     assert!(err.contains("/definitely/not/a/run/model.json"), "{err}");
 }
 
-/// The SAGAN preset shrunk like `common::small_gan`: hinge loss, spectral norm, attention at `attention`,
-/// one critic step per generator step, the critic's rate 4× the generator's.
+/// The SAGAN preset shrunk like `common::small_gan`: hinge loss, spectral norm, attention at
+/// `attention`, one critic step per generator step, the critic's rate 4× the generator's.
 fn small_sagan(steps: usize, attention: usize) -> Stage2Config {
     Stage2Config::sagan()
         .with_model(
