@@ -23,26 +23,80 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = BufWriter::new(std::fs::File::create(&tmp)?);
-        fill(&mut file)?;
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    let mut file = AtomicFile::create(path)?;
+    fill(&mut file.out).map_err(|e| Error::io(path, e))?;
+    file.commit().map(drop)
+}
+
+/// A file written atomically a piece at a time: the content goes to a temporary file beside
+/// `path`, which [`AtomicFile::commit`] syncs and renames over it. Dropped uncommitted (an error,
+/// a panic), it leaves no trace and `path` as it was.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<std::fs::File>,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Starts writing `path` (its folder is created if missing).
+    pub fn create(path: &Path) -> Result<Self> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Unique per process and per writer, so two writers of one target never share a file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.tmp{}-{k}", std::process::id()));
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            out: BufWriter::new(file),
+            committed: false,
+        })
+    }
+
+    /// The file this writes (once committed).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the content and renames it over the target; returns the target's path.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let result = (|| {
+            self.out.flush()?;
+            self.out.get_ref().sync_all()?;
+            std::fs::rename(&self.tmp, &self.path)
+        })();
+        result.map_err(|e| Error::io(&self.path, e))?;
+        self.committed = true;
+        Ok(self.path.clone())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// The directory caches go to unless the caller picks one: `$LATENTGAN_CACHE`, else
@@ -208,6 +262,20 @@ mod tests {
         let err = write_atomic_with(&path, |_| Err(std::io::Error::other("boom"))).unwrap_err();
         assert!(err.to_string().contains("file.txt"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
+            1
+        );
+        // A piecewise write shows nothing until committed, and nothing at all if dropped.
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"thr").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"three").unwrap();
+        assert_eq!(file.commit().unwrap(), path);
+        assert_eq!(std::fs::read(&path).unwrap(), b"three");
         assert_eq!(
             std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
             1

@@ -3,6 +3,12 @@
 //! Kept in-crate rather than taken from `rand` so that a seed means the same sequence in every
 //! version of every dependency: a resumed run must see exactly the batches it would have seen.
 
+/// SplitMix64's state increment (the golden ratio in 64 bits).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Draws ([`SplitMix64::next_u64`]) per [`SplitMix64::normal`]: two uniforms each.
+pub const DRAWS_PER_NORMAL: usize = 2;
+
 /// SplitMix64 (Steele, Lea & Flood 2014): 64 bits of state, passes BigCrush, trivially seedable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SplitMix64 {
@@ -15,9 +21,15 @@ impl SplitMix64 {
         Self { state: seed }
     }
 
+    /// Jumps `k` draws ahead: the same state as `k` calls of [`SplitMix64::next_u64`] (the state
+    /// only counts draws), at no cost.
+    pub fn skip(&mut self, k: usize) {
+        self.state = self.state.wrapping_add(GAMMA.wrapping_mul(k as u64));
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.state = self.state.wrapping_add(GAMMA);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -71,6 +83,24 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipping_equals_drawing() {
+        for k in [0, 1, 7, 1000] {
+            let mut drawn = SplitMix64::new(11);
+            (0..k).for_each(|_| {
+                drawn.next_u64();
+            });
+            let mut skipped = SplitMix64::new(11);
+            skipped.skip(k);
+            assert_eq!(skipped, drawn, "k = {k}");
+        }
+        let mut a = SplitMix64::new(3);
+        let first: Vec<f64> = (0..5).map(|_| a.normal()).collect();
+        let mut b = SplitMix64::new(3);
+        b.skip(3 * DRAWS_PER_NORMAL);
+        assert_eq!(b.normal(), first[3]);
+    }
 
     #[test]
     fn normal_samples_have_unit_moments() {

@@ -171,6 +171,32 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         &path("strip.png"),
     ]));
     common::assert_image_size(path("strip.png"), (5 * 34 + 2, 34 + 2));
+    // FID of the run's samples, made as the network reads them, against four real faces.
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    for i in 0..4 {
+        let name = format!("{i:03}.png");
+        std::fs::copy(std::path::Path::new(faces).join(&name), real.join(&name)).unwrap();
+    }
+    let out = common::succeed(latentgan().args([
+        "fid",
+        "--run",
+        &path("s2"),
+        "--samples",
+        "5",
+        "--json",
+        &path("real"),
+    ]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["n_a"].as_u64(), report["n_b"].as_u64()),
+        (Some(5), Some(4))
+    );
+    assert!(report["fid"].as_f64().unwrap() > 0.0, "{report}");
+    common::fail(
+        latentgan().args(["fid", "--run", &path("s2"), &path("real"), &path("real")]),
+        "one folder",
+    );
     // Zero samples: a named error, not a panic inside Burn.
     common::fail(
         latentgan().args([

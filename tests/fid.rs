@@ -73,7 +73,10 @@ fn inception_features_match_pytorch_fid() {
         .collect();
     let net = InceptionV3::<Backend>::load(&default_device())
         .expect("run python3 datasets/fetch_inception.py");
-    let ours = net.features(&images).unwrap();
+    // Two batches of 3, as `fid_command_agrees_with_pytorch_fid_features` reads them: on a GPU the
+    // autotuned kernels (keyed by batch size) then serve both tests.
+    let mut ours = net.features(&images[..3]).unwrap();
+    ours.extend(net.features(&images[3..]).unwrap());
     let (reference, d) = features(&spec["features"]);
     assert_eq!((ours.len(), d), (reference.len(), FEATURE_DIM));
     for (i, (a, b)) in ours.chunks(d).zip(reference.chunks(d)).enumerate() {
@@ -186,6 +189,44 @@ fn fid_command_agrees_with_pytorch_fid_on_two_folders() {
     );
 }
 
+/// `latentgan fid A B --json` end to end on the six images of `features.json` (three faces;
+/// a face, the astronaut and its crop): the FID of pytorch-fid's own features of the same
+/// images, within 1e-3. Small enough for the GPU path on lavapipe (scripts/gpu-tests.sh), where
+/// the 50-against-50 test above takes minutes.
+#[test]
+fn fid_command_agrees_with_pytorch_fid_features() {
+    let spec = json("features.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for (k, row) in spec["rows"].as_array().unwrap().iter().enumerate() {
+        let dir = if k < 3 { &a } else { &b };
+        std::fs::create_dir_all(dir).unwrap();
+        let from = repo().join(row["image"].as_str().unwrap());
+        std::fs::copy(&from, dir.join(format!("{k}.png"))).unwrap();
+    }
+    let out = common::succeed(
+        Command::new(env!("CARGO_BIN_EXE_latentgan"))
+            .args(["fid", "--json", "--kid-subsets", "1"])
+            .arg(&a)
+            .arg(&b),
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (reference, d) = features(&spec["features"]);
+    let expected = frechet_distance_features(&reference[..3 * d], &reference[3 * d..], d)
+        .unwrap()
+        .distance;
+    let got = report["fid"].as_f64().unwrap();
+    println!("latentgan fid {got} vs pytorch-fid's features {expected}");
+    assert!(
+        rel(got, expected) < 1e-3,
+        "latentgan fid {got} vs {expected}"
+    );
+    assert_eq!(
+        (report["n_a"].as_u64(), report["n_b"].as_u64()),
+        (Some(3), Some(3))
+    );
+}
+
 #[test]
 fn fid_on_datasets_caches_the_real_statistics_or_features() {
     let cache = tempfile::tempdir().unwrap();
@@ -225,6 +266,72 @@ fn fid_on_datasets_caches_the_real_statistics_or_features() {
     assert!(!a.cached && b.cached);
     assert!(rel(a.fid, first.fid) < 1e-9 && rel(b.fid, first.fid) < 1e-9);
     assert_eq!(a.kid.mean, b.kid.mean);
+}
+
+/// Sets larger than `in_memory_rows` keep only their statistics in memory: the real set's rows
+/// stream straight into its cache file, the generated set's into a scratch file removed after
+/// scoring, and the scores equal those computed in memory; a GAN's samples are made a batch at a
+/// time as the network reads them and score as the same samples made at once.
+#[test]
+fn evaluation_streams_sets_larger_than_memory() {
+    let cache = tempfile::tempdir().unwrap();
+    let faces = load_images(repo().join("datasets/lfw-faces"), 32).unwrap();
+    let pick = |r: std::ops::Range<usize>| faces.select(&r.collect::<Vec<_>>()).unwrap();
+    let (generated, real) = (pick(0..8), pick(8..20));
+    let in_memory = FidOptions {
+        kid_subsets: 10,
+        cache_dir: None,
+        ..FidOptions::default()
+    };
+    let streamed = FidOptions {
+        in_memory_rows: 4,
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..in_memory.clone()
+    };
+    let reference = evaluate(&generated, &real, &in_memory).unwrap();
+    let first = evaluate(&generated, &real, &streamed).unwrap();
+    let second = evaluate(&generated, &real, &streamed).unwrap();
+    println!(
+        "FID in memory {} streamed {} (rel {:.1e})",
+        reference.fid,
+        first.fid,
+        rel(first.fid, reference.fid)
+    );
+    // From the statistics instead of the features' nuclear norm: equal up to roundoff.
+    assert!(rel(first.fid, reference.fid) < 1e-6);
+    assert_eq!(first.kid, reference.kid);
+    assert!(!first.cached && second.cached);
+    assert_eq!((second.fid, second.kid), (first.fid, first.kid));
+    let mut names: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("fid-features-") && names[1].starts_with("fid-stats-"));
+
+    let device = Default::default();
+    let gan = Gan::<Backend> {
+        generator: GanArch::new()
+            .with_max_width(8)
+            .with_min_width(8)
+            .for_data(3, 32)
+            .init_generator(&device)
+            .unwrap(),
+        decoder: None,
+    };
+    let at_once = evaluate(&gan.sample(6, 1).unwrap(), &real, &in_memory).unwrap();
+    let made_as_read = FidOptions {
+        batch_size: 4,
+        ..streamed
+    };
+    let samples = evaluate(&gan.samples(6, 1).unwrap(), &real, &made_as_read).unwrap();
+    assert!(
+        rel(samples.fid, at_once.fid) < 1e-4,
+        "{} vs {}",
+        samples.fid,
+        at_once.fid
+    );
 }
 
 #[test]

@@ -52,7 +52,8 @@ enum Command {
     /// query dots, then where G's last attention block looks from each query.
     Attention(AttentionArgs),
     /// FID (as pytorch-fid computes it) and KID between two folders or zips of images, read at
-    /// their own size. Needs the Inception weights: `python3 datasets/fetch_inception.py`.
+    /// their own size, or between a trained GAN's samples (`--run`) and a folder. Needs the
+    /// Inception weights: `python3 datasets/fetch_inception.py`.
     Fid(FidArgs),
 }
 
@@ -245,10 +246,20 @@ struct AttentionArgs {
 
 #[derive(Args)]
 struct FidArgs {
-    /// First folder or .zip (e.g. generated samples).
-    dir_a: PathBuf,
-    /// Second folder or .zip (e.g. real images).
-    dir_b: PathBuf,
+    /// Two folders or .zip files (generated, then real), or with `--run` one (real).
+    #[arg(required = true, num_args = 1..=2)]
+    sets: Vec<PathBuf>,
+    /// Score this stage-2 or baseline run's samples instead of a first folder: made, decoded and
+    /// scored a batch at a time, so memory does not grow with `--samples` (50 000 as SAGAN
+    /// reports is fine).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// How many samples of `--run` to score.
+    #[arg(long, default_value_t = 10_000, requires = "run")]
+    samples: usize,
+    /// Seed of the samples' noise (`latentgan sample --seed` shows the same images).
+    #[arg(long, default_value_t = 0, requires = "run")]
+    seed: u64,
     /// Print `{"fid": .., "kid": .., "kid_std": .., "n_a": .., "n_b": ..}`.
     #[arg(long)]
     json: bool,
@@ -587,9 +598,19 @@ fn fid(args: FidArgs) -> anyhow::Result<()> {
         progress_every: if args.json { 0 } else { 256 },
         ..FidOptions::default()
     };
-    let a = ImageFolder::open(&args.dir_a)?;
-    let b = ImageFolder::open(&args.dir_b)?;
-    let report = evaluate(&a, &b, &options)?;
+    let report = match (&args.run, &args.sets[..]) {
+        (None, [a, b]) => evaluate(&ImageFolder::open(a)?, &ImageFolder::open(b)?, &options)?,
+        (Some(run), [real]) => {
+            let gan = load_gan(run)?;
+            evaluate(
+                &gan.samples(args.samples, args.seed)?,
+                &ImageFolder::open(real)?,
+                &options,
+            )?
+        }
+        (None, _) => anyhow::bail!("give two folders (generated, real), or --run RUN and one"),
+        (Some(_), _) => anyhow::bail!("with --run give one folder, the real images"),
+    };
     if args.json {
         let value = serde_json::json!({
             "fid": report.fid, "kid": report.kid.mean, "kid_std": report.kid.std,

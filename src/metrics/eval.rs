@@ -4,12 +4,17 @@
 //! the set's fingerprint, so a notebook scoring several models reads the real set once.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use super::features::{
+    save_features, FeatureFile, FeatureRows, FeatureSet, FeatureSink, InMemory, Rows,
+    IN_MEMORY_ROWS,
+};
 use super::frechet::{frechet_and_statistics, frechet_distance, Frechet, Statistics};
 use super::images::FidImages;
 use super::inception::{default_weights_path, max_batch, InceptionV3, FEATURE_DIM};
-use super::kid::{kid_from_features, Kid, MAX_SUBSET_SIZE, SUBSETS};
+use super::kid::{kid_from_rows, Kid, MAX_SUBSET_SIZE, SUBSETS};
 use crate::backend::{default_device, max_buffer_bytes, Backend};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -34,6 +39,10 @@ pub struct FidOptions {
     pub seed: u64,
     /// Print a progress line every this many images (0: quiet).
     pub progress_every: usize,
+    /// A set of at most this many images keeps its feature rows in memory (default
+    /// [`IN_MEMORY_ROWS`], 32 MiB); a larger one writes them to a file in the cache directory
+    /// (the real set's cache file itself, else a scratch file removed after scoring).
+    pub in_memory_rows: usize,
 }
 
 impl Default for FidOptions {
@@ -46,6 +55,7 @@ impl Default for FidOptions {
             kid_subset_size: MAX_SUBSET_SIZE,
             seed: 0,
             progress_every: 256,
+            in_memory_rows: IN_MEMORY_ROWS,
         }
     }
 }
@@ -88,6 +98,13 @@ impl std::ops::Deref for FidReport {
 
 /// FID and KID between `a` (generated) and `b` (real), each image set read once by the network.
 /// The real set's features are cached when `cache_dir` is set and it is a dataset.
+///
+/// Memory does not grow with the sets: images are read (or generated, [`Gan::samples`]) a batch
+/// at a time, FID needs only each set's running statistics, and the feature rows KID draws its
+/// subsets from stay in memory up to [`FidOptions::in_memory_rows`] images and go to a file
+/// beyond.
+///
+/// [`Gan::samples`]: crate::models::Gan::samples
 pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) -> Result<FidReport> {
     if options.kid_subsets == 0 {
         return Err(Error::invalid(
@@ -95,14 +112,13 @@ pub fn evaluate(a: &impl FidImages, b: &impl FidImages, options: &FidOptions) ->
             "got 0, expected at least 1 (use fid() for FID alone)",
         ));
     }
-    let scoring = Scoring::begin(a, b, options)?;
-    let (features_b, cached) = scoring.real_features(b, true)?;
-    let (frechet, stats_b) = frechet_and_statistics(&scoring.features_a, &features_b, FEATURE_DIM)?;
-    scoring.cache_statistics(&stats_b)?;
-    let kid = kid_from_features(
-        &scoring.features_a,
-        &features_b,
-        FEATURE_DIM,
+    let scoring = Scoring::begin(a, b, options, true)?;
+    let (real, cached) = scoring.real_features(b, true)?;
+    let frechet = frechet(&scoring.generated, &real)?;
+    scoring.cache_statistics(&real.statistics)?;
+    let kid = kid_from_rows(
+        scoring.generated.rows()?,
+        real.rows()?,
         options.kid_subsets,
         options.kid_subset_size,
         options.seed,
@@ -124,22 +140,33 @@ pub fn kid(generated: &impl FidImages, real: &impl FidImages) -> Result<Kid> {
 }
 
 /// FID alone: the real set's cached statistics suffice, so a cached real set costs no network
-/// pass at all.
+/// pass at all, and no feature rows are kept beyond [`FidOptions::in_memory_rows`].
 pub(crate) fn fid_only(
     a: &impl FidImages,
     b: &impl FidImages,
     options: &FidOptions,
 ) -> Result<FidScore> {
-    let scoring = Scoring::begin(a, b, options)?;
+    let scoring = Scoring::begin(a, b, options, false)?;
     if let Some(stats_b) = scoring.cached_statistics() {
-        let stats_a = Statistics::from_features(&scoring.features_a, FEATURE_DIM)?;
-        let frechet = frechet_distance(&stats_a, &stats_b)?;
+        let frechet = frechet_distance(&scoring.generated.statistics, &stats_b)?;
         return Ok(scoring.score(b, frechet, true));
     }
-    let (features_b, cached) = scoring.real_features(b, false)?;
-    let (frechet, stats_b) = frechet_and_statistics(&scoring.features_a, &features_b, FEATURE_DIM)?;
-    scoring.cache_statistics(&stats_b)?;
+    let (real, cached) = scoring.real_features(b, false)?;
+    let frechet = frechet(&scoring.generated, &real)?;
+    scoring.cache_statistics(&real.statistics)?;
     Ok(scoring.score(b, frechet, cached))
+}
+
+/// The Fréchet distance between two feature sets: from the rows when both are in memory (exact
+/// for sets smaller than the feature dimension, see [`frechet_distance_features`]), else from
+/// the statistics.
+///
+/// [`frechet_distance_features`]: super::frechet_distance_features
+fn frechet(a: &FeatureSet, b: &FeatureSet) -> Result<Frechet> {
+    match (a.in_memory(), b.in_memory()) {
+        (Some(x), Some(y)) => Ok(frechet_and_statistics(x, y, FEATURE_DIM)?.0),
+        _ => frechet_distance(&a.statistics, &b.statistics),
+    }
 }
 
 /// One comparison in progress: the checked arguments, the network, the generated set's
@@ -148,14 +175,21 @@ struct Scoring<'o> {
     start: Instant,
     options: &'o FidOptions,
     net: InceptionV3<Backend>,
-    features_a: Vec<f32>,
+    generated: FeatureSet,
     n_a: usize,
     /// `(statistics file, features file)` of the real set, when it is cached.
     cache: Option<(PathBuf, PathBuf)>,
 }
 
 impl<'o> Scoring<'o> {
-    fn begin(a: &impl FidImages, b: &impl FidImages, options: &'o FidOptions) -> Result<Self> {
+    /// Checks the arguments, loads the network and reads the generated set `a`, keeping its
+    /// feature rows (for KID) when `rows`.
+    fn begin(
+        a: &impl FidImages,
+        b: &impl FidImages,
+        options: &'o FidOptions,
+        rows: bool,
+    ) -> Result<Self> {
         let start = Instant::now();
         for (name, set) in [("generated", a.count()), ("real", b.count())] {
             if set < 2 {
@@ -177,12 +211,13 @@ impl<'o> Scoring<'o> {
                 dir.join(format!("fid-features-{key:016x}.lgff")),
             ))
         });
-        let features_a = extract(&net, a, "fid features (generated)", options)?;
+        let spill = rows.then(|| (scratch_file(options), true));
+        let generated = collect(&net, a, "fid features (generated)", options, spill)?;
         Ok(Self {
             start,
             options,
             net,
-            features_a,
+            generated,
             n_a: a.count(),
             cache,
         })
@@ -200,18 +235,43 @@ impl<'o> Scoring<'o> {
 
     /// The real set's features from the cache, else from the network (then cached if `keep`:
     /// KID needs them again, FID only the statistics); and whether the cache served them.
-    fn real_features(&self, b: &impl FidImages, keep: bool) -> Result<(Vec<f32>, bool)> {
+    fn real_features(&self, b: &impl FidImages, keep: bool) -> Result<(FeatureSet, bool)> {
         if let Some((_, file)) = &self.cache {
-            let cached = file.exists().then(|| load_features(file).ok()).flatten();
-            if let Some(cached) = cached.filter(|f| f.len() == b.count() * FEATURE_DIM) {
-                return Ok((cached, true));
+            let cached = file
+                .exists()
+                .then(|| self.cached_features(file).ok())
+                .flatten();
+            if let Some(set) = cached.filter(|set| set.statistics.n() == b.count()) {
+                return Ok((set, true));
             }
         }
-        let computed = extract(&self.net, b, "fid features (real)", self.options)?;
-        if let Some((_, file)) = self.cache.as_ref().filter(|_| keep) {
-            save_features(file, &computed)?;
+        let cache_file = self.cache.as_ref().filter(|_| keep).map(|(_, f)| f);
+        // Large sets stream their rows straight into the cache file (or a scratch file).
+        let spill = match cache_file {
+            Some(file) => Some((file.clone(), false)),
+            None => keep.then(|| (scratch_file(self.options), true)),
+        };
+        let computed = collect(&self.net, b, "fid features (real)", self.options, spill)?;
+        if let (Some(file), Some(rows)) = (cache_file, computed.in_memory()) {
+            save_features(file, rows)?;
         }
         Ok((computed, false))
+    }
+
+    /// A cached feature file as a [`FeatureSet`]: in memory when small, else read from the file
+    /// a subset at a time; statistics from the statistics file when it is there.
+    fn cached_features(&self, file: &Path) -> Result<FeatureSet> {
+        let rows = FeatureFile::open(file, FEATURE_DIM)?;
+        let statistics = match self.cached_statistics() {
+            Some(stats) if stats.n() == rows.count() => stats,
+            _ => rows.statistics()?,
+        };
+        let rows = if rows.count() <= self.options.in_memory_rows {
+            Rows::Memory(InMemory::new(rows.read_all()?, FEATURE_DIM, "features")?)
+        } else {
+            Rows::File(rows)
+        };
+        Ok(FeatureSet { statistics, rows })
     }
 
     fn cache_statistics(&self, stats_b: &Statistics) -> Result<()> {
@@ -233,23 +293,16 @@ impl<'o> Scoring<'o> {
     }
 }
 
-const FEATURES_MAGIC: &[u8; 6] = b"LGFF1\n";
-
-/// Saves a feature matrix (row-major `n × 2048`, little-endian `f32`) atomically.
-fn save_features(path: &Path, features: &[f32]) -> Result<()> {
-    crate::io::write_array(path, FEATURES_MAGIC, &[], features)
-}
-
-/// Reads a feature matrix written by [`save_features`].
-fn load_features(path: &Path) -> Result<Vec<f32>> {
-    let (_, features) = crate::io::read_array::<f32>(path, FEATURES_MAGIC, 0, "feature")?;
-    if features.len() % FEATURE_DIM != 0 {
-        return Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            reason: "not a latentgan feature file".into(),
-        });
-    }
-    Ok(features)
+/// A file for the feature rows of a set too large to hold, removed once scored: in the cache
+/// directory (on disk, where the system temp dir may be memory).
+fn scratch_file(options: &FidOptions) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = options
+        .cache_dir
+        .clone()
+        .unwrap_or_else(crate::io::cache_dir);
+    let k = NEXT.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".fid-features-{}-{k}.lgff", std::process::id()))
 }
 
 /// pool3 features of every image of `set` (row-major `n × 2048`) with the default weights, for
@@ -269,6 +322,36 @@ pub fn extract(
     label: &str,
     options: &FidOptions,
 ) -> Result<Vec<f32>> {
+    let mut features = Vec::with_capacity(set.count() * FEATURE_DIM);
+    for_each_batch(net, set, label, options, |batch| {
+        features.extend_from_slice(batch);
+        Ok(())
+    })?;
+    Ok(features)
+}
+
+/// The features of `set` as a [`FeatureSet`], rows kept as [`FeatureSink`] keeps them.
+fn collect(
+    net: &InceptionV3<Backend>,
+    set: &impl FidImages,
+    label: &str,
+    options: &FidOptions,
+    spill: Option<(PathBuf, bool)>,
+) -> Result<FeatureSet> {
+    let mut sink = FeatureSink::new(set.count(), FEATURE_DIM, options.in_memory_rows, spill)?;
+    for_each_batch(net, set, label, options, |batch| sink.add(batch))?;
+    sink.finish()
+}
+
+/// Runs the network over `set` a batch at a time (see [`extract`]), handing each batch's
+/// features to `each`.
+fn for_each_batch(
+    net: &InceptionV3<Backend>,
+    set: &impl FidImages,
+    label: &str,
+    options: &FidOptions,
+    mut each: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<()> {
     let n = set.count();
     let batch = options
         .batch_size
@@ -276,15 +359,14 @@ pub fn extract(
     // Progress counts images; lines come at multiples of `every`, so make it a whole batch count.
     let every = options.progress_every.div_ceil(batch) * batch;
     let mut progress = (every > 0).then(|| Progress::new(label, 0, n, every));
-    let mut features = Vec::with_capacity(n * FEATURE_DIM);
     let mut done = 0;
     while done < n {
         let end = (done + batch).min(n);
-        features.extend(net.features(&set.rgb8(done..end)?)?);
+        each(&net.features(&set.rgb8(done..end)?)?)?;
         done = end;
         if let Some(p) = progress.as_mut() {
             p.update(done, &[]);
         }
     }
-    Ok(features)
+    Ok(())
 }

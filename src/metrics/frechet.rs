@@ -123,6 +123,77 @@ impl Statistics {
 
 const MAGIC: &[u8; 6] = b"LGFS1\n";
 
+/// [`Statistics`] of feature vectors that arrive a batch at a time, in memory that does not grow
+/// with their number (a `dim × dim` matrix): for FID of 50 000 samples without keeping their
+/// features. The sums are taken about the first row (the "shifted data" algorithm), so the
+/// covariance `(Σ dᵢdᵢᵀ − n d̄d̄ᵀ)/(n − 1)`, `dᵢ = xᵢ − x₁`, does not cancel away when a feature's
+/// mean is large next to its spread.
+pub struct StatisticsAccumulator {
+    dim: usize,
+    n: usize,
+    shift: Vec<f64>,
+    sum: Vec<f64>,
+    gram: Mat<f64>,
+}
+
+impl StatisticsAccumulator {
+    /// An empty accumulator of `dim`-dimensional features.
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            n: 0,
+            shift: Vec::new(),
+            sum: vec![0.0; dim],
+            gram: Mat::zeros(dim, dim),
+        }
+    }
+
+    /// Adds a row-major batch of feature vectors (`dim` columns, finite).
+    pub fn add(&mut self, features: &[f32]) -> Result<()> {
+        let rows = super::check_features(features, self.dim, "features")?;
+        if rows == 0 {
+            return Ok(());
+        }
+        if self.shift.is_empty() {
+            self.shift = features[..self.dim].iter().map(|&v| v as f64).collect();
+        }
+        let d = Mat::from_fn(rows, self.dim, |i, j| {
+            features[i * self.dim + j] as f64 - self.shift[j]
+        });
+        for i in 0..rows {
+            self.sum
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, s)| *s += d[(i, j)]);
+        }
+        self.gram += d.transpose() * &d;
+        self.n += rows;
+        Ok(())
+    }
+
+    /// Number of feature vectors added so far.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The mean and covariance (`ddof = 1`) of everything added; at least 2 vectors.
+    pub fn finish(&self) -> Result<Statistics> {
+        let n = self.n;
+        if n < 2 {
+            return Err(Error::invalid(
+                "features",
+                format!("{n} feature vector(s); a covariance needs at least 2"),
+            ));
+        }
+        let mean_d: Vec<f64> = self.sum.iter().map(|s| s / n as f64).collect();
+        let sigma = Mat::from_fn(self.dim, self.dim, |i, j| {
+            (self.gram[(i, j)] - n as f64 * mean_d[i] * mean_d[j]) / (n - 1) as f64
+        });
+        let mu = self.shift.iter().zip(&mean_d).map(|(k, m)| k + m).collect();
+        Ok(Statistics { n, mu, sigma })
+    }
+}
+
 /// Centred features over `√(n − 1)`: `A` with `AᵀA = Σ`.
 struct Centred {
     n: usize,
@@ -310,6 +381,40 @@ mod tests {
         let via_stats = frechet_distance(&stats(&a), &stats(&b)).unwrap();
         let rel = (via_features.distance - via_stats.distance).abs() / via_stats.distance;
         assert!(rel < 1e-9, "{via_features:?} vs {via_stats:?}");
+    }
+
+    #[test]
+    fn accumulated_statistics_equal_the_two_pass_ones() {
+        // Uneven batches, and features whose mean is 1000× their spread.
+        for shift in [0.0, 1000.0] {
+            let x = gaussian_like(37, 6, 5, shift);
+            let two_pass = Statistics::from_features(&x, 6).unwrap();
+            let mut acc = StatisticsAccumulator::new(6);
+            for batch in [0..6, 6..7, 7..7, 7..30, 30..37] {
+                acc.add(&x[batch.start * 6..batch.end * 6]).unwrap();
+            }
+            let streamed = acc.finish().unwrap();
+            assert_eq!(streamed.n(), 37);
+            let close = |a: &[f64], b: &[f64], scale: f64| {
+                a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-12 * scale)
+            };
+            let var = two_pass.covariance()[0];
+            assert!(close(
+                streamed.mean(),
+                two_pass.mean(),
+                shift.max(1.0) as f64
+            ));
+            assert!(
+                close(&streamed.covariance(), &two_pass.covariance(), var),
+                "{:?} vs {:?}",
+                &streamed.covariance()[..6],
+                &two_pass.covariance()[..6]
+            );
+        }
+        let mut one = StatisticsAccumulator::new(2);
+        one.add(&[1.0, 2.0]).unwrap();
+        assert!(one.finish().unwrap_err().to_string().contains("at least 2"));
+        assert!(one.add(&[1.0, 2.0, 3.0]).is_err());
     }
 
     #[test]

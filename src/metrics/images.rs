@@ -1,5 +1,6 @@
-//! The image sets the metrics read ([`FidImages`]): datasets, [`Images`] in `[0, 1]`, and
-//! folders or zips read as pytorch-fid reads a folder ([`ImageFolder`]).
+//! The image sets the metrics read ([`FidImages`]): datasets, [`Images`] in `[0, 1]`, a GAN's
+//! samples made as they are read ([`Samples`]), and folders or zips read as pytorch-fid reads a
+//! folder ([`ImageFolder`]).
 
 use std::ops::Range;
 use std::path::Path;
@@ -11,6 +12,7 @@ use crate::data::{decode_rgb8, ImageDataset};
 use crate::error::{Error, Result};
 use crate::images::Images;
 use crate::io::fnv1a;
+use crate::models::Samples;
 
 /// A set of images FID can read, as uint8 RGB at their own size (the network resizes to 299²).
 pub trait FidImages {
@@ -79,6 +81,19 @@ impl FidImages for Images {
                 })
             })
             .collect())
+    }
+}
+
+/// Generated samples, made a range at a time as the network reads them
+/// ([`Gan::samples`](crate::models::Gan::samples)): scoring 50 000 samples holds one batch.
+impl<B: burn::tensor::backend::Backend> FidImages for Samples<'_, B> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn rgb8(&self, range: Range<usize>) -> Result<Vec<RgbImage>> {
+        let n = range.len();
+        self.images(range)?.rgb8(0..n)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use faer::Mat;
 
+use super::features::{FeatureRows, InMemory};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
 
@@ -41,8 +42,30 @@ pub fn kid_from_features(
     max_subset_size: usize,
     seed: u64,
 ) -> Result<Kid> {
-    let (xa, xb) = (rows(a, dim, "features_a")?, rows(b, dim, "features_b")?);
-    let (na, nb) = (xa.nrows(), xb.nrows());
+    let (a, b) = (
+        InMemory::new(a, dim, "features_a")?,
+        InMemory::new(b, dim, "features_b")?,
+    );
+    kid_from_rows(&a, &b, subsets, max_subset_size, seed)
+}
+
+/// [`kid_from_features`] on feature rows wherever they are kept (in memory, or in a file for
+/// sets too large to hold): only one subset's rows are read at a time, so memory depends on the
+/// subset size, not on the sets'.
+pub fn kid_from_rows(
+    a: &dyn FeatureRows,
+    b: &dyn FeatureRows,
+    subsets: usize,
+    max_subset_size: usize,
+    seed: u64,
+) -> Result<Kid> {
+    if a.dim() != b.dim() {
+        return Err(Error::invalid(
+            "kid",
+            format!("feature dimensions differ: {} vs {}", a.dim(), b.dim()),
+        ));
+    }
+    let (na, nb) = (a.count(), b.count());
     let m = na.min(nb).min(max_subset_size);
     if m < 2 || subsets == 0 {
         return Err(Error::invalid(
@@ -51,14 +74,19 @@ pub fn kid_from_features(
         ));
     }
     let mut rng = SplitMix64::new(seed);
-    let full = (na <= FULL_KERNEL_LIMIT && nb <= FULL_KERNEL_LIMIT).then(|| Kernels::new(&xa, &xb));
+    let full = if na <= FULL_KERNEL_LIMIT && nb <= FULL_KERNEL_LIMIT {
+        let all = |n: usize| (0..n).collect::<Vec<_>>();
+        Some(Kernels::new(&a.select(&all(na))?, &b.select(&all(nb))?))
+    } else {
+        None
+    };
     let mut estimates = Vec::with_capacity(subsets);
     for _ in 0..subsets {
         let (ia, ib) = (choose(&mut rng, na, m), choose(&mut rng, nb, m));
         let estimate = match &full {
             Some(k) => k.mmd2(&ia, &ib),
             None => {
-                let k = Kernels::new(&select_rows(&xa, &ia), &select_rows(&xb, &ib));
+                let k = Kernels::new(&a.select(&ia)?, &b.select(&ib)?);
                 let all: Vec<usize> = (0..m).collect();
                 k.mmd2(&all, &all)
             }
@@ -73,15 +101,6 @@ pub fn kid_from_features(
         subsets,
         subset_size: m,
     })
-}
-
-fn rows(features: &[f32], dim: usize, name: &'static str) -> Result<Mat<f64>> {
-    let n = super::check_features(features, dim, name)?;
-    Ok(Mat::from_fn(n, dim, |i, j| features[i * dim + j] as f64))
-}
-
-fn select_rows(x: &Mat<f64>, rows: &[usize]) -> Mat<f64> {
-    Mat::from_fn(rows.len(), x.ncols(), |i, j| x[(rows[i], j)])
 }
 
 /// `m` distinct indices below `n`, in random order (a partial Fisher–Yates shuffle).
@@ -142,6 +161,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rows_in_a_file_give_the_same_kid_as_rows_in_memory() {
+        // Over FULL_KERNEL_LIMIT rows: the per-subset path, one subset's rows read at a time.
+        let n = FULL_KERNEL_LIMIT + 5;
+        let a: Vec<f32> = (0..n * 3).map(|i| (i as f32 * 0.013).sin()).collect();
+        let b: Vec<f32> = (0..300 * 3).map(|i| (i as f32 * 0.007).cos()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.lgff");
+        crate::metrics::features::save_features(&path, &a).unwrap();
+        let file = crate::metrics::FeatureFile::open(&path, 3).unwrap();
+        let from_file = kid_from_rows(&file, &InMemory::new(&b[..], 3, "b").unwrap(), 3, 1000, 9);
+        let in_memory = kid_from_features(&a, &b, 3, 3, 1000, 9).unwrap();
+        assert_eq!(from_file.unwrap(), in_memory);
+        assert_eq!(in_memory.subset_size, 300);
+    }
+
+    #[test]
     fn matches_a_direct_evaluation_of_the_formula() {
         // Two 2-d sets of 3 points; every subset is the full set.
         let a = [0.0f32, 1.0, 1.0, 0.0, 2.0, 2.0];
@@ -177,10 +212,16 @@ mod tests {
     fn per_subset_kernels_agree_with_full_kernels() {
         let a: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..60).map(|i| (i as f32 * 0.11).cos()).collect();
-        let (xa, xb) = (rows(&a, 4, "a").unwrap(), rows(&b, 4, "b").unwrap());
-        let full = Kernels::new(&xa, &xb);
+        let (xa, xb) = (
+            InMemory::new(&a[..], 4, "a").unwrap(),
+            InMemory::new(&b[..], 4, "b").unwrap(),
+        );
+        let full = Kernels::new(
+            &xa.select(&(0..10).collect::<Vec<_>>()).unwrap(),
+            &xb.select(&(0..15).collect::<Vec<_>>()).unwrap(),
+        );
         let (ia, ib) = (vec![3, 1, 7], vec![0, 14, 9]);
-        let sub = Kernels::new(&select_rows(&xa, &ia), &select_rows(&xb, &ib));
+        let sub = Kernels::new(&xa.select(&ia).unwrap(), &xb.select(&ib).unwrap());
         let all = [0, 1, 2];
         assert!((full.mmd2(&ia, &ib) - sub.mmd2(&all, &all)).abs() < 1e-12);
     }

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod eval;
+pub mod features;
 pub mod fid;
 pub mod frechet;
 pub mod images;
@@ -21,11 +22,14 @@ pub mod inception;
 pub mod kid;
 
 pub use eval::{evaluate, extract, features, kid, FidOptions, FidReport, FidScore};
+pub use features::{FeatureFile, FeatureRows, IN_MEMORY_ROWS};
 pub use fid::{fid, fid_from_dirs, fid_with};
-pub use frechet::{frechet_distance, frechet_distance_features, Frechet, Statistics};
+pub use frechet::{
+    frechet_distance, frechet_distance_features, Frechet, Statistics, StatisticsAccumulator,
+};
 pub use images::{FidImages, ImageFolder};
 pub use inception::{default_weights_path, InceptionV3, FEATURE_DIM};
-pub use kid::{kid_from_features, Kid};
+pub use kid::{kid_from_features, kid_from_rows, Kid};
 
 use crate::error::{Error, Result};
 

@@ -16,6 +16,8 @@
 //! The critic and its written-out input gradient (the exact WGAN-GP penalty) are in
 //! [`critic`](super::critic).
 
+use std::ops::Range;
+
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::activation::leaky_relu;
@@ -280,12 +282,20 @@ impl<B: Backend> Generator<B> {
     /// Standard normal noise `[n, latent_dim]`, a pure function of `seed` (so a resumed run
     /// and a notebook sampling "seed 7" see the same vectors on every backend).
     pub fn noise(&self, n: usize, seed: u64, device: &B::Device) -> Tensor<B, 2> {
+        self.noise_rows(0..n, seed, device)
+    }
+
+    /// Rows `range` of the noise of `seed`: `noise(n, seed)` sliced to `range`, without drawing
+    /// the rows before it (the generator jumps ahead), so a set of 50 000 samples can be made a
+    /// batch at a time.
+    pub fn noise_rows(&self, range: Range<usize>, seed: u64, device: &B::Device) -> Tensor<B, 2> {
         let mut rng = crate::rng::SplitMix64::new(seed);
-        let z: Vec<f32> = (0..n * self.latent_dim)
+        rng.skip(range.start * self.latent_dim * crate::rng::DRAWS_PER_NORMAL);
+        let z: Vec<f32> = (0..range.len() * self.latent_dim)
             .map(|_| rng.normal() as f32)
             .collect();
         Tensor::from_data(
-            burn::tensor::TensorData::new(z, [n, self.latent_dim]),
+            burn::tensor::TensorData::new(z, [range.len(), self.latent_dim]),
             device,
         )
     }
@@ -335,23 +345,10 @@ impl<B: Backend> Gan<B> {
 
     /// `n` samples in `[0, 1]` from the noise of `seed` (the same images for the same seed, on
     /// every backend).
-    /// Generated in batches of [`SAMPLE_BATCH`], so memory does not grow with `n`.
+    /// Generated in batches of [`SAMPLE_BATCH`], so the network's memory does not grow with `n`
+    /// (the images themselves do: [`Gan::samples`] makes them as they are read).
     pub fn sample(&self, n: usize, seed: u64) -> Result<Images> {
-        if n == 0 {
-            return Err(Error::invalid("n", "got 0 samples, expected at least 1"));
-        }
-        let device = self.device();
-        let z = self.generator.noise(n, seed, &device);
-        let mut data = Vec::new();
-        let mut shape = [n, 0, 0, 0];
-        for start in (0..n).step_by(SAMPLE_BATCH) {
-            let end = (start + SAMPLE_BATCH).min(n);
-            let images = Images::from_signed(&self.generate(z.clone().slice(start..end)))?;
-            let [_, c, h, w] = images.shape();
-            shape[1..].copy_from_slice(&[c, h, w]);
-            data.extend_from_slice(images.data());
-        }
-        Images::new(data, shape)
+        self.samples(n, seed)?.images(0..n)
     }
 
     /// `steps` images along the straight line from the noise of `seed_a` to that of `seed_b`

@@ -1,14 +1,17 @@
 //! The networks of the two papers: the stage-1 autoencoder ([`autoencoder`], with its dataset
-//! passes in [`codes`]), the Table-2 generator family and [`Gan`] sampling ([`gan`]), and the
-//! critic with its written-out input gradient ([`critic`]).
+//! passes in [`codes`]), the Table-2 generator family and [`Gan`] sampling ([`gan`], and
+//! [`samples`] for a set of samples made a range at a time), and the critic with its
+//! written-out input gradient ([`critic`]).
 
 pub mod autoencoder;
 pub mod codes;
 pub mod critic;
 pub mod gan;
+pub mod samples;
 
 pub use autoencoder::{
     AutoEncoder, AutoEncoderConfig, Decoder, Encoder, ImageDiscriminator, ImageDiscriminatorConfig,
 };
 pub use critic::Critic;
 pub use gan::{attention_map, CodeGan, Gan, GanArch, GanConfig, Generator, ImageGan};
+pub use samples::Samples;
