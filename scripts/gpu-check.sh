@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # For the day an NVIDIA GPU is there: builds `--features cuda`, runs the GPU-path tests on CUDA
-# (scripts/gpu-tests.sh cuda), then the stage-2 benchmark at 64², 128² and 256² and the FID
-# benchmark, and ends with the lines to paste into BENCHMARKS.md (also kept in $OUT or ./).
+# (scripts/gpu-tests.sh cuda, every FID test among them), then the stage-2 benchmark at 64², 128²
+# and 256² and the FID benchmark, and ends with the lines to paste into BENCHMARKS.md (also kept
+# in $OUT or ./).
 #
 #   bash scripts/gpu-check.sh            (needs the CUDA toolkit; about 15 min on a warm build)
 set -euo pipefail
@@ -13,7 +14,7 @@ SECONDS=0
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   cargo build --release --features cuda
   echo "== cuda build after ${SECONDS}s"
-  bash scripts/gpu-tests.sh cuda
+  LATENTGAN_GPU_FID=all bash scripts/gpu-tests.sh cuda   # every FID test: seconds on a real GPU
   echo "== GPU-path tests after ${SECONDS}s"
   cargo bench --features cuda --bench stage2 -- --res 64,128,256 --steps 5
   echo "== stage-2 bench after ${SECONDS}s"

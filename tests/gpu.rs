@@ -7,8 +7,8 @@
 //! state and seeded batches, so the logged losses must agree up to the kernels' rounding. That
 //! also loads on the GPU a checkpoint written on the CPU. (The penalty's finite-difference
 //! gradients, spectral norm and attention rows run on the GPU as the `--lib` tests of
-//! `scripts/gpu-tests.sh`; Inception and `latentgan fid` against pytorch-fid as `--test fid` with
-//! `LATENTGAN_GPU_FID=1`.)
+//! `scripts/gpu-tests.sh`; Inception and `latentgan fid` against pytorch-fid as its `--test fid`
+//! part.)
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 mod common;
