@@ -162,6 +162,23 @@ fn face_halves() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (tmp, a, b)
 }
 
+/// The JSON `latentgan fid --json` printed, checked: FID within 1e-3 of `expected`, `n` images
+/// in each set.
+fn fid_report(stdout: &[u8], expected: f64, n: u64) -> Value {
+    let report: Value = serde_json::from_slice(stdout).unwrap();
+    let got = report["fid"].as_f64().unwrap();
+    println!("latentgan fid {got} vs pytorch-fid {expected}");
+    assert!(
+        rel(got, expected) < 1e-3,
+        "latentgan fid {got} vs {expected}"
+    );
+    assert_eq!(
+        (report["n_a"].as_u64(), report["n_b"].as_u64()),
+        (Some(n), Some(n))
+    );
+    report
+}
+
 #[test]
 fn fid_command_agrees_with_pytorch_fid_on_two_folders() {
     let (_tmp, a, b) = face_halves();
@@ -171,17 +188,7 @@ fn fid_command_agrees_with_pytorch_fid_on_two_folders() {
             .arg(&a)
             .arg(&b),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let expected = num(&json("folders.json")["fid"]);
-    let got = report["fid"].as_f64().unwrap();
-    assert!(
-        rel(got, expected) < 1e-3,
-        "latentgan fid {got} vs pytorch-fid {expected}"
-    );
-    assert_eq!(
-        (report["n_a"].as_u64(), report["n_b"].as_u64()),
-        (Some(50), Some(50))
-    );
+    let report = fid_report(&out.stdout, num(&json("folders.json")["fid"]), 50);
     let kid = report["kid"].as_f64().unwrap();
     assert!(
         kid.is_finite() && report["kid_std"].as_f64().unwrap() >= 0.0,
@@ -210,21 +217,11 @@ fn fid_command_agrees_with_pytorch_fid_features() {
             .arg(&a)
             .arg(&b),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (reference, d) = features(&spec["features"]);
     let expected = frechet_distance_features(&reference[..3 * d], &reference[3 * d..], d)
         .unwrap()
         .distance;
-    let got = report["fid"].as_f64().unwrap();
-    println!("latentgan fid {got} vs pytorch-fid's features {expected}");
-    assert!(
-        rel(got, expected) < 1e-3,
-        "latentgan fid {got} vs {expected}"
-    );
-    assert_eq!(
-        (report["n_a"].as_u64(), report["n_b"].as_u64()),
-        (Some(3), Some(3))
-    );
+    fid_report(&out.stdout, expected, 3);
 }
 
 #[test]
