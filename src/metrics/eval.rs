@@ -11,7 +11,7 @@ use super::features::{
     save_features, FeatureFile, FeatureRows, FeatureSet, FeatureSink, InMemory, Rows,
     IN_MEMORY_ROWS,
 };
-use super::frechet::{frechet_and_statistics, frechet_distance, Frechet, Statistics};
+use super::frechet::{frechet_distance, frechet_distance_features, Frechet, Statistics};
 use super::images::FidImages;
 use super::inception::{default_weights_path, max_batch, InceptionV3, FEATURE_DIM};
 use super::kid::{kid_from_rows, Kid, MAX_SUBSET_SIZE, SUBSETS};
@@ -157,14 +157,13 @@ pub(crate) fn fid_only(
     Ok(scoring.score(b, frechet, cached))
 }
 
-/// The Fréchet distance between two feature sets: from the rows when both are in memory (exact
-/// for sets smaller than the feature dimension, see [`frechet_distance_features`]), else from
-/// the statistics.
-///
-/// [`frechet_distance_features`]: super::frechet_distance_features
+/// The Fréchet distance between two feature sets: from the statistics both already carry, or,
+/// when a set has fewer images than the features have dimensions and both sets' rows are in
+/// memory, from the rows (the exact nuclear-norm form of [`frechet_distance_features`]).
 fn frechet(a: &FeatureSet, b: &FeatureSet) -> Result<Frechet> {
+    let few = a.statistics.n().min(b.statistics.n()) < FEATURE_DIM;
     match (a.in_memory(), b.in_memory()) {
-        (Some(x), Some(y)) => Ok(frechet_and_statistics(x, y, FEATURE_DIM)?.0),
+        (Some(x), Some(y)) if few => frechet_distance_features(x, y, FEATURE_DIM),
         _ => frechet_distance(&a.statistics, &b.statistics),
     }
 }

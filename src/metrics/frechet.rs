@@ -251,28 +251,16 @@ pub fn frechet_distance(a: &Statistics, b: &Statistics) -> Result<Frechet> {
 /// The Fréchet distance between the Gaussians fitted to two feature sets (row-major, `dim`
 /// columns). Uses the nuclear-norm form when a set has fewer samples than dimensions.
 pub fn frechet_distance_features(a: &[f32], b: &[f32], dim: usize) -> Result<Frechet> {
-    Ok(frechet_and_statistics(a, b, dim)?.0)
-}
-
-/// [`frechet_distance_features`], also returning the second set's statistics (computed on the
-/// way) so a caller can cache them without a second pass over the features.
-pub(crate) fn frechet_and_statistics(
-    a: &[f32],
-    b: &[f32],
-    dim: usize,
-) -> Result<(Frechet, Statistics)> {
     let (ca, cb) = (Centred::new(a, dim)?, Centred::new(b, dim)?);
     let (sa, sb) = (ca.statistics(), cb.statistics());
-    let frechet = if ca.n.min(cb.n) >= dim || needs_offset(&sa.sigma, &sb.sigma) {
-        frechet_distance(&sa, &sb)?
-    } else {
-        let product = &ca.a * cb.a.transpose();
-        let singular_values = product
-            .singular_values()
-            .map_err(|e| Error::invalid("features", format!("the SVD did not converge: {e:?}")))?;
-        assemble(&sa, &sb, singular_values.iter().sum(), false)
-    };
-    Ok((frechet, sb))
+    if ca.n.min(cb.n) >= dim || needs_offset(&sa.sigma, &sb.sigma) {
+        return frechet_distance(&sa, &sb);
+    }
+    let product = &ca.a * cb.a.transpose();
+    let singular_values = product
+        .singular_values()
+        .map_err(|e| Error::invalid("features", format!("the SVD did not converge: {e:?}")))?;
+    Ok(assemble(&sa, &sb, singular_values.iter().sum(), false))
 }
 
 fn check_dims(a: usize, b: usize) -> Result<()> {
