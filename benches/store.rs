@@ -1,6 +1,7 @@
-//! Memory and speed of the on-disk code path (issue 17): `encode_to_store` and stage 2 trained
-//! from the store, at N = 1 000 and N = 10 000 images of 128², side by side in one run, with the
-//! peak anonymous memory (`RssAnon` of `/proc/self/status`, sampled every 5 ms: the heap, not
+//! Memory and speed of the on-disk data paths (issue 17): the image cache built and mapped by
+//! `load_images_with` and stage 1 trained from it, `encode_to_store`, and stage 2 trained from the
+//! store, at N = 1 000 and N = 10 000 images of 128², side by side in one run, with the peak
+//! anonymous memory (`RssAnon` of `/proc/self/status`, sampled every 5 ms: the heap, not
 //! the OS's file cache) of each phase and their ratio; then encode throughput at 256² and 1024².
 //!
 //! The images are variations of the 100 real LFW faces (`python3 datasets/fetch_faces.py`):
@@ -8,7 +9,13 @@
 //! stage-1 autoencoder (`AutoEncoderConfig::new()`, what `latentgan stage1` trains), freshly
 //! initialised: its cost does not depend on its weights.
 //!
-//! Run: `cargo bench --bench store` (`-- --n 1000,10000 --steps 20` are the defaults).
+//! With `--fid 1000,10000`, also the FID phase: `evaluate` of N samples of the stage-2 GAN
+//! (generated, decoded by H at 128² and featurised a batch at a time) against 100 real 128²
+//! faces, at each N, with its peak `RssAnon` and the ratio. Inception runs at about 5 images/s
+//! on 2 cores, so that phase takes about 40 minutes at these N.
+//!
+//! Run: `cargo bench --bench store` (`-- --n 1000,10000 --steps 20 --stage1-steps 5` are the
+//! defaults; `--fid` is off unless given).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +23,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use latentgan::backend::{backend_name, default_device, Backend};
-use latentgan::data::{list_images, Codes, LoadOptions, StoreOptions};
+use latentgan::data::{list_images, load_images_with, Codes, LoadOptions, StoreOptions};
+use latentgan::metrics::{evaluate, FidOptions, ImageFolder};
 use latentgan::models::{AutoEncoder, AutoEncoderConfig, GanArch};
-use latentgan::train::{train_stage2, RunOptions, Stage2Config};
+use latentgan::train::{train_stage1, train_stage2, RunOptions, Stage1Config, Stage2Config};
 
 fn rss_anon_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -98,6 +106,15 @@ fn main() {
         .map(|v| v.parse().expect("--n takes counts, e.g. 1000,10000"))
         .collect();
     let steps: usize = flag("--steps", "20").parse().unwrap();
+    let stage1_steps: usize = flag("--stage1-steps", "5").parse().unwrap();
+    let fid_ns: Vec<usize> = flag("--fid", "")
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse()
+                .expect("--fid takes sample counts, e.g. 1000,10000")
+        })
+        .collect();
     let threads = rayon::current_num_threads();
     println!("backend {}, {threads} threads", backend_name());
 
@@ -105,11 +122,38 @@ fn main() {
     let ae: AutoEncoder<Backend> = AutoEncoderConfig::new().init(&device).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut peaks = Vec::new();
+    let mut gan = None;
     for &n in &ns {
         let images_dir = tmp.path().join(format!("faces-{n}"));
         make_faces(&images_dir, n, 128);
         let store_dir = tmp.path().join(format!("store-{n}"));
         let ((), _, base) = measured(|| ());
+        let options = LoadOptions::new(128).cache_dir(tmp.path().join("image-cache"));
+        let (faces, load_s, load_peak) =
+            measured(|| load_images_with(&images_dir, &options).unwrap());
+        assert!(faces.is_mapped() && faces.len() == n);
+        // The loader alone: 50 training batches of 16 from the mapped shards.
+        let (_, loader_s, _) = measured(|| {
+            for step in 0..50 {
+                faces
+                    .training_batch::<Backend>(step, 16, 0, true, &device)
+                    .unwrap();
+            }
+        });
+        let config = Stage1Config::new()
+            .with_batch_size(16)
+            .with_steps(stage1_steps)
+            .with_log_every(stage1_steps);
+        let (_, s1_s, s1_peak) = measured(|| train_stage1(&faces, config).unwrap());
+        println!(
+            "N = {n:>6}: image cache built at 128² {:.0} images/s, peak RssAnon {load_peak:.0} \
+             MiB; loader {:.0} batches/s of 16; stage 1 from the mapped shards {:.2} steps/s \
+             of 16, peak RssAnon {s1_peak:.0} MiB",
+            n as f64 / load_s,
+            50.0 / loader_s,
+            stage1_steps as f64 / s1_s,
+        );
+        drop(faces);
         let (store, enc_s, enc_peak) = measured(|| {
             let images = list_images(&images_dir, &LoadOptions::new(128).no_cache()).unwrap();
             ae.encode_to_store(&images, &store_dir, &StoreOptions::default())
@@ -128,7 +172,8 @@ fn main() {
             .with_n_critic(1)
             .with_samples(4)
             .with_log_every(steps);
-        let (_, s2_s, s2_peak) = measured(|| train_stage2(&store, &ae, config).unwrap());
+        let (trained, s2_s, s2_peak) = measured(|| train_stage2(&store, &ae, config).unwrap());
+        gan = Some(trained.model);
         println!(
             "N = {n:>6}: encode 128² {:.1} images/s, peak RssAnon {enc_peak:.0} MiB (before: \
              {base:.0}); stage 2 from the store ({} codes of {:?}, {:.1} MB f16) {:.2} steps/s, \
@@ -139,17 +184,53 @@ fn main() {
             store.bytes() as f64 / 1e6,
             steps as f64 / s2_s,
         );
-        peaks.push((n, enc_peak, s2_peak));
+        peaks.push((n, load_peak, s1_peak, enc_peak, s2_peak));
     }
     if let (Some(first), Some(last)) = (peaks.first(), peaks.last()) {
         println!(
-            "ratio peak RssAnon N = {} / N = {} ({}× the images): encode {:.3}, stage 2 {:.3}",
+            "ratio peak RssAnon N = {} / N = {} ({}× the images): image cache {:.3}, stage 1 \
+             {:.3}, encode {:.3}, stage 2 {:.3}",
             last.0,
             first.0,
             last.0 / first.0,
             last.1 / first.1,
-            last.2 / first.2
+            last.2 / first.2,
+            last.3 / first.3,
+            last.4 / first.4
         );
+    }
+
+    if let (Some(gan), false) = (&gan, fid_ns.is_empty()) {
+        let real_dir = tmp.path().join("real");
+        make_faces(&real_dir, 100, 128);
+        let real = ImageFolder::open(&real_dir).unwrap();
+        let options = FidOptions {
+            cache_dir: Some(tmp.path().join("fid-cache")),
+            progress_every: 1000,
+            ..FidOptions::default()
+        };
+        let mut fid_peaks = Vec::new();
+        for &n in &fid_ns {
+            let (report, seconds, peak) =
+                measured(|| evaluate(&gan.samples(n, 1).unwrap(), &real, &options).unwrap());
+            println!(
+                "FID of N = {n:>6} samples (128², decoded by H) vs 100 real: {:.2}, KID {:.4}; \
+                 {:.2} images/s ({seconds:.0} s), peak RssAnon {peak:.0} MiB",
+                report.fid,
+                report.kid.mean,
+                (n + if report.cached { 0 } else { 100 }) as f64 / seconds,
+            );
+            fid_peaks.push((n, peak));
+        }
+        if let (Some(first), Some(last)) = (fid_peaks.first(), fid_peaks.last()) {
+            println!(
+                "ratio peak RssAnon FID N = {} / N = {} ({}× the samples): {:.3}",
+                last.0,
+                first.0,
+                last.0 / first.0,
+                last.1 / first.1
+            );
+        }
     }
 
     for (size, n) in [(256u32, 64usize), (1024, 8)] {

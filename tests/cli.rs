@@ -590,8 +590,11 @@ fn grid_decodes_only_what_it_shows() {
                 .args(["--resolution", "32", "--out", png.to_str().unwrap()])
                 .env("LATENTGAN_CACHE", &cache),
         );
-        let files = std::fs::read_dir(&cache).unwrap();
-        files
+        // The cache directory holds one directory of shards per dataset.
+        let shards = std::fs::read_dir(&cache)
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap());
+        shards
             .map(|f| f.unwrap().metadata().unwrap().len())
             .sum::<u64>()
     };

@@ -1,23 +1,46 @@
-//! [`ImageDataset`]: decoded square uint8 images in memory, and seeded, shuffled batches of
-//! `[B, 3, H, W]` tensors in `[-1, 1]`.
+//! [`ImageDataset`]: decoded square uint8 images, mapped from the on-disk cache or in memory,
+//! and seeded, shuffled batches of `[B, 3, H, W]` tensors in `[-1, 1]`.
+
+use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
+use super::cache::Shard;
 use super::report::LoadReport;
 use crate::error::{Error, Result};
 use crate::images::{Images, ToImages};
+use crate::io::fnv1a;
 use crate::rng::SplitMix64;
 
-/// Square RGB images held as uint8 (`N × H × W × 3`, row-major), with their names and the report
-/// of how they were loaded. Cheap to keep for 30k images at 256² (5.9 GB would be 1024², so
-/// load high-resolution data at the resolution you train at).
+/// Square RGB images as uint8 (`H × W × 3` each, row-major), with their names and the report of
+/// how they were loaded.
+///
+/// A dataset loaded with a cache directory (the default) maps the cache's shards: its pixels are
+/// read from disk when a batch touches them and kept in the OS's file cache, not in the process's
+/// memory, so 30k images at 1024² (94 GB) train on a machine with a fraction of that. Without a
+/// cache ([`LoadOptions::no_cache`](super::LoadOptions::no_cache)) the pixels are held in memory.
+/// Cloning is cheap when mapped (the shards are shared).
 #[derive(Clone, Debug)]
 pub struct ImageDataset {
     resolution: u32,
     names: Vec<String>,
-    pixels: Vec<u8>,
+    pixels: Pixels,
     report: LoadReport,
+}
+
+/// Where an [`ImageDataset`]'s pixels live.
+#[derive(Clone, Debug)]
+enum Pixels {
+    /// Decoded in memory, image after image.
+    Memory(Vec<u8>),
+    /// Mapped cache shards; image `i` is image `rows[i].1` of shard `rows[i].0`.
+    Mapped {
+        shards: Arc<[Shard]>,
+        rows: Vec<(u32, u32)>,
+        /// Identifies the shards' content (the cache's listing key).
+        key: u64,
+    },
 }
 
 impl ImageDataset {
@@ -31,9 +54,67 @@ impl ImageDataset {
         Self {
             resolution,
             names,
-            pixels,
+            pixels: Pixels::Memory(pixels),
             report,
         }
+    }
+
+    /// Every image of `shards`, in order; `key` identifies their content.
+    pub(crate) fn from_shards(
+        resolution: u32,
+        shards: Vec<Shard>,
+        key: u64,
+        report: LoadReport,
+    ) -> Self {
+        let mut names = Vec::new();
+        let mut rows = Vec::new();
+        for (k, shard) in shards.iter().enumerate() {
+            debug_assert_eq!(shard.header.resolution, resolution);
+            for (i, name) in shard.header.names.iter().enumerate() {
+                names.push(name.clone());
+                rows.push((k as u32, i as u32));
+            }
+        }
+        Self {
+            resolution,
+            names,
+            pixels: Pixels::Mapped {
+                shards: shards.into(),
+                rows,
+                key,
+            },
+            report,
+        }
+    }
+
+    /// Whether the pixels are mapped from the on-disk cache (rather than held in memory).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.pixels, Pixels::Mapped { .. })
+    }
+
+    /// A stable key of the images' content (names and pixels), for caching what is computed
+    /// from them. A mapped dataset's key comes from its cache's listing key and the images
+    /// chosen, so computing it reads no pixel.
+    pub(crate) fn content_key(&self) -> u64 {
+        let mut key = format!("{}\n", self.resolution).into_bytes();
+        for name in &self.names {
+            key.extend_from_slice(name.as_bytes());
+            key.push(b'\n');
+        }
+        match &self.pixels {
+            Pixels::Memory(_) => {
+                let pixels = (0..self.len()).map(|i| fnv1a(self.pixels(i)));
+                key.extend(pixels.flat_map(u64::to_le_bytes));
+            }
+            Pixels::Mapped { rows, key: k, .. } => {
+                key.extend_from_slice(&k.to_le_bytes());
+                for &(s, i) in rows {
+                    key.extend_from_slice(&s.to_le_bytes());
+                    key.extend_from_slice(&i.to_le_bytes());
+                }
+            }
+        }
+        fnv1a(&key)
     }
 
     /// Number of images.
@@ -67,27 +148,51 @@ impl ImageDataset {
         &self.report
     }
 
-    /// The HWC uint8 pixels of image `i`.
+    /// The HWC uint8 pixels of image `i` (read from disk on first touch when mapped).
     pub fn pixels(&self, i: usize) -> &[u8] {
-        let n = self.image_len();
-        &self.pixels[i * n..(i + 1) * n]
+        match &self.pixels {
+            Pixels::Memory(pixels) => {
+                let n = self.image_len();
+                &pixels[i * n..(i + 1) * n]
+            }
+            Pixels::Mapped { shards, rows, .. } => {
+                let (shard, j) = rows[i];
+                shards[shard as usize].pixels(j as usize)
+            }
+        }
     }
 
     fn image_len(&self) -> usize {
         (self.resolution as usize).pow(2) * 3
     }
 
-    /// A new dataset with the images at `indices` (in that order), e.g. a held-out split.
+    /// A new dataset with the images at `indices` (in that order), e.g. a held-out split. A
+    /// mapped dataset's selection maps the same shards (no pixel is copied).
     pub fn select(&self, indices: &[usize]) -> Result<Self> {
         super::check_indices(indices, self.len(), "image")?;
-        let mut pixels = Vec::with_capacity(indices.len() * self.image_len());
-        for &i in indices {
-            pixels.extend_from_slice(self.pixels(i));
-        }
+        let pixels = match &self.pixels {
+            Pixels::Memory(_) => {
+                let mut pixels = Vec::with_capacity(indices.len() * self.image_len());
+                for &i in indices {
+                    pixels.extend_from_slice(self.pixels(i));
+                }
+                Pixels::Memory(pixels)
+            }
+            Pixels::Mapped { shards, rows, key } => Pixels::Mapped {
+                shards: shards.clone(),
+                rows: indices.iter().map(|&i| rows[i]).collect(),
+                key: *key,
+            },
+        };
         let names = indices.iter().map(|&i| self.names[i].clone()).collect();
         let mut report = self.report.clone();
         report.loaded = indices.len();
-        Ok(Self::from_parts(self.resolution, names, pixels, report))
+        Ok(Self {
+            resolution: self.resolution,
+            names,
+            pixels,
+            report,
+        })
     }
 
     /// The first `n` images (or all, if fewer) as floats in `[0, 1]`, ready for
@@ -273,7 +378,7 @@ mod tests {
             loaded: n,
             skipped: vec![],
             from_cache: false,
-            cache_file: None,
+            cache: None,
             seconds: 0.0,
         };
         ImageDataset::from_parts(res, names, pixels, report)
@@ -293,7 +398,10 @@ mod tests {
             .collect();
         assert!(all.iter().all(|v| (-1.0..=1.0).contains(v)));
         // Every image appears once: the sum over the epoch equals the sum over the dataset.
-        let expected: f32 = ds.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).sum();
+        let expected: f32 = (0..ds.len())
+            .flat_map(|i| ds.pixels(i))
+            .map(|&v| v as f32 / 127.5 - 1.0)
+            .sum();
         assert!((all.iter().sum::<f32>() - expected).abs() < 1e-2);
         assert_eq!(ds.batches(4, 1).unwrap().drop_last(true).count(), 2);
     }

@@ -149,83 +149,113 @@ fn list(
 }
 
 /// Loads images with explicit [`LoadOptions`].
+///
+/// With a cache directory (the default) the images are decoded once into the cache's shards and
+/// the dataset maps them ([`ImageDataset::is_mapped`]): memory does not grow with the dataset, a
+/// second load decodes nothing, and an interrupted first load keeps its finished shards. Without
+/// one, they are decoded into memory, which must hold them.
 pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageDataset> {
     let start = Instant::now();
     let (source, entries, mut skipped, hint) = list(path.as_ref(), options)?;
-    fits_in_memory(entries.len(), options.resolution, available_memory())?;
-
-    let cache_file = options
-        .cache_dir
-        .as_ref()
-        .map(|dir| cache_path(dir, &source, &entries, options));
-    if let Some(file) = &cache_file {
-        // A damaged cache is rebuilt, never trusted and never fatal.
-        if let Ok(Some((header, pixels))) = cache::read(file) {
-            // Strict loading re-decodes when the cache remembers bad files, so the error fires.
-            let strict_and_bad = options.strict && !header.skipped.is_empty();
-            if header.resolution == options.resolution && !strict_and_bad {
-                skipped.extend(header.skipped);
-                return finish(
-                    source,
-                    header.names,
-                    pixels,
-                    skipped,
-                    true,
-                    cache_file,
-                    start,
-                    options,
-                    hint,
-                );
-            }
+    let Some(cache_root) = &options.cache_dir else {
+        fits_in_memory(entries.len(), options.resolution, available_memory())?;
+        let (names, pixels, decode_skipped) = decode_all(&source, &entries, options)?;
+        skipped.extend(decode_skipped);
+        let report = report(&source, names.len(), skipped, false, None, start);
+        if names.is_empty() {
+            return Err(no_images(&source, &report.skipped, hint));
         }
-    }
-
-    let (names, pixels, decode_skipped) = decode_all(&source, &entries, options)?;
-    if let Some(file) = &cache_file {
-        let header = cache::Header {
-            resolution: options.resolution,
-            names: names.clone(),
-            skipped: decode_skipped.clone(),
-        };
-        if !names.is_empty() {
-            cache::write(file, &header, &pixels)?;
-        }
-    }
-    skipped.extend(decode_skipped);
-    finish(
-        source, names, pixels, skipped, false, cache_file, start, options, hint,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    source: Source,
-    names: Vec<String>,
-    pixels: Vec<u8>,
-    skipped: Vec<Skipped>,
-    from_cache: bool,
-    cache_file: Option<PathBuf>,
-    start: Instant,
-    options: &LoadOptions,
-    hint: &str,
-) -> Result<ImageDataset> {
-    if names.is_empty() {
-        return Err(no_images(&source, &skipped, hint));
-    }
-    let report = LoadReport {
-        source: source.path().to_path_buf(),
-        loaded: names.len(),
-        skipped,
-        from_cache,
-        cache_file,
-        seconds: start.elapsed().as_secs_f64(),
+        return Ok(ImageDataset::from_parts(
+            options.resolution,
+            names,
+            pixels,
+            report,
+        ));
     };
-    Ok(ImageDataset::from_parts(
+    let (stem, key) = listing_key(&source, &entries, options);
+    let dir = cache_root.join(format!("{stem}-{}px-{key:016x}", options.resolution));
+    let per_shard = cache::files_per_shard(options.resolution);
+    let (shards, decoded) = open_or_build_shards(&source, &entries, &dir, per_shard, options)?;
+    skipped.extend(shards.iter().flat_map(|s| s.header.skipped.iter().cloned()));
+    let loaded = shards.iter().map(|s| s.header.names.len()).sum();
+    let report = report(&source, loaded, skipped, !decoded, Some(dir), start);
+    if loaded == 0 {
+        return Err(no_images(&source, &report.skipped, hint));
+    }
+    Ok(ImageDataset::from_shards(
         options.resolution,
-        names,
-        pixels,
+        shards,
+        key,
         report,
     ))
+}
+
+/// Maps the shards of `entries` (`per_shard` files each) in cache directory `dir`, decoding and
+/// writing those that are missing or damaged: a damaged shard is rebuilt, never trusted and never
+/// fatal, and a build that was interrupted resumes at the first missing shard. Also returns
+/// whether any shard was decoded.
+fn open_or_build_shards(
+    source: &Source,
+    entries: &[Entry],
+    dir: &Path,
+    per_shard: usize,
+    options: &LoadOptions,
+) -> Result<(Vec<cache::Shard>, bool)> {
+    let mut shards = Vec::with_capacity(entries.len().div_ceil(per_shard));
+    let mut decoded = false;
+    for (k, run) in entries.chunks(per_shard).enumerate() {
+        let path = cache::shard_path(dir, k);
+        // Strict loading re-decodes a shard that remembers bad files, so the error fires.
+        let usable = |s: &cache::Shard| {
+            s.header.resolution == options.resolution
+                && s.header.names.len() + s.header.skipped.len() == run.len()
+                && (!options.strict || s.header.skipped.is_empty())
+        };
+        if let Ok(Some(shard)) = cache::open(&path) {
+            if usable(&shard) {
+                shards.push(shard);
+                continue;
+            }
+        }
+        if !decoded {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let files_left = entries.len() - k * per_shard;
+            fits_on_disk(dir, files_left, options.resolution, free_disk(dir))?;
+        }
+        let (names, pixels, skipped) = decode_all(source, run, options)?;
+        let header = cache::Header {
+            resolution: options.resolution,
+            names,
+            skipped,
+        };
+        cache::write(&path, &header, &pixels)?;
+        decoded = true;
+        let shard = cache::open(&path)?.ok_or_else(|| Error::Corrupt {
+            path: path.clone(),
+            reason: "vanished right after it was written".into(),
+        })?;
+        shards.push(shard);
+    }
+    Ok((shards, decoded))
+}
+
+/// The [`LoadReport`] of a load of `source` that started at `start`.
+fn report(
+    source: &Source,
+    loaded: usize,
+    skipped: Vec<Skipped>,
+    from_cache: bool,
+    cache: Option<PathBuf>,
+    start: Instant,
+) -> LoadReport {
+    LoadReport {
+        source: source.path().to_path_buf(),
+        loaded,
+        skipped,
+        from_cache,
+        cache,
+        seconds: start.elapsed().as_secs_f64(),
+    }
 }
 
 /// "No images found", with the first skipped file's reason when files were skipped.
@@ -311,14 +341,7 @@ impl ImageList {
         let end = range.end.min(self.entries.len());
         let entries = &self.entries[range.start.min(end)..end];
         let (names, pixels, skipped) = decode_all(&self.source, entries, &self.options)?;
-        let report = LoadReport {
-            source: self.source.path().to_path_buf(),
-            loaded: names.len(),
-            skipped,
-            from_cache: false,
-            cache_file: None,
-            seconds: start.elapsed().as_secs_f64(),
-        };
+        let report = report(&self.source, names.len(), skipped, false, None, start);
         Ok(ImageDataset::from_parts(
             self.options.resolution,
             names,
@@ -389,12 +412,6 @@ fn select_entries(source: &Source, options: &LoadOptions) -> Result<(Vec<Entry>,
     Ok((images, skipped))
 }
 
-/// The cache file of `entries` decoded with `options`, under `dir`.
-fn cache_path(dir: &Path, source: &Source, entries: &[Entry], options: &LoadOptions) -> PathBuf {
-    let (stem, key) = listing_key(source, entries, options);
-    dir.join(format!("{stem}-{}px-{key:016x}.lgds", options.resolution))
-}
-
 /// A file-name stem for the source and a hash of what decoding `entries` with `options` gives.
 fn listing_key(source: &Source, entries: &[Entry], options: &LoadOptions) -> (String, u64) {
     let root = std::fs::canonicalize(source.path()).unwrap_or_else(|_| source.path().to_path_buf());
@@ -416,9 +433,9 @@ fn listing_key(source: &Source, entries: &[Entry], options: &LoadOptions) -> (St
     (stem, crate::io::fnv1a(key.as_bytes()))
 }
 
-/// Refuses, before anything is decoded, a dataset whose pixels would not fit in the memory
-/// available now (`MemAvailable` of `/proc/meminfo`; elsewhere nothing is checked): the images
-/// are held in memory at `resolution`, so 100 files at 4096² ask for 5 GB.
+/// Refuses, before anything is decoded, an uncached dataset whose pixels would not fit in the
+/// memory available now (`MemAvailable` of `/proc/meminfo`; elsewhere nothing is checked): the
+/// images are held in memory at `resolution`, so 100 files at 4096² ask for 5 GB.
 fn fits_in_memory(files: usize, resolution: u32, available: Option<u64>) -> Result<()> {
     let per_image = u64::from(resolution).pow(2) * 3;
     let needed = per_image.saturating_mul(files as u64);
@@ -433,13 +450,55 @@ fn fits_in_memory(files: usize, resolution: u32, available: Option<u64>) -> Resu
         "resolution",
         format!(
             "{files} images at {r}×{r} take {:.1} GB in memory, more than the {:.1} GB available: \
-             choose a smaller resolution or load fewer images (LoadOptions::limit; at most {} fit)",
+             load through the cache (the default; LoadOptions::no_cache turns it off), which maps \
+             the images from disk, or choose a smaller resolution or fewer images \
+             (LoadOptions::limit; at most {} fit)",
             gb(needed),
             gb(available),
             available / per_image,
             r = resolution,
         ),
     ))
+}
+
+/// Refuses, before anything is decoded, a cache that would not fit on the disk holding `dir`
+/// (`free`: its free bytes, where known).
+fn fits_on_disk(dir: &Path, files: usize, resolution: u32, free: Option<u64>) -> Result<()> {
+    let needed = (u64::from(resolution).pow(2) * 3).saturating_mul(files as u64);
+    match free {
+        Some(free) if needed > free => Err(Error::invalid(
+            "cache_dir",
+            format!(
+                "decoding {files} images at {resolution}² into {} needs {:.1} GB, and its disk has \
+                 {:.1} GB free: free space, choose another cache directory \
+                 (LoadOptions::cache_dir, or LATENTGAN_CACHE) or a smaller resolution",
+                dir.display(),
+                needed as f64 / 1e9,
+                free as f64 / 1e9,
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Free bytes on the file system holding `dir`, for an unprivileged user (Unix only).
+fn free_disk(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `stat` is a valid out-parameter.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+            return None;
+        }
+        Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 /// The memory the kernel says can be allocated without swapping, in bytes (Linux only).
@@ -534,6 +593,87 @@ mod tests {
             "{err}"
         );
         assert!(fits_in_memory(usize::MAX, 4096, Some(u64::MAX - 1)).is_err());
+    }
+
+    #[test]
+    fn shards_resume_after_an_interruption_and_map_the_decoded_pixels() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for i in 0..8u8 {
+            let img =
+                image::RgbImage::from_fn(10, 6, |x, y| image::Rgb([i * 30, x as u8, y as u8]));
+            img.save(data.join(format!("{i}.png"))).unwrap();
+        }
+        std::fs::write(data.join("5.png"), b"not a png").unwrap();
+        let options = LoadOptions::new(4).cache_dir(tmp.path().join("cache"));
+        let (source, entries, _, _) = list(&data, &options).unwrap();
+        let dir = tmp.path().join("cache/shards");
+        let (shards, decoded) = open_or_build_shards(&source, &entries, &dir, 3, &options).unwrap();
+        assert!(decoded);
+        let counts: Vec<_> = shards.iter().map(|s| s.header.names.len()).collect();
+        assert_eq!(
+            counts,
+            [3, 2, 2],
+            "the broken 5.png is left out of the second shard"
+        );
+        assert!(shards[1].header.skipped[0].path.ends_with("data/5.png"));
+        let mapped = ImageDataset::from_shards(
+            4,
+            shards,
+            0,
+            report(&source, 7, vec![], true, None, Instant::now()),
+        );
+        let memory = load_images_with(&data, &options.clone().no_cache()).unwrap();
+        assert!(mapped.is_mapped() && !memory.is_mapped());
+        assert_eq!(mapped.names(), memory.names());
+        for i in 0..7 {
+            assert_eq!(mapped.pixels(i), memory.pixels(i), "image {i}");
+        }
+        let picked = mapped.select(&[6, 0]).unwrap();
+        assert_eq!(picked.pixels(0), memory.pixels(6));
+        assert!(picked.is_mapped());
+
+        // A second load decodes nothing; an interrupted build (shard 1 never written) decodes
+        // only that shard, leaving the others as they were.
+        let stamp = |k| {
+            std::fs::metadata(cache::shard_path(&dir, k))
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        let before = [stamp(0), stamp(2)];
+        assert!(
+            !open_or_build_shards(&source, &entries, &dir, 3, &options)
+                .unwrap()
+                .1
+        );
+        std::fs::remove_file(cache::shard_path(&dir, 1)).unwrap();
+        let (shards, decoded) = open_or_build_shards(&source, &entries, &dir, 3, &options).unwrap();
+        assert!(decoded && shards.len() == 3);
+        assert_eq!([stamp(0), stamp(2)], before);
+        // A shard cut for another run length (another version's shard size) is rebuilt.
+        let (shards, decoded) = open_or_build_shards(&source, &entries, &dir, 4, &options).unwrap();
+        assert!(decoded && shards.len() == 2);
+        // Strict loading does not let a shard hide the broken file.
+        let strict = options.clone().strict(true);
+        let err = open_or_build_shards(&source, &entries, &dir, 4, &strict).unwrap_err();
+        assert!(err.to_string().contains("5.png"), "{err}");
+    }
+
+    #[test]
+    fn a_cache_larger_than_the_disk_is_refused_before_decoding() {
+        let dir = Path::new("/data/cache");
+        assert!(fits_on_disk(dir, 30_000, 1024, Some(100_000_000_000)).is_ok());
+        assert!(fits_on_disk(dir, 30_000, 1024, None).is_ok());
+        let err = fits_on_disk(dir, 30_000, 1024, Some(50_000_000_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cache_dir") && err.contains("/data/cache") && err.contains("94.4 GB"),
+            "{err}"
+        );
+        assert!(free_disk(&std::env::temp_dir()).is_some_and(|b| b > 0) || cfg!(not(unix)));
     }
 
     #[test]

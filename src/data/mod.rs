@@ -1,6 +1,6 @@
 //! Loading images from disk: folders, zip archives, split lists; decoding, centre crop, resize,
-//! an on-disk cache of decoded pixels, seeded batches for training, and codes in memory or in a
-//! store on disk.
+//! an on-disk cache of decoded pixels in shards that datasets map, seeded batches for training,
+//! and codes in memory or in a store on disk.
 
 mod cache;
 mod codes;

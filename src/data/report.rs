@@ -24,8 +24,8 @@ pub struct LoadReport {
     pub skipped: Vec<Skipped>,
     /// Whether the decoded images came from the on-disk cache.
     pub from_cache: bool,
-    /// The cache file used or written, if caching was on.
-    pub cache_file: Option<PathBuf>,
+    /// The cache directory used or written (its shards), if caching was on.
+    pub cache: Option<PathBuf>,
     /// Wall-clock seconds the load took.
     pub seconds: f64,
 }

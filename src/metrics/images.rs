@@ -11,7 +11,6 @@ use crate::data::source::{Entry, Source};
 use crate::data::{decode_rgb8, ImageDataset};
 use crate::error::{Error, Result};
 use crate::images::Images;
-use crate::io::fnv1a;
 use crate::models::Samples;
 
 /// A set of images FID can read, as uint8 RGB at their own size (the network resizes to 299²).
@@ -43,14 +42,7 @@ impl FidImages for ImageDataset {
     }
 
     fn fingerprint(&self) -> Option<u64> {
-        let mut key = format!("{}\n", self.resolution()).into_bytes();
-        for name in self.names() {
-            key.extend_from_slice(name.as_bytes());
-            key.push(b'\n');
-        }
-        let pixels = (0..self.len()).map(|i| fnv1a(self.pixels(i)));
-        key.extend(pixels.flat_map(u64::to_le_bytes));
-        Some(fnv1a(&key))
+        Some(self.content_key())
     }
 }
 

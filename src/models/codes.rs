@@ -173,7 +173,7 @@ mod tests {
             loaded: 5,
             skipped: vec![],
             from_cache: false,
-            cache_file: None,
+            cache: None,
             seconds: 0.0,
         };
         let dataset = ImageDataset::from_parts(8, names, pixels, report);
