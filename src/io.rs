@@ -81,6 +81,35 @@ impl AtomicFile {
     }
 }
 
+/// The process that owns `name` when it is an [`AtomicFile`]'s temporary file
+/// (`.NAME.tmpPID-K`).
+pub fn temp_owner(name: &str) -> Option<u32> {
+    let (_, tail) = name.strip_prefix('.')?.rsplit_once(".tmp")?;
+    tail.split_once('-')?.0.parse().ok()
+}
+
+/// Removes the files of `dir` whose owner (`owner(name)`, a process id) is no longer running:
+/// what a killed process left behind (a half-written file, a scratch file). Knows which processes
+/// run only where `/proc` says so (Linux); elsewhere it removes nothing. Errors are ignored: this
+/// is tidying.
+pub fn remove_left_behind(dir: &Path, owner: impl Fn(&str) -> Option<u32>) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(&owner) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.out.write(buf)
@@ -280,6 +309,29 @@ mod tests {
             std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn files_of_processes_gone_are_removed() {
+        assert_eq!(temp_owner(".shard-00001.lgds.tmp4242-7"), Some(4242));
+        assert_eq!(temp_owner(".a.tmp.png.tmp12-0"), Some(12));
+        assert_eq!(temp_owner("shard-00001.lgds"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let names = [
+            format!(".a.lgds.tmp{gone}-0"),
+            format!(".b.lgds.tmp{}-0", std::process::id()),
+            "c.lgds".to_string(),
+        ];
+        for name in &names {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        remove_left_behind(dir.path(), temp_owner);
+        let left: Vec<bool> = names.iter().map(|n| dir.path().join(n).exists()).collect();
+        let linux = Path::new("/proc/self").exists();
+        assert_eq!(left, [!linux, true, true]);
     }
 
     #[test]

@@ -285,6 +285,16 @@ fn evaluation_streams_sets_larger_than_memory() {
         cache_dir: Some(cache.path().to_path_buf()),
         ..in_memory.clone()
     };
+    // What an evaluation killed before scoring leaves: its scratch file, and one half-written.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    for name in [
+        format!(".fid-features-{gone}-0.lgff"),
+        format!("..fid-features-{gone}-1.lgff.tmp{gone}-3"),
+    ] {
+        std::fs::write(cache.path().join(name), b"left behind").unwrap();
+    }
     let reference = evaluate(&generated, &real, &in_memory).unwrap();
     let first = evaluate(&generated, &real, &streamed).unwrap();
     let second = evaluate(&generated, &real, &streamed).unwrap();
@@ -304,6 +314,7 @@ fn evaluation_streams_sets_larger_than_memory() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
+    // Only the real set's cache files: no scratch file of this run nor of the killed one.
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names[0].starts_with("fid-features-") && names[1].starts_with("fid-stats-"));
 

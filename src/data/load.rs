@@ -219,6 +219,8 @@ fn open_or_build_shards(
         }
         if !decoded {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            // A load killed mid-shard left its half-written shard.
+            crate::io::remove_left_behind(dir, crate::io::temp_owner);
             let files_left = entries.len() - k * per_shard;
             fits_on_disk(dir, files_left, options.resolution, free_disk(dir))?;
         }

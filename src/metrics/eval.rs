@@ -292,16 +292,27 @@ impl<'o> Scoring<'o> {
     }
 }
 
+/// How the scratch files' names start (after a dot): `.fid-features-PID-K.lgff`.
+const SCRATCH: &str = "fid-features-";
+
 /// A file for the feature rows of a set too large to hold, removed once scored: in the cache
-/// directory (on disk, where the system temp dir may be memory).
+/// directory (on disk, where the system temp dir may be memory). The scratch files an evaluation
+/// killed before scoring left there are removed first.
 fn scratch_file(options: &FidOptions) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = options
         .cache_dir
         .clone()
         .unwrap_or_else(crate::io::cache_dir);
+    crate::io::remove_left_behind(&dir, |name| {
+        let scratch = name
+            .strip_prefix(&format!(".{SCRATCH}"))
+            .and_then(|n| n.split_once('-'));
+        let scratch = scratch.and_then(|(pid, _)| pid.parse().ok());
+        crate::io::temp_owner(name).or(scratch)
+    });
     let k = NEXT.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".fid-features-{}-{k}.lgff", std::process::id()))
+    dir.join(format!(".{SCRATCH}{}-{k}.lgff", std::process::id()))
 }
 
 /// pool3 features of every image of `set` (row-major `n × 2048`) with the default weights, for
