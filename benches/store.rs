@@ -19,6 +19,9 @@
 //! 32² on the 100 faces, its encoder writing 128² codes, stage 2 on the store, samples decoded at
 //! 128² and, with `--fid`, scored streamed.
 //!
+//! `--images-only` measures the image cache and stage 1 alone (e.g. at whole shards, 2 730 images
+//! at 128²: `-- --images-only --n 2730,13650`).
+//!
 //! Run: `cargo bench --bench store` (`-- --n 1000,10000 --steps 20 --stage1-steps 5` are the
 //! defaults; `--fid` is off unless given).
 
@@ -113,6 +116,7 @@ fn main() {
     let steps: usize = flag("--steps", "20").parse().unwrap();
     let stage1_steps: usize = flag("--stage1-steps", "5").parse().unwrap();
     let recipe_steps: usize = flag("--recipe", "0").parse().unwrap();
+    let images_only = args.iter().any(|a| a == "--images-only");
     let fid_ns: Vec<usize> = flag("--fid", "")
         .split(',')
         .filter(|v| !v.is_empty())
@@ -183,6 +187,10 @@ fn main() {
             stage1_steps as f64 / s1_s,
         );
         drop(faces);
+        if images_only {
+            peaks.push((n, load_peak, s1_peak, f64::NAN, f64::NAN));
+            continue;
+        }
         let (store, enc_s, enc_peak) = measured(|| {
             let images = list_images(&images_dir, &LoadOptions::new(128).no_cache()).unwrap();
             ae.encode_to_store(&images, &store_dir, &StoreOptions::default())
@@ -262,6 +270,9 @@ fn main() {
         }
     }
 
+    if images_only {
+        return;
+    }
     for (size, n) in [(256u32, 64usize), (1024, 8)] {
         let dir = tmp.path().join(format!("faces-{size}"));
         make_faces(&dir, n, size);
