@@ -231,6 +231,8 @@ fn open_or_build_shards(
             skipped,
         };
         cache::write(&path, &header, &pixels)?;
+        drop(pixels);
+        release_freed_memory();
         decoded = true;
         let shard = cache::open(&path)?.ok_or_else(|| Error::Corrupt {
             path: path.clone(),
@@ -239,6 +241,18 @@ fn open_or_build_shards(
         shards.push(shard);
     }
     Ok((shards, decoded))
+}
+
+/// Hands the memory freed by a shard's decoding back to the system. glibc keeps it otherwise, and
+/// its heap grows with each shard: peak `RssAnon` went 135 → 238 MiB from 1 to 5 shards at 128²
+/// (1.77), and 136 → 184 MiB with this (1.35). It stays flat (1.02) with a fixed
+/// `MALLOC_MMAP_THRESHOLD_=131072`, so what remains is the allocator's fragmentation.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The [`LoadReport`] of a load of `source` that started at `start`.
