@@ -11,8 +11,8 @@
 //!
 //! With `--fid 1000,10000`, also the FID phase: `evaluate` of N samples of the stage-2 GAN
 //! (generated, decoded by H at 128² and featurised a batch at a time) against 100 real 128²
-//! faces, at each N, with its peak `RssAnon` and the ratio. Inception runs at about 5 images/s
-//! on 2 cores, so that phase takes about 40 minutes at these N.
+//! faces, at each N, with its peak `RssAnon` and the ratio. On 2 cores 10 000 samples took
+//! 2 444 s (4.13 images/s, BENCHMARKS.md).
 //!
 //! With `--recipe STEPS`, the encoder is not fresh: it is the paper's recipe end to end (issue 17,
 //! item 4, the test `the_papers_recipe_…` at a larger size): stage 1 trained for STEPS steps at
@@ -67,9 +67,22 @@ fn measured<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
     (out, seconds, peak as f64 / 1024.0)
 }
 
+/// The 100 real LFW faces.
+fn lfw_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces")
+}
+
+/// The default stage-1 model trained `steps` steps in batches of 16.
+fn stage1_config(steps: usize) -> Stage1Config {
+    Stage1Config::new()
+        .with_batch_size(16)
+        .with_steps(steps)
+        .with_log_every(steps)
+}
+
 /// Writes `n` JPEG variations of the LFW faces at `size`² into `dir`.
 fn make_faces(dir: &Path, n: usize, size: u32) {
-    let faces_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
+    let faces_dir = lfw_dir();
     let faces: Vec<image::RgbImage> = (0..100)
         .map(|i| {
             let path = faces_dir.join(format!("{i:03}.png"));
@@ -135,16 +148,12 @@ fn main() {
     } else {
         // The paper's recipe: stage 1 trained at a low resolution, its fully convolutional
         // encoder and decoder then used at 128².
-        let faces_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
         let load = |res| {
             let options = LoadOptions::new(res).cache_dir(tmp.path().join("image-cache"));
-            load_images_with(&faces_dir, &options).unwrap()
+            load_images_with(lfw_dir(), &options).unwrap()
         };
-        let config = Stage1Config::new()
-            .with_batch_size(16)
-            .with_steps(recipe_steps)
-            .with_log_every(recipe_steps);
-        let (trained, seconds, _) = measured(|| train_stage1(&load(32), config).unwrap());
+        let (trained, seconds, _) =
+            measured(|| train_stage1(&load(32), stage1_config(recipe_steps)).unwrap());
         println!(
             "recipe: stage 1 trained at 32² on the 100 LFW faces, {recipe_steps} steps in \
              {seconds:.0} s; reconstruction MSE on [0, 1] at 32² {:.4e}, at 128² {:.4e}; its \
@@ -173,11 +182,8 @@ fn main() {
                     .unwrap();
             }
         });
-        let config = Stage1Config::new()
-            .with_batch_size(16)
-            .with_steps(stage1_steps)
-            .with_log_every(stage1_steps);
-        let (_, s1_s, s1_peak) = measured(|| train_stage1(&faces, config).unwrap());
+        let (_, s1_s, s1_peak) =
+            measured(|| train_stage1(&faces, stage1_config(stage1_steps)).unwrap());
         println!(
             "N = {n:>6}: image cache built at 128² {:.0} images/s, peak RssAnon {load_peak:.0} \
              MiB; loader {:.0} batches/s of 16; stage 1 from the mapped shards {:.2} steps/s \
@@ -188,7 +194,7 @@ fn main() {
         );
         drop(faces);
         if images_only {
-            peaks.push((n, load_peak, s1_peak, f64::NAN, f64::NAN));
+            peaks.push((n, vec![load_peak, s1_peak]));
             continue;
         }
         let (store, enc_s, enc_peak) = measured(|| {
@@ -221,19 +227,19 @@ fn main() {
             store.bytes() as f64 / 1e6,
             steps as f64 / s2_s,
         );
-        peaks.push((n, load_peak, s1_peak, enc_peak, s2_peak));
+        peaks.push((n, vec![load_peak, s1_peak, enc_peak, s2_peak]));
     }
     if let (Some(first), Some(last)) = (peaks.first(), peaks.last()) {
+        let phases = ["image cache", "stage 1", "encode", "stage 2"];
+        let ratios: Vec<String> = (phases.iter().zip(&last.1).zip(&first.1))
+            .map(|((phase, l), f)| format!("{phase} {:.3}", l / f))
+            .collect();
         println!(
-            "ratio peak RssAnon N = {} / N = {} ({}× the images): image cache {:.3}, stage 1 \
-             {:.3}, encode {:.3}, stage 2 {:.3}",
+            "ratio peak RssAnon N = {} / N = {} ({}× the images): {}",
             last.0,
             first.0,
             last.0 / first.0,
-            last.1 / first.1,
-            last.2 / first.2,
-            last.3 / first.3,
-            last.4 / first.4
+            ratios.join(", ")
         );
     }
 

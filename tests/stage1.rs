@@ -55,9 +55,8 @@ fn training_lowers_the_reconstruction_loss() {
 fn training_from_the_mapped_cache_equals_training_in_memory() {
     let memory = faces(16);
     let cache = tempfile::tempdir().unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
     let options = latentgan::data::LoadOptions::new(16).cache_dir(cache.path());
-    let mapped = latentgan::data::load_images_with(&dir, &options).unwrap();
+    let mapped = latentgan::data::load_images_with(common::faces_dir(), &options).unwrap();
     assert!(mapped.is_mapped() && !memory.is_mapped());
     let losses = |ds: &ImageDataset| {
         let trained = train_stage1(ds, small(10).with_log_every(1)).unwrap();

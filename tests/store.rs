@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{faces, max_abs_diff, small_gan};
+use common::{faces, faces_dir, max_abs_diff, small_gan};
 use latentgan::data::{list_images, CodeStore, Dtype, ImageList, StoreOptions};
 use latentgan::prelude::*;
-
-fn faces_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces")
-}
 
 fn listed(resolution: u32) -> ImageList {
     list_images(faces_dir(), &LoadOptions::new(resolution).no_cache()).unwrap()

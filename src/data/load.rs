@@ -449,12 +449,17 @@ fn listing_key(source: &Source, entries: &[Entry], options: &LoadOptions) -> (St
     (stem, crate::io::fnv1a(key.as_bytes()))
 }
 
+/// The bytes of `files` decoded RGB images at `resolution`² (saturating).
+fn pixel_bytes(files: usize, resolution: u32) -> u64 {
+    (u64::from(resolution).pow(2) * 3).saturating_mul(files as u64)
+}
+
 /// Refuses, before anything is decoded, an uncached dataset whose pixels would not fit in the
 /// memory available now (`MemAvailable` of `/proc/meminfo`; elsewhere nothing is checked): the
 /// images are held in memory at `resolution`, so 100 files at 4096² ask for 5 GB.
 fn fits_in_memory(files: usize, resolution: u32, available: Option<u64>) -> Result<()> {
-    let per_image = u64::from(resolution).pow(2) * 3;
-    let needed = per_image.saturating_mul(files as u64);
+    let per_image = pixel_bytes(1, resolution);
+    let needed = pixel_bytes(files, resolution);
     let Some(available) = available else {
         return Ok(());
     };
@@ -480,7 +485,7 @@ fn fits_in_memory(files: usize, resolution: u32, available: Option<u64>) -> Resu
 /// Refuses, before anything is decoded, a cache that would not fit on the disk holding `dir`
 /// (`free`: its free bytes, where known).
 fn fits_on_disk(dir: &Path, files: usize, resolution: u32, free: Option<u64>) -> Result<()> {
-    let needed = (u64::from(resolution).pow(2) * 3).saturating_mul(files as u64);
+    let needed = pixel_bytes(files, resolution);
     match free {
         Some(free) if needed > free => Err(Error::invalid(
             "cache_dir",

@@ -89,13 +89,21 @@ pub fn assert_image_size(path: impl AsRef<Path>, size: (u32, u32)) {
 
 /// The 100 real faces at `res`² (decoded afresh, no cache), from `datasets/fetch_faces.py`.
 pub fn faces(res: u32) -> latentgan::data::ImageDataset {
+    latentgan::data::load_images_with(
+        faces_dir(),
+        &latentgan::data::LoadOptions::new(res).no_cache(),
+    )
+    .unwrap()
+}
+
+/// The folder of the 100 LFW faces (checked to exist).
+pub fn faces_dir() -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-faces");
     assert!(
         dir.is_dir(),
         "run `python3 datasets/fetch_faces.py` first (the README's set-up step)"
     );
-    latentgan::data::load_images_with(&dir, &latentgan::data::LoadOptions::new(res).no_cache())
-        .unwrap()
+    dir
 }
 
 /// The largest absolute difference between two equally long slices.
