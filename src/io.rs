@@ -54,7 +54,14 @@ impl AtomicFile {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = dir.join(format!(".{name}.tmp{}-{k}", std::process::id()));
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        // Readable too, so that the file can be mapped for writing (`AtomicFile::file`).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             tmp,
@@ -66,6 +73,13 @@ impl AtomicFile {
     /// The file this writes (once committed).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The temporary file itself, with everything written so far flushed to it: for content that
+    /// is sized, mapped or patched in place rather than written in order.
+    pub fn file(&mut self) -> std::io::Result<&mut std::fs::File> {
+        self.out.flush()?;
+        Ok(self.out.get_mut())
     }
 
     /// Syncs the content and renames it over the target; returns the target's path.

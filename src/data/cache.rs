@@ -4,23 +4,28 @@
 //! from disk when a batch touches them and live in the OS's file cache, so a dataset larger than
 //! RAM trains with memory that does not grow with it.
 //!
-//! Shard layout: `LGDS1\n`, a little-endian `u64` header length, a JSON header (resolution, the
-//! names of the decoded images, the files skipped), the raw HWC bytes. Each shard is written to a
-//! temporary file and renamed, so an interrupted build keeps the finished shards and the next
-//! load decodes only the missing ones; a shard is never rewritten in place, so a mapping of it
-//! stays valid while another process rebuilds the cache.
+//! Shard layout: `LGDS2\n`, the raw HWC bytes, a JSON header (resolution, the names of the
+//! decoded images, the files skipped), the header's length as a little-endian `u64`. The pixels
+//! come first so that a shard is decoded straight into a mapping of the file being written: its
+//! pixels never sit on the heap. Each shard is written to a temporary file and renamed, so an
+//! interrupted build keeps the finished shards and the next load decodes only the missing ones; a
+//! shard is never rewritten in place, so a mapping of it stays valid while another process
+//! rebuilds the cache.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 use serde::{Deserialize, Serialize};
 
 use super::report::Skipped;
 use crate::error::{Error, Result};
-use crate::io::write_atomic_with;
+use crate::io::AtomicFile;
 
-const MAGIC: &[u8; 6] = b"LGDS1\n";
+const MAGIC: &[u8; 6] = b"LGDS2\n";
+/// Bytes around the pixels: the magic and the header length.
+const FRAME: u64 = MAGIC.len() as u64 + 8;
 
 /// Decoded bytes a shard aims at: small enough to decode in one go, large enough that a 30k-image
 /// set at 1024² is a few hundred files.
@@ -35,6 +40,11 @@ pub fn files_per_shard(resolution: u32) -> usize {
 /// The path of shard `k` in cache directory `dir`.
 pub fn shard_path(dir: &Path, k: usize) -> PathBuf {
     dir.join(format!("shard-{k:05}.lgds"))
+}
+
+/// The bytes of `files` decoded RGB images at `resolution`² (saturating).
+pub fn pixel_bytes(files: usize, resolution: u32) -> u64 {
+    (u64::from(resolution).pow(2) * 3).saturating_mul(files as u64)
 }
 
 /// What a shard stores besides the pixels.
@@ -54,15 +64,70 @@ pub struct Shard {
     /// The shard's header.
     pub header: Header,
     map: Mmap,
-    body: usize,
 }
 
 impl Shard {
     /// The HWC pixels of the shard's image `i`.
     pub fn pixels(&self, i: usize) -> &[u8] {
         let n = (self.header.resolution as usize).pow(2) * 3;
-        &self.map[self.body + i * n..self.body + (i + 1) * n]
+        let start = MAGIC.len() + i * n;
+        &self.map[start..start + n]
     }
+}
+
+/// Maps the shards of a listing of `files` files in cache directory `dir`, `per_shard` files
+/// each, building those that are missing or damaged: a damaged shard is rebuilt, never trusted
+/// and never fatal, and a build that was interrupted resumes at the first missing shard.
+/// `decode(range, pixels)` decodes the listed files `range` into `pixels` (one `resolution² · 3`
+/// slot per file), the images it keeps in the first slots, and returns their names and the files
+/// it skipped. With `strict`, a shard that remembers skipped files is decoded again, so that
+/// `decode` can report them. Also returns whether any shard was decoded.
+pub fn open_or_build(
+    dir: &Path,
+    files: usize,
+    per_shard: usize,
+    resolution: u32,
+    strict: bool,
+    mut decode: impl FnMut(Range<usize>, &mut [u8]) -> Result<(Vec<String>, Vec<Skipped>)>,
+) -> Result<(Vec<Shard>, bool)> {
+    let mut shards = Vec::with_capacity(files.div_ceil(per_shard));
+    let mut decoded = false;
+    for (k, start) in (0..files).step_by(per_shard.max(1)).enumerate() {
+        let run = start..(start + per_shard).min(files);
+        let path = shard_path(dir, k);
+        let usable = |s: &Shard| {
+            s.header.resolution == resolution
+                && s.header.names.len() + s.header.skipped.len() == run.len()
+                && (!strict || s.header.skipped.is_empty())
+        };
+        if let Ok(Some(shard)) = open(&path) {
+            if usable(&shard) {
+                shards.push(shard);
+                continue;
+            }
+        }
+        if !decoded {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            // A load killed mid-shard left its half-written shard.
+            crate::io::remove_left_behind(dir, crate::io::temp_owner);
+            fits_on_disk(dir, files - start, resolution, free_disk(dir))?;
+        }
+        decoded = true;
+        build(&path, resolution, run.len(), |pixels| {
+            let (names, skipped) = decode(run.clone(), pixels)?;
+            Ok(Header {
+                resolution,
+                names,
+                skipped,
+            })
+        })?;
+        let shard = open(&path)?.ok_or_else(|| Error::Corrupt {
+            path: path.clone(),
+            reason: "vanished right after it was written".into(),
+        })?;
+        shards.push(shard);
+    }
+    Ok((shards, decoded))
 }
 
 /// Opens and maps a shard, checking its header and that its size is exactly what the header
@@ -77,32 +142,35 @@ pub fn open(path: &Path) -> Result<Option<Shard>> {
         path: path.to_path_buf(),
         reason,
     };
-    let mut magic = [0u8; 6];
-    let mut len = [0u8; 8];
-    file.read_exact(&mut magic)
-        .and_then(|_| file.read_exact(&mut len))
-        .map_err(|e| corrupt(format!("truncated cache header ({e})")))?;
-    if &magic != MAGIC {
-        return Err(corrupt("not a latentgan dataset cache".into()));
-    }
-    let len = u64::from_le_bytes(len);
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len > file_len.saturating_sub(14) {
+    let mut magic = [0u8; 6];
+    file.read_exact(&mut magic)
+        .map_err(|e| corrupt(format!("truncated cache shard ({e})")))?;
+    if &magic != MAGIC {
+        return Err(corrupt("not a latentgan dataset cache shard".into()));
+    }
+    let mut len = [0u8; 8];
+    file.seek(SeekFrom::Start(file_len.saturating_sub(8)))
+        .and_then(|_| file.read_exact(&mut len))
+        .map_err(|e| corrupt(format!("truncated cache shard ({e})")))?;
+    let len = u64::from_le_bytes(len);
+    if len > file_len.saturating_sub(FRAME) {
         return Err(corrupt(format!(
             "implausible header length {len} in a file of {file_len} bytes"
         )));
     }
+    let body = file_len - FRAME - len;
     let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header)
+    file.seek(SeekFrom::Start(MAGIC.len() as u64 + body))
+        .and_then(|_| file.read_exact(&mut header))
         .map_err(|e| corrupt(format!("truncated cache header ({e})")))?;
     let header: Header =
         serde_json::from_slice(&header).map_err(|e| corrupt(format!("bad cache header: {e}")))?;
-    // Checked against the file's size before anything is read: an edited header must not claim
-    // terabytes.
+    // Checked against the file's size before the pixels are mapped: an edited header must not
+    // claim terabytes.
     let expected = (header.resolution as u64)
         .checked_pow(2)
         .and_then(|p| p.checked_mul(3 * header.names.len() as u64));
-    let body = file_len - 14 - len;
     if expected != Some(body) {
         let expected = expected.map_or("more than 2^64".into(), |e| e.to_string());
         return Err(corrupt(format!(
@@ -122,42 +190,128 @@ pub fn open(path: &Path) -> Result<Option<Shard>> {
             map.len()
         )));
     }
-    Ok(Some(Shard {
-        header,
-        map,
-        body: (14 + len) as usize,
-    }))
+    Ok(Some(Shard { header, map }))
 }
 
-/// Writes a shard atomically.
-pub fn write(path: &Path, header: &Header, pixels: &[u8]) -> Result<()> {
-    let json = serde_json::to_vec(header).map_err(|e| Error::Render {
+/// Writes the shard at `path` atomically: the file is sized for `files` images and mapped, `fill`
+/// decodes into the mapped pixel slots and returns the header of the images it kept (the first
+/// `header.names.len()` slots), and the file is cut to them and gets the header.
+pub fn build(
+    path: &Path,
+    resolution: u32,
+    files: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<Header>,
+) -> Result<()> {
+    let mut out = AtomicFile::create(path)?;
+    let io = |e| Error::io(path, e);
+    let file = out.file().map_err(io)?;
+    let slots = pixel_bytes(files, resolution);
+    file.write_all(MAGIC).map_err(io)?;
+    reserve(file, MAGIC.len() as u64 + slots).map_err(io)?;
+    let header = {
+        // SAFETY: the file is this writer's own temporary file, which nothing else opens, and it
+        // keeps its size while mapped.
+        let mut map = unsafe { MmapMut::map_mut(&*file) }.map_err(io)?;
+        let header = fill(&mut map[MAGIC.len()..])?;
+        map.flush().map_err(io)?;
+        header
+    };
+    let json = serde_json::to_vec(&header).map_err(|e| Error::Render {
         what: "dataset cache header",
         reason: e.to_string(),
     })?;
-    write_atomic_with(path, |file| {
-        file.write_all(MAGIC)?;
-        file.write_all(&(json.len() as u64).to_le_bytes())?;
-        file.write_all(&json)?;
-        file.write_all(pixels)
-    })
+    let end = MAGIC.len() as u64 + pixel_bytes(header.names.len(), resolution);
+    file.set_len(end)
+        .and_then(|_| file.seek(SeekFrom::Start(end)))
+        .and_then(|_| file.write_all(&json))
+        .and_then(|_| file.write_all(&(json.len() as u64).to_le_bytes()))
+        .map_err(io)?;
+    out.commit().map(drop)
+}
+
+/// Sizes `file` to `len` bytes with its blocks allocated, so that a full disk is an error here
+/// rather than a `SIGBUS` when a mapped page is written (Linux; elsewhere the file is sized).
+fn reserve(file: &std::fs::File, len: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let len = libc::off_t::try_from(len)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "too large"))?;
+        // SAFETY: a plain system call on an open file descriptor.
+        match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+            0 => Ok(()),
+            // File systems without fallocate (some network ones): size the file instead.
+            libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len as u64),
+            errno => Err(std::io::Error::from_raw_os_error(errno)),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    file.set_len(len)
+}
+
+/// Refuses, before anything is decoded, a cache that would not fit on the disk holding `dir`
+/// (`free`: its free bytes, where known).
+pub fn fits_on_disk(dir: &Path, files: usize, resolution: u32, free: Option<u64>) -> Result<()> {
+    let needed = pixel_bytes(files, resolution);
+    match free {
+        Some(free) if needed > free => Err(Error::invalid(
+            "cache_dir",
+            format!(
+                "decoding {files} images at {resolution}² into {} needs {:.1} GB, and its disk has \
+                 {:.1} GB free: free space, choose another cache directory \
+                 (LoadOptions::cache_dir, or LATENTGAN_CACHE) or a smaller resolution",
+                dir.display(),
+                needed as f64 / 1e9,
+                free as f64 / 1e9,
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Free bytes on the file system holding `dir`, for an unprivileged user (Unix only).
+fn free_disk(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `stat` is a valid out-parameter.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+            return None;
+        }
+        Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn write(path: &Path, header: Header, pixels: &[u8]) {
+        build(path, header.resolution, header.names.len(), |slots| {
+            slots.copy_from_slice(pixels);
+            Ok(header)
+        })
+        .unwrap();
+    }
+
     #[test]
     fn round_trip_and_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.lgds");
-        let header = Header {
+        let header = || Header {
             resolution: 2,
             names: vec!["a.png".into()],
             skipped: vec![],
         };
         let pixels: Vec<u8> = (0..12).collect();
-        write(&path, &header, &pixels).unwrap();
+        write(&path, header(), &pixels);
         let shard = open(&path).unwrap().unwrap();
         assert_eq!(
             (
@@ -171,21 +325,69 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         let err = open(&path).unwrap_err().to_string();
+        assert!(err.contains("implausible header length"), "{err}");
+        // A byte lost from the pixels.
+        let mut cut = bytes[..7].to_vec();
+        cut.extend_from_slice(&bytes[8..]);
+        std::fs::write(&path, &cut).unwrap();
+        let err = open(&path).unwrap_err().to_string();
         assert!(err.contains("expected 12 pixel bytes"), "{err}");
         // A header edited to claim a huge resolution is refused before anything is mapped.
         let json = serde_json::to_vec(&Header {
             resolution: 65535,
-            ..header
+            ..header()
         })
         .unwrap();
         let mut forged = MAGIC.to_vec();
-        forged.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        forged.extend_from_slice(&json);
         forged.extend_from_slice(&pixels);
+        forged.extend_from_slice(&json);
+        forged.extend_from_slice(&(json.len() as u64).to_le_bytes());
         std::fs::write(&path, &forged).unwrap();
         let err = open(&path).unwrap_err().to_string();
         assert!(err.contains("65535²"), "{err}");
+        std::fs::write(&path, b"LGDS1\n").unwrap();
+        let err = open(&path).unwrap_err().to_string();
+        assert!(err.contains("not a latentgan dataset cache shard"), "{err}");
         assert!(open(&dir.path().join("missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_shard_keeps_only_the_slots_its_decoder_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.lgds");
+        build(&path, 1, 3, |slots| {
+            assert_eq!(slots.len(), 9);
+            slots[..3].copy_from_slice(&[1, 2, 3]);
+            Ok(Header {
+                resolution: 1,
+                names: vec!["a".into()],
+                skipped: vec![],
+            })
+        })
+        .unwrap();
+        let shard = open(&path).unwrap().unwrap();
+        assert_eq!(shard.pixels(0), [1, 2, 3]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), FRAME + 3 + 43);
+        // A decoder's error leaves no file behind.
+        let other = dir.path().join("d.lgds");
+        let err = build(&other, 1, 3, |_| Err(Error::invalid("x", "failed")));
+        assert!(err.is_err() && !other.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_cache_larger_than_the_disk_is_refused_before_decoding() {
+        let dir = Path::new("/data/cache");
+        assert!(fits_on_disk(dir, 30_000, 1024, Some(100_000_000_000)).is_ok());
+        assert!(fits_on_disk(dir, 30_000, 1024, None).is_ok());
+        let err = fits_on_disk(dir, 30_000, 1024, Some(50_000_000_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cache_dir") && err.contains("/data/cache") && err.contains("94.4 GB"),
+            "{err}"
+        );
+        assert!(free_disk(&std::env::temp_dir()).is_some_and(|b| b > 0) || cfg!(not(unix)));
     }
 
     #[test]

@@ -142,36 +142,37 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
-/// Centre-crops `image` to a square and resizes it to `resolution`², appending the HWC bytes to
-/// `out`. Downscaling uses a Lanczos-3 convolution (antialiased, like PIL's `LANCZOS`); images
-/// smaller than `resolution` are upscaled with the same filter.
+/// Centre-crops `image` to a square and resizes it to `resolution`², writing the HWC bytes into
+/// `out` (exactly `resolution² · 3` bytes). Downscaling uses a Lanczos-3 convolution
+/// (antialiased, like PIL's `LANCZOS`); images smaller than `resolution` are upscaled with the
+/// same filter.
 pub fn square_resize(
     resizer: &mut Resizer,
     image: image::RgbImage,
     resolution: u32,
-    out: &mut Vec<u8>,
+    out: &mut [u8],
 ) -> Result<(), String> {
     let (w, h) = image.dimensions();
     let side = w.min(h);
     let (left, top) = ((w - side) / 2, (h - side) / 2);
     if side == resolution {
-        for y in top..top + side {
-            let row = (y * w + left) as usize * 3;
-            out.extend_from_slice(&image.as_raw()[row..row + side as usize * 3]);
+        let row_bytes = side as usize * 3;
+        for (y, row) in (top..top + side).zip(out.chunks_exact_mut(row_bytes)) {
+            let from = (y * w + left) as usize * 3;
+            row.copy_from_slice(&image.as_raw()[from..from + row_bytes]);
         }
         return Ok(());
     }
     let src =
         Image::from_vec_u8(w, h, image.into_raw(), PixelType::U8x3).map_err(|e| e.to_string())?;
-    let mut dst = Image::new(resolution, resolution, PixelType::U8x3);
+    let mut dst = Image::from_slice_u8(resolution, resolution, out, PixelType::U8x3)
+        .map_err(|e| e.to_string())?;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
         .crop(left as f64, top as f64, side as f64, side as f64);
     resizer
         .resize(&src, &mut dst, &options)
-        .map_err(|e| e.to_string())?;
-    out.extend_from_slice(dst.buffer());
-    Ok(())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -278,7 +279,7 @@ mod tests {
                 image::Rgb([255, 0, 0])
             };
         }
-        let mut out = Vec::new();
+        let mut out = vec![0; 12];
         square_resize(&mut Resizer::new(), img, 2, &mut out).unwrap();
         assert_eq!(out, [0, 255, 0].repeat(4));
     }
@@ -287,9 +288,8 @@ mod tests {
     fn resize_hits_the_requested_size_for_tiny_and_large_inputs() {
         for (w, h, res) in [(1, 1, 8), (3, 2, 4), (64, 48, 16)] {
             let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]));
-            let mut out = Vec::new();
+            let mut out = vec![0; (res * res * 3) as usize];
             square_resize(&mut Resizer::new(), img, res, &mut out).unwrap();
-            assert_eq!(out.len(), (res * res * 3) as usize);
             // A constant image stays constant under any normalised filter.
             assert!(out.chunks(3).all(|p| p == [10, 20, 30]), "{w}x{h}->{res}");
         }

@@ -8,16 +8,10 @@ use super::cache;
 use super::dataset::ImageDataset;
 use super::decode::{decode_then, square_resize};
 use super::report::{LoadReport, Skipped};
-use super::source::{apply_split, has_extension, Entry, Source, IMAGE_EXTENSIONS};
+use super::source::{apply_split, chunks, has_extension, Entry, Source, IMAGE_EXTENSIONS};
 use crate::error::{Error, Result};
 use fast_image_resize::Resizer;
 use rayon::prelude::*;
-
-/// Files decoded per chunk: bounds memory for huge archives while keeping all cores busy.
-const CHUNK: usize = 256;
-/// Encoded bytes read per chunk (each file is at most `MAX_FILE_BYTES`): a chunk of large files
-/// is cut short so the bytes in flight stay bounded.
-const CHUNK_BYTES: u64 = 256 << 20;
 
 /// The largest side loaded: four times the paper's largest (1024², CelebA-HQ).
 pub const MAX_RESOLUTION: u32 = 4096;
@@ -159,7 +153,7 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
     let (source, entries, mut skipped, hint) = list(path.as_ref(), options)?;
     let Some(cache_root) = &options.cache_dir else {
         fits_in_memory(entries.len(), options.resolution, available_memory())?;
-        let (names, pixels, decode_skipped) = decode_all(&source, &entries, options)?;
+        let (names, pixels, decode_skipped) = decode_to_memory(&source, &entries, options)?;
         skipped.extend(decode_skipped);
         let report = report(&source, names.len(), skipped, false, None, start);
         if names.is_empty() {
@@ -175,7 +169,7 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
     let (stem, key) = listing_key(&source, &entries, options);
     let dir = cache_root.join(format!("{stem}-{}px-{key:016x}", options.resolution));
     let per_shard = cache::files_per_shard(options.resolution);
-    let (shards, decoded) = open_or_build_shards(&source, &entries, &dir, per_shard, options)?;
+    let (shards, decoded) = build_shards(&source, &entries, &dir, per_shard, options)?;
     skipped.extend(shards.iter().flat_map(|s| s.header.skipped.iter().cloned()));
     let loaded = shards.iter().map(|s| s.header.names.len()).sum();
     let report = report(&source, loaded, skipped, !decoded, Some(dir), start);
@@ -188,71 +182,6 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
         key,
         report,
     ))
-}
-
-/// Maps the shards of `entries` (`per_shard` files each) in cache directory `dir`, decoding and
-/// writing those that are missing or damaged: a damaged shard is rebuilt, never trusted and never
-/// fatal, and a build that was interrupted resumes at the first missing shard. Also returns
-/// whether any shard was decoded.
-fn open_or_build_shards(
-    source: &Source,
-    entries: &[Entry],
-    dir: &Path,
-    per_shard: usize,
-    options: &LoadOptions,
-) -> Result<(Vec<cache::Shard>, bool)> {
-    let mut shards = Vec::with_capacity(entries.len().div_ceil(per_shard));
-    let mut decoded = false;
-    for (k, run) in entries.chunks(per_shard).enumerate() {
-        let path = cache::shard_path(dir, k);
-        // Strict loading re-decodes a shard that remembers bad files, so the error fires.
-        let usable = |s: &cache::Shard| {
-            s.header.resolution == options.resolution
-                && s.header.names.len() + s.header.skipped.len() == run.len()
-                && (!options.strict || s.header.skipped.is_empty())
-        };
-        if let Ok(Some(shard)) = cache::open(&path) {
-            if usable(&shard) {
-                shards.push(shard);
-                continue;
-            }
-        }
-        if !decoded {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            // A load killed mid-shard left its half-written shard.
-            crate::io::remove_left_behind(dir, crate::io::temp_owner);
-            let files_left = entries.len() - k * per_shard;
-            fits_on_disk(dir, files_left, options.resolution, free_disk(dir))?;
-        }
-        let (names, pixels, skipped) = decode_all(source, run, options)?;
-        let header = cache::Header {
-            resolution: options.resolution,
-            names,
-            skipped,
-        };
-        cache::write(&path, &header, &pixels)?;
-        drop(pixels);
-        release_freed_memory();
-        decoded = true;
-        let shard = cache::open(&path)?.ok_or_else(|| Error::Corrupt {
-            path: path.clone(),
-            reason: "vanished right after it was written".into(),
-        })?;
-        shards.push(shard);
-    }
-    Ok((shards, decoded))
-}
-
-/// Hands the memory freed by a shard's decoding back to the system. glibc keeps it otherwise, and
-/// its heap grows with each shard: peak `RssAnon` went 135 → 238 MiB from 1 to 5 shards at 128²
-/// (1.77), and 136 → 184 MiB with this (1.35). It stays flat (1.02) with a fixed
-/// `MALLOC_MMAP_THRESHOLD_=131072`, so what remains is the allocator's fragmentation.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// The [`LoadReport`] of a load of `source` that started at `start`.
@@ -356,7 +285,7 @@ impl ImageList {
         let start = Instant::now();
         let end = range.end.min(self.entries.len());
         let entries = &self.entries[range.start.min(end)..end];
-        let (names, pixels, skipped) = decode_all(&self.source, entries, &self.options)?;
+        let (names, pixels, skipped) = decode_to_memory(&self.source, entries, &self.options)?;
         let report = report(&self.source, names.len(), skipped, false, None, start);
         Ok(ImageDataset::from_parts(
             self.options.resolution,
@@ -449,17 +378,12 @@ fn listing_key(source: &Source, entries: &[Entry], options: &LoadOptions) -> (St
     (stem, crate::io::fnv1a(key.as_bytes()))
 }
 
-/// The bytes of `files` decoded RGB images at `resolution`² (saturating).
-fn pixel_bytes(files: usize, resolution: u32) -> u64 {
-    (u64::from(resolution).pow(2) * 3).saturating_mul(files as u64)
-}
-
 /// Refuses, before anything is decoded, an uncached dataset whose pixels would not fit in the
 /// memory available now (`MemAvailable` of `/proc/meminfo`; elsewhere nothing is checked): the
 /// images are held in memory at `resolution`, so 100 files at 4096² ask for 5 GB.
 fn fits_in_memory(files: usize, resolution: u32, available: Option<u64>) -> Result<()> {
-    let per_image = pixel_bytes(1, resolution);
-    let needed = pixel_bytes(files, resolution);
+    let per_image = cache::pixel_bytes(1, resolution);
+    let needed = cache::pixel_bytes(files, resolution);
     let Some(available) = available else {
         return Ok(());
     };
@@ -482,46 +406,6 @@ fn fits_in_memory(files: usize, resolution: u32, available: Option<u64>) -> Resu
     ))
 }
 
-/// Refuses, before anything is decoded, a cache that would not fit on the disk holding `dir`
-/// (`free`: its free bytes, where known).
-fn fits_on_disk(dir: &Path, files: usize, resolution: u32, free: Option<u64>) -> Result<()> {
-    let needed = pixel_bytes(files, resolution);
-    match free {
-        Some(free) if needed > free => Err(Error::invalid(
-            "cache_dir",
-            format!(
-                "decoding {files} images at {resolution}² into {} needs {:.1} GB, and its disk has \
-                 {:.1} GB free: free space, choose another cache directory \
-                 (LoadOptions::cache_dir, or LATENTGAN_CACHE) or a smaller resolution",
-                dir.display(),
-                needed as f64 / 1e9,
-                free as f64 / 1e9,
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Free bytes on the file system holding `dir`, for an unprivileged user (Unix only).
-fn free_disk(dir: &Path) -> Option<u64> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `path` is NUL-terminated and `stat` is a valid out-parameter.
-        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-            return None;
-        }
-        Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        None
-    }
-}
-
 /// The memory the kernel says can be allocated without swapping, in bytes (Linux only).
 fn available_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -530,57 +414,68 @@ fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// `entries` in consecutive chunks of at most [`CHUNK`] files and, past the first file of each,
-/// [`CHUNK_BYTES`] bytes.
-fn chunks(entries: &[Entry]) -> impl Iterator<Item = &[Entry]> {
-    let mut rest = entries;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let n = rest
-            .iter()
-            .take(CHUNK)
-            .take_while(|e| {
-                bytes += e.size;
-                bytes <= CHUNK_BYTES
-            })
-            .count()
-            .max(1);
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        Some(chunk)
-    })
+/// Maps the cache shards of `entries` in `dir`, `per_shard` files each, decoding those that are
+/// missing or damaged ([`cache::open_or_build`]). Also returns whether any shard was decoded.
+fn build_shards(
+    source: &Source,
+    entries: &[Entry],
+    dir: &Path,
+    per_shard: usize,
+    options: &LoadOptions,
+) -> Result<(Vec<cache::Shard>, bool)> {
+    cache::open_or_build(
+        dir,
+        entries.len(),
+        per_shard,
+        options.resolution,
+        options.strict,
+        |run, pixels| decode_into(source, &entries[run], options, pixels),
+    )
 }
 
-/// Decodes and resizes `entries` chunk by chunk, in parallel within a chunk.
-fn decode_all(
+/// Decodes `entries` into memory: their names, pixels and skipped files.
+fn decode_to_memory(
     source: &Source,
     entries: &[Entry],
     options: &LoadOptions,
 ) -> Result<(Vec<String>, Vec<u8>, Vec<Skipped>)> {
+    let mut pixels = vec![0; cache::pixel_bytes(entries.len(), options.resolution) as usize];
+    let (names, skipped) = decode_into(source, entries, options, &mut pixels)?;
+    pixels.truncate(cache::pixel_bytes(names.len(), options.resolution) as usize);
+    Ok((names, pixels, skipped))
+}
+
+/// Decodes and resizes `entries` chunk by chunk, in parallel within a chunk, each straight into
+/// its slot of `pixels` (`resolution² · 3` bytes per entry). The decoded images end up in the
+/// first slots, in order: each moves down over the slots of the files that failed before it.
+/// Returns their names and the files skipped.
+fn decode_into(
+    source: &Source,
+    entries: &[Entry],
+    options: &LoadOptions,
+    pixels: &mut [u8],
+) -> Result<(Vec<String>, Vec<Skipped>)> {
     let res = options.resolution;
-    let per_image = (res * res * 3) as usize;
-    let (mut names, mut pixels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let per_image = cache::pixel_bytes(1, res) as usize;
+    let (mut names, mut skipped) = (Vec::new(), Vec::new());
+    let mut done = 0;
     for chunk in chunks(entries) {
         let refs: Vec<&Entry> = chunk.iter().collect();
         let bytes = source.read(&refs)?;
-        let decoded: Vec<std::result::Result<Vec<u8>, String>> = bytes
+        let slots = &mut pixels[done * per_image..(done + chunk.len()) * per_image];
+        let results: Vec<std::result::Result<(), String>> = bytes
             .into_par_iter()
-            .map_init(Resizer::new, |resizer, bytes| {
-                decode_then(&bytes?, |image| {
-                    let mut out = Vec::with_capacity(per_image);
-                    square_resize(resizer, image, res, &mut out)?;
-                    Ok(out)
-                })
+            .zip(slots.par_chunks_mut(per_image))
+            .map_init(Resizer::new, |resizer, (bytes, slot)| {
+                decode_then(&bytes?, |image| square_resize(resizer, image, res, slot))
             })
             .collect();
-        for (entry, result) in chunk.iter().zip(decoded) {
+        for (i, (entry, result)) in chunk.iter().zip(results).enumerate() {
             match result {
-                Ok(image) => {
+                Ok(()) => {
+                    let (from, to) = ((done + i) * per_image, names.len() * per_image);
+                    pixels.copy_within(from..from + per_image, to);
                     names.push(entry.name.clone());
-                    pixels.extend_from_slice(&image);
                 }
                 Err(reason) if options.strict => {
                     return Err(Error::Decode {
@@ -594,8 +489,9 @@ fn decode_all(
                 }),
             }
         }
+        done += chunk.len();
     }
-    Ok((names, pixels, skipped))
+    Ok((names, skipped))
 }
 
 #[cfg(test)]
@@ -630,7 +526,7 @@ mod tests {
         let options = LoadOptions::new(4).cache_dir(tmp.path().join("cache"));
         let (source, entries, _, _) = list(&data, &options).unwrap();
         let dir = tmp.path().join("cache/shards");
-        let (shards, decoded) = open_or_build_shards(&source, &entries, &dir, 3, &options).unwrap();
+        let (shards, decoded) = build_shards(&source, &entries, &dir, 3, &options).unwrap();
         assert!(decoded);
         let counts: Vec<_> = shards.iter().map(|s| s.header.names.len()).collect();
         assert_eq!(
@@ -665,53 +561,20 @@ mod tests {
         };
         let before = [stamp(0), stamp(2)];
         assert!(
-            !open_or_build_shards(&source, &entries, &dir, 3, &options)
+            !build_shards(&source, &entries, &dir, 3, &options)
                 .unwrap()
                 .1
         );
         std::fs::remove_file(cache::shard_path(&dir, 1)).unwrap();
-        let (shards, decoded) = open_or_build_shards(&source, &entries, &dir, 3, &options).unwrap();
+        let (shards, decoded) = build_shards(&source, &entries, &dir, 3, &options).unwrap();
         assert!(decoded && shards.len() == 3);
         assert_eq!([stamp(0), stamp(2)], before);
         // A shard cut for another run length (another version's shard size) is rebuilt.
-        let (shards, decoded) = open_or_build_shards(&source, &entries, &dir, 4, &options).unwrap();
+        let (shards, decoded) = build_shards(&source, &entries, &dir, 4, &options).unwrap();
         assert!(decoded && shards.len() == 2);
         // Strict loading does not let a shard hide the broken file.
         let strict = options.clone().strict(true);
-        let err = open_or_build_shards(&source, &entries, &dir, 4, &strict).unwrap_err();
+        let err = build_shards(&source, &entries, &dir, 4, &strict).unwrap_err();
         assert!(err.to_string().contains("5.png"), "{err}");
-    }
-
-    #[test]
-    fn a_cache_larger_than_the_disk_is_refused_before_decoding() {
-        let dir = Path::new("/data/cache");
-        assert!(fits_on_disk(dir, 30_000, 1024, Some(100_000_000_000)).is_ok());
-        assert!(fits_on_disk(dir, 30_000, 1024, None).is_ok());
-        let err = fits_on_disk(dir, 30_000, 1024, Some(50_000_000_000))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("cache_dir") && err.contains("/data/cache") && err.contains("94.4 GB"),
-            "{err}"
-        );
-        assert!(free_disk(&std::env::temp_dir()).is_some_and(|b| b > 0) || cfg!(not(unix)));
-    }
-
-    #[test]
-    fn chunks_bound_files_and_bytes() {
-        let entry = |size: u64| Entry {
-            name: String::new(),
-            path: PathBuf::new(),
-            size,
-            stamp: 0,
-        };
-        let small: Vec<Entry> = (0..600).map(|_| entry(10)).collect();
-        let sizes: Vec<usize> = chunks(&small).map(<[Entry]>::len).collect();
-        assert_eq!(sizes, [256, 256, 88]);
-        let big: Vec<Entry> = (0..5).map(|_| entry(100 << 20)).collect();
-        let sizes: Vec<usize> = chunks(&big).map(<[Entry]>::len).collect();
-        assert_eq!(sizes, [2, 2, 1]);
-        let huge = [entry(1 << 40)];
-        assert_eq!(chunks(&huge).count(), 1);
     }
 }

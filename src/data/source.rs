@@ -19,6 +19,12 @@ pub const MAX_FILE_BYTES: u64 = 128 << 20;
 /// File extensions the loaders decode (compared case-insensitively).
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
 
+/// Files decoded per chunk: bounds memory for huge archives while keeping all cores busy.
+const CHUNK: usize = 256;
+/// Encoded bytes read per chunk (each file is at most `MAX_FILE_BYTES`): a chunk of large files
+/// is cut short so the bytes in flight stay bounded.
+const CHUNK_BYTES: u64 = 256 << 20;
+
 /// One file of a source: its path relative to the source root (always `/`-separated).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -357,6 +363,30 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
     &digits[start..]
 }
 
+/// `entries` in consecutive chunks of at most [`CHUNK`] files and, past the first file of each,
+/// [`CHUNK_BYTES`] bytes.
+pub fn chunks(entries: &[Entry]) -> impl Iterator<Item = &[Entry]> {
+    let mut rest = entries;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take(CHUNK)
+            .take_while(|e| {
+                bytes += e.size;
+                bytes <= CHUNK_BYTES
+            })
+            .count()
+            .max(1);
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +407,23 @@ mod tests {
         assert!(is_hidden("__MACOSX/a/b.jpg"));
         assert!(is_hidden("faces/.latentgan-cache/x"));
         assert!(!is_hidden("faces/0.jpg"));
+    }
+
+    #[test]
+    fn chunks_bound_files_and_bytes() {
+        let entry = |size: u64| Entry {
+            name: String::new(),
+            path: PathBuf::new(),
+            size,
+            stamp: 0,
+        };
+        let small: Vec<Entry> = (0..600).map(|_| entry(10)).collect();
+        let sizes: Vec<usize> = chunks(&small).map(<[Entry]>::len).collect();
+        assert_eq!(sizes, [256, 256, 88]);
+        let big: Vec<Entry> = (0..5).map(|_| entry(100 << 20)).collect();
+        let sizes: Vec<usize> = chunks(&big).map(<[Entry]>::len).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        let huge = [entry(1 << 40)];
+        assert_eq!(chunks(&huge).count(), 1);
     }
 }
