@@ -6,14 +6,15 @@
 //! * `store.json`, the manifest ([`StoreSpec`] and whether every shard is written), written
 //!   atomically before the first shard and again, marked complete, after the last;
 //! * `shard-00000.lgcs`, … : each the codes of one slice of the images, in the crate's array
-//!   format (`io::write_array`) with header `[n, c, h, w]`, `f16` or `f32`, each written atomically.
+//!   array format (`io::write_array`'s) with header `[n, c, h, w]`, `f16` or `f32`, each written
+//!   a batch at a time to a temporary file renamed into place ([`ShardWriter`]).
 //!   A shard may hold fewer codes than its slice had images (files that failed to decode).
 //!
 //! The codes are tanh outputs in `[-1, 1]`, where `f16` keeps 11 significant bits: half the size
 //! for a reconstruction error that changes by a measured fraction of a percent (BENCHMARKS.md).
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -21,7 +22,7 @@ use half::f16;
 
 use super::codes::Codes;
 use crate::error::{Error, Result};
-use crate::io::Element;
+use crate::io::{AtomicFile, Element};
 
 /// The manifest's file name inside a store.
 pub const MANIFEST: &str = "store.json";
@@ -273,16 +274,8 @@ impl StoreWriter {
         }
         match read_manifest(&dir)? {
             Some(old) if old.spec == spec => {
-                // A killed writer's half-written shard (see `io::write_atomic`) is litter.
-                for entry in std::fs::read_dir(&dir)
-                    .map_err(|e| Error::io(&dir, e))?
-                    .flatten()
-                {
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if name.starts_with(".shard-") && name.contains(".lgcs.tmp") {
-                        let _ = std::fs::remove_file(entry.path());
-                    }
-                }
+                // A killed writer's half-written shard is litter.
+                crate::io::remove_left_behind(&dir, crate::io::temp_owner);
             }
             Some(old) => {
                 return Err(Error::invalid(
@@ -325,32 +318,38 @@ impl StoreWriter {
         open_shard(&self.dir, &self.spec, k).is_ok()
     }
 
-    /// Writes shard `k`: `values` holds whole codes of [`StoreSpec::code_shape`], as `f32`
-    /// (converted to the store's dtype).
-    pub fn write_shard(&self, k: usize, values: &[f32]) -> Result<()> {
-        let per = self.spec.per();
-        let n = values.len() / per;
-        if k >= self.spec.shards || !values.len().is_multiple_of(per) || n > self.spec.shard_size {
+    /// Starts shard `k`: codes are appended a batch at a time ([`ShardWriter::push`]), so a
+    /// shard never sits in memory whole, and [`ShardWriter::finish`] puts it in place.
+    pub fn shard(&self, k: usize) -> Result<ShardWriter<'_>> {
+        if k >= self.spec.shards {
             return Err(Error::invalid(
                 "shard",
-                format!(
-                    "shard {k} of {} with {} values; expected at most {} codes of {per} values",
-                    self.spec.shards,
-                    values.len(),
-                    self.spec.shard_size
-                ),
+                format!("shard {k} of a store of {} shards", self.spec.shards),
             ));
         }
+        let mut file = AtomicFile::create(&shard_path(&self.dir, k))?;
         let [c, h, w] = self.spec.code_shape.map(|d| d as u64);
-        let header = [n as u64, c, h, w];
-        let path = shard_path(&self.dir, k);
-        match self.spec.dtype {
-            Dtype::F32 => crate::io::write_array(&path, MAGIC_F32, &header, values),
-            Dtype::F16 => {
-                let halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
-                crate::io::write_array(&path, MAGIC_F16, &header, &halves)
-            }
+        let mut head = self.spec.dtype.magic().to_vec();
+        for word in [0, c, h, w] {
+            head.extend_from_slice(&word.to_le_bytes());
         }
+        file.write_all(&head)
+            .map_err(|e| Error::io(file.path(), e))?;
+        Ok(ShardWriter {
+            spec: &self.spec,
+            k,
+            file,
+            n: 0,
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Writes shard `k` at once: `values` holds whole codes of [`StoreSpec::code_shape`], as
+    /// `f32` (converted to the store's dtype).
+    pub fn write_shard(&self, k: usize, values: &[f32]) -> Result<()> {
+        let mut shard = self.shard(k)?;
+        shard.push(values)?;
+        shard.finish()
     }
 
     /// Checks that every shard is written, marks the store complete and opens it.
@@ -367,6 +366,64 @@ impl StoreWriter {
         }
         write_manifest(&self.dir, &self.spec, Some(count))?;
         CodeStore::open(&self.dir)
+    }
+}
+
+/// A shard of a [`StoreWriter`] being written, to a temporary file: dropped unfinished (an
+/// error, a kill), it leaves nothing in the store.
+pub struct ShardWriter<'a> {
+    spec: &'a StoreSpec,
+    k: usize,
+    file: AtomicFile,
+    n: usize,
+    bytes: Vec<u8>,
+}
+
+impl ShardWriter<'_> {
+    /// Appends whole codes of [`StoreSpec::code_shape`], as `f32` (converted to the store's
+    /// dtype).
+    pub fn push(&mut self, values: &[f32]) -> Result<()> {
+        let per = self.spec.per();
+        let n = self.n + values.len() / per;
+        if !values.len().is_multiple_of(per) || n > self.spec.shard_size {
+            return Err(Error::invalid(
+                "shard",
+                format!(
+                    "{} values for shard {} after {} codes; expected whole codes of {per} values, \
+                     at most {} in all",
+                    values.len(),
+                    self.k,
+                    self.n,
+                    self.spec.shard_size
+                ),
+            ));
+        }
+        self.bytes.clear();
+        match self.spec.dtype {
+            Dtype::F32 => values.iter().for_each(|v| v.put(&mut self.bytes)),
+            Dtype::F16 => values
+                .iter()
+                .for_each(|&v| f16::from_f32(v).put(&mut self.bytes)),
+        }
+        self.file
+            .write_all(&self.bytes)
+            .map_err(|e| Error::io(self.file.path(), e))?;
+        self.n = n;
+        Ok(())
+    }
+
+    /// Writes the shard's count into its header and renames it into place.
+    pub fn finish(mut self) -> Result<()> {
+        let n = self.n as u64;
+        let path = self.file.path().to_path_buf();
+        self.file
+            .file()
+            .and_then(|f| {
+                f.seek(SeekFrom::Start(6))?;
+                f.write_all(&n.to_le_bytes())
+            })
+            .map_err(|e| Error::io(&path, e))?;
+        self.file.commit().map(drop)
     }
 }
 
@@ -508,9 +565,22 @@ mod tests {
         let writer = StoreWriter::create(dir.path(), spec(8, Dtype::F32)).unwrap();
         // Shard 1 lost an image to a decoding failure: 3 + 2 + 2 codes.
         let parts = [&all[..24], &all[24..40], &all[40..]];
-        for (k, part) in parts.iter().enumerate() {
+        for (k, part) in parts.iter().enumerate().skip(1) {
             writer.write_shard(k, part).unwrap();
         }
+        // Shard 0 a code at a time, as encode writes a batch at a time; too many codes, or a
+        // part of a code, are refused, and a shard dropped unfinished leaves nothing.
+        let mut shard = writer.shard(0).unwrap();
+        for code in parts[0].chunks(8) {
+            shard.push(code).unwrap();
+        }
+        let err = shard.push(&all[..8]).unwrap_err().to_string();
+        assert!(err.contains("at most 3"), "{err}");
+        assert!(shard.push(&all[..4]).is_err());
+        drop(writer.shard(0).unwrap());
+        assert!(!writer.has_shard(0));
+        shard.finish().unwrap();
+        assert!(writer.has_shard(0));
         let store = writer.finish().unwrap();
         let memory = CodeDataset::new(all.clone(), [7, 2, 2, 2]).unwrap();
         assert_eq!((store.len(), store.code_shape()), (7, [2, 2, 2]));

@@ -24,9 +24,9 @@ impl<B: Backend> AutoEncoder<B> {
         CodeDataset::new(values, [dataset.len(), self.code_channels(), side, side])
     }
 
-    /// Encodes every image of `images` into a code store at `dir` ([`CodeStore`]), one shard at
-    /// a time: a slice of the images is decoded, encoded and written before the next is read,
-    /// so memory holds one shard (at most 64 MiB of codes) whatever the number of images. An
+    /// Encodes every image of `images` into a code store at `dir` ([`CodeStore`]), a batch at a
+    /// time: each batch is decoded, encoded and appended to its shard before the next is read,
+    /// so memory holds one batch whatever the number of images. An
     /// unfinished store of the same images, encoder weights and `dtype` (an interrupted call) is
     /// resumed: its written shards are kept. [`StoreOptions::stage1`] names the run the encoder
     /// came from, so stage 2 finds its decoder.
@@ -56,9 +56,21 @@ impl<B: Backend> AutoEncoder<B> {
         let (shards, size) = (writer.spec().shards, writer.spec().shard_size);
         let todo: Vec<usize> = (0..shards).filter(|&k| !writer.has_shard(k)).collect();
         let mut progress = Progress::new("encode", shards - todo.len(), shards, 1);
+        let device = self.device();
         for k in todo {
-            let part = images.decode(k * size..(k + 1) * size)?;
-            writer.write_shard(k, &self.encode_values(&part)?)?;
+            let mut shard = writer.shard(k)?;
+            let slice = k * size..((k + 1) * size).min(images.len());
+            let b = eval_batch_size(images.resolution());
+            for start in slice.clone().step_by(b) {
+                let part = images.decode(start..(start + b).min(slice.end))?;
+                if part.is_empty() {
+                    continue;
+                }
+                let all: Vec<usize> = (0..part.len()).collect();
+                let codes = self.encode(part.batch::<B>(&all, &device)?)?;
+                shard.push(&to_host_f32(codes, "codes")?)?;
+            }
+            shard.finish()?;
             progress.update(k + 1, &[]);
         }
         writer.finish()
@@ -133,12 +145,17 @@ impl<B: Backend> AutoEncoder<B> {
     }
 }
 
-/// Index lists `0..b`, `b..2b`, ... covering `0..len`: the batches of whole-dataset passes over
-/// `resolution`² images, `b` = 32 up to 256², then fewer so a batch stays at 2M pixels (2 images
-/// at 1024², where one full-width activation of the encoder is 128 MiB per image).
+/// Images per batch of a whole-dataset pass over `resolution`² images: 32 up to 256², then fewer
+/// so a batch stays at 2M pixels (2 images at 1024², where one full-width activation of the
+/// encoder is 128 MiB per image).
+fn eval_batch_size(resolution: u32) -> usize {
+    ((1 << 21) / (resolution as usize).pow(2).max(1)).clamp(1, 32)
+}
+
+/// Index lists `0..b`, `b..2b`, ... covering `0..len`, `b` = [`eval_batch_size`]: the batches of
+/// whole-dataset passes over `resolution`² images.
 fn eval_batches(len: usize, resolution: u32) -> impl Iterator<Item = Vec<usize>> {
-    let pixels = (resolution as usize).pow(2).max(1);
-    let b = ((1 << 21) / pixels).clamp(1, 32);
+    let b = eval_batch_size(resolution);
     (0..len)
         .step_by(b)
         .map(move |start| (start..(start + b).min(len)).collect())
