@@ -220,7 +220,7 @@ pub struct AttentionMap<B: Backend> {
 }
 
 impl<B: Backend> AttentionMap<B> {
-    fn new(weights: Tensor<B, 3>) -> Self {
+    pub(crate) fn new(weights: Tensor<B, 3>) -> Self {
         let [_, n, n_keys] = weights.dims();
         let side = |n: usize| (n as f64).sqrt().round() as usize;
         Self {

@@ -1,12 +1,14 @@
 //! The networks of the two papers: the stage-1 autoencoder ([`autoencoder`], with its dataset
 //! passes in [`codes`]), the Table-2 generator family and [`Gan`] sampling ([`gan`], and
 //! [`samples`] for a set of samples made a range at a time), and the critic with its
-//! written-out input gradient ([`critic`]).
+//! written-out input gradient ([`critic`]); SAGAN's class-conditional ResNet generator and
+//! projection discriminator ([`sagan`]).
 
 pub mod autoencoder;
 pub mod codes;
 pub mod critic;
 pub mod gan;
+pub mod sagan;
 pub mod samples;
 
 pub use autoencoder::{
@@ -14,4 +16,5 @@ pub use autoencoder::{
 };
 pub use critic::Critic;
 pub use gan::{attention_map, CodeGan, Gan, GanArch, GanConfig, Generator, ImageGan};
+pub use sagan::{SaganConfig, SaganDiscriminator, SaganGenerator};
 pub use samples::Samples;

@@ -26,6 +26,9 @@ pub struct SelfAttentionConfig {
     /// Spectrally normalise the four 1×1 convolutions.
     #[config(default = false)]
     pub spectral_norm: bool,
+    /// Give the four 1×1 convolutions a bias (the released SAGAN code has none).
+    #[config(default = true)]
+    pub bias: bool,
 }
 
 impl SelfAttentionConfig {
@@ -38,7 +41,14 @@ impl SelfAttentionConfig {
                 format!("got {c}, expected at least 8 (queries and keys have C/8 channels)"),
             ));
         }
-        let conv = |channels| SnConv2d::new(channels, 1, 1, self.spectral_norm, device);
+        let conv = |channels| {
+            let conv = SnConv2d::new(channels, 1, 1, self.spectral_norm, device);
+            if self.bias {
+                conv
+            } else {
+                conv.without_bias()
+            }
+        };
         Ok(SelfAttention {
             query: conv([c, c / 8]),
             key: conv([c, c / 8]),

@@ -1,9 +1,11 @@
 //! Building blocks the papers name, shared by every model.
 
 pub mod attention;
+pub mod cond_batch_norm;
 pub mod spectral_norm;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};
+pub use cond_batch_norm::{ConditionalBatchNorm, ConditionalBatchNormConfig};
 pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};

@@ -105,6 +105,12 @@ impl<B: Backend> SnConv2d<B> {
         }
     }
 
+    /// The same layer without its bias.
+    pub fn without_bias(mut self) -> Self {
+        self.conv.bias = None;
+        self
+    }
+
     /// The weight the layer applies: W/σ(W) or W. With spectral normalisation on an autodiff
     /// backend each call runs one power iteration, so call it once per forward pass.
     pub fn weight(&self) -> Tensor<B, 4> {
