@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 python3 datasets/fetch_faces.py
+python3 datasets/fetch_labelled.py
 python3 datasets/fetch_inception.py
 cargo test --release
 echo "== cargo test done after ${SECONDS}s"

@@ -41,8 +41,8 @@ pub use error::{Error, Result};
 pub mod prelude {
     pub use crate::backend::{backend_name, default_device, Backend, Device, TrainBackend};
     pub use crate::data::{
-        load_celeba_hq, load_images, load_images_with, CodeDataset, CodeStore, Codes, ImageDataset,
-        LoadOptions, LoadReport,
+        load_celeba_hq, load_images, load_images_with, load_labelled, CodeDataset, CodeStore,
+        Codes, ImageDataset, LoadOptions, LoadReport,
     };
     pub use crate::demo::{run_demo, DemoConfig, DemoReport};
     pub use crate::error::{Error, Result};

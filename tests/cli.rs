@@ -53,6 +53,30 @@ fn inspect_json_lists_loaded_and_skipped() {
 }
 
 #[test]
+fn inspect_classes_counts_the_images_of_each_class_folder() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-subset");
+    let out = inspect(&root, &["--classes", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["classes"],
+        serde_json::json!({"face": 100, "non-face": 100})
+    );
+    // Loose files are not a class-folder layout.
+    let dir = data_with_one_bad_file();
+    let out = inspect(dir.path(), &["--classes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("outside any class folder"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn inspect_strict_fails_naming_the_file() {
     let dir = data_with_one_bad_file();
     let out = inspect(dir.path(), &["--strict"]);

@@ -470,3 +470,91 @@ fn oversized_and_unsafe_zip_members_are_reported() {
     );
     assert_eq!(skipped.len(), 3, "{skipped:?}");
 }
+
+#[test]
+fn class_folders_label_the_images_in_a_folder_or_a_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("pets");
+    write(&d.join("dog/1.png"), &solid(8, 8, [200, 0, 0]));
+    write(&d.join("cat/a.png"), &solid(8, 8, [0, 0, 200]));
+    write(&d.join("dog/2.png"), &solid(8, 8, [210, 0, 0]));
+    let pets = load_images_with(&d, &opts(4).class_folders(true)).unwrap();
+    assert_eq!(pets.classes(), ["cat", "dog"]);
+    let of = |ds: &latentgan::data::ImageDataset, name: &str| {
+        let i = ds.names().iter().position(|n| n == name).unwrap();
+        ds.labels().unwrap()[i]
+    };
+    assert_eq!([of(&pets, "cat/a.png"), of(&pets, "dog/1.png")], [0, 1]);
+    assert_eq!(pets.class_counts(), [("cat".into(), 1), ("dog".into(), 2)]);
+    // Labels travel with a selection and with batches (the same images as training_batch).
+    let picked = pets.select(&[2, 0]).unwrap();
+    assert_eq!(
+        picked.labels().unwrap(),
+        [pets.labels().unwrap()[2], pets.labels().unwrap()[0]]
+    );
+    let device = Default::default();
+    let (x, y) = pets
+        .training_batch_labelled::<latentgan::backend::Backend>(3, 2, 7, false, &device)
+        .unwrap();
+    let alone = pets
+        .training_batch::<latentgan::backend::Backend>(3, 2, 7, false, &device)
+        .unwrap();
+    assert_eq!(x.into_data(), alone.into_data());
+    let y = y.into_data().convert::<i64>().to_vec::<i64>().unwrap();
+    assert_eq!(y.len(), 2);
+    // The same folders zipped under one top folder, from the mapped cache.
+    let archive = dir.path().join("pets.zip");
+    let png = |rgb| encode(&solid(8, 8, rgb), ImageFormat::Png);
+    zip(
+        &archive,
+        &[
+            ("pets/dog/1.png", png([200, 0, 0])),
+            ("pets/cat/a.png", png([0, 0, 200])),
+        ],
+    );
+    let options = LoadOptions::new(4)
+        .cache_dir(dir.path().join("cache"))
+        .class_folders(true);
+    let zipped = load_images_with(&archive, &options).unwrap();
+    assert!(zipped.is_mapped());
+    assert_eq!(zipped.classes(), ["cat", "dog"]);
+    // Unlabelled loading ignores the folders.
+    assert!(load_images_with(&d, &opts(4)).unwrap().classes().is_empty());
+}
+
+#[test]
+fn an_empty_class_or_a_loose_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("pets");
+    write(&d.join("dog/1.png"), &solid(8, 8, [200, 0, 0]));
+    std::fs::create_dir_all(d.join("cat")).unwrap();
+    std::fs::write(d.join("cat/broken.png"), b"not a png").unwrap();
+    let err = load_images_with(&d, &opts(4).class_folders(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pets/cat has no image that loads"), "{err}");
+    write(&d.join("cat/ok.png"), &solid(8, 8, [0, 0, 200]));
+    write(&d.join("loose.png"), &solid(8, 8, [0, 0, 0]));
+    let err = load_images_with(&d, &opts(4).class_folders(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("loose.png outside any class folder"), "{err}");
+}
+
+#[test]
+fn the_fetched_labelled_sets_load_with_their_classes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets");
+    let lfw = latentgan::data::load_labelled(root.join("lfw-subset"), 16)
+        .expect("run python3 datasets/fetch_labelled.py");
+    assert_eq!(
+        lfw.class_counts(),
+        [("face".into(), 100), ("non-face".into(), 100)]
+    );
+    let digits = latentgan::data::load_labelled(root.join("digits"), 8).unwrap();
+    assert_eq!(digits.len(), 1797);
+    assert_eq!(digits.classes().len(), 10);
+    assert!(digits
+        .class_counts()
+        .iter()
+        .all(|(_, n)| (170..=190).contains(n)));
+}

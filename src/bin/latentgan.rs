@@ -98,6 +98,9 @@ struct InspectArgs {
     /// Only the files named in this list (one relative path per line).
     #[arg(long)]
     split: Option<PathBuf>,
+    /// Class folders (`DIR/<class>/<image>`): report the images per class.
+    #[arg(long)]
+    classes: bool,
     /// Decode everything; neither read nor write the decoded cache.
     #[arg(long)]
     no_cache: bool,
@@ -444,13 +447,24 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     if args.no_cache {
         options = options.no_cache();
     }
-    let dataset = load_images_with(&args.dir, &options)?;
+    let dataset = load_images_with(&args.dir, &options.class_folders(args.classes))?;
     let report = dataset.report();
+    let counts = dataset.class_counts();
     if args.json {
-        let value = serde_json::json!({ "loaded": report.loaded, "skipped": report.skipped });
+        let mut value = serde_json::json!({ "loaded": report.loaded, "skipped": report.skipped });
+        if args.classes {
+            let classes: serde_json::Map<String, serde_json::Value> = counts
+                .iter()
+                .map(|(c, n)| (c.clone(), (*n).into()))
+                .collect();
+            value["classes"] = classes.into();
+        }
         println!("{value}");
     } else {
         println!("{report}");
+        for (class, n) in counts {
+            println!("  {class}: {n} images");
+        }
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! [`ImageDataset`]: decoded square uint8 images, mapped from the on-disk cache or in memory,
 //! and seeded, shuffled batches of `[B, 3, H, W]` tensors in `[-1, 1]`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::cache::Shard;
 use super::report::LoadReport;
@@ -27,6 +28,14 @@ pub struct ImageDataset {
     names: Vec<String>,
     pixels: Pixels,
     report: LoadReport,
+    labels: Option<Labels>,
+}
+
+/// The classes of a dataset loaded from class folders, and each image's.
+#[derive(Clone, Debug)]
+struct Labels {
+    classes: Arc<[String]>,
+    of: Vec<u32>,
 }
 
 /// Where an [`ImageDataset`]'s pixels live.
@@ -56,6 +65,7 @@ impl ImageDataset {
             names,
             pixels: Pixels::Memory(pixels),
             report,
+            labels: None,
         }
     }
 
@@ -84,7 +94,74 @@ impl ImageDataset {
                 key,
             },
             report,
+            labels: None,
         }
+    }
+
+    /// This dataset labelled by its class folders (`root/<class>/<image>`); `folders` are the
+    /// class folders listed at the source's root, so that an empty one is an error.
+    pub(crate) fn with_class_folders(mut self, source: &Path, folders: &[String]) -> Result<Self> {
+        let (classes, of) = super::classes::class_folders(source, &self.names, folders)?;
+        self.labels = Some(Labels {
+            classes: classes.into(),
+            of,
+        });
+        Ok(self)
+    }
+
+    /// The class names, sorted (label `k` is `classes()[k]`); empty when the dataset was not
+    /// loaded from class folders ([`load_labelled`](super::load_labelled)).
+    pub fn classes(&self) -> &[String] {
+        self.labels.as_ref().map_or(&[], |l| &l.classes)
+    }
+
+    /// Each image's label, when the dataset has classes.
+    pub fn labels(&self) -> Option<&[u32]> {
+        self.labels.as_ref().map(|l| &l.of[..])
+    }
+
+    /// Images per class, in class order (empty without classes).
+    pub fn class_counts(&self) -> Vec<(String, usize)> {
+        let Some(labels) = &self.labels else {
+            return Vec::new();
+        };
+        let mut counts = vec![0; labels.classes.len()];
+        for &l in &labels.of {
+            counts[l as usize] += 1;
+        }
+        labels.classes.iter().cloned().zip(counts).collect()
+    }
+
+    /// The labels at `indices` as a `[B]` tensor (all 0 without classes: one class).
+    pub fn label_batch<B: Backend>(
+        &self,
+        indices: &[usize],
+        device: &B::Device,
+    ) -> Result<Tensor<B, 1, Int>> {
+        super::check_indices(indices, self.len(), "image")?;
+        let values: Vec<i64> = indices
+            .iter()
+            .map(|&i| self.labels.as_ref().map_or(0, |l| l.of[i] as i64))
+            .collect();
+        Ok(Tensor::from_data(
+            TensorData::new(values, [indices.len()]),
+            device,
+        ))
+    }
+
+    /// [`training_batch`](Self::training_batch) with the images' labels (`[B]`, all 0 without
+    /// classes): the same images for the same `(seed, step)`.
+    pub fn training_batch_labelled<B: Backend>(
+        &self,
+        step: usize,
+        batch_size: usize,
+        seed: u64,
+        flip: bool,
+        device: &B::Device,
+    ) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)> {
+        let indices = super::training_indices(self.len(), batch_size, seed, step)?;
+        let images = self.training_batch(step, batch_size, seed, flip, device)?;
+        Ok((images, self.label_batch(&indices, device)?))
     }
 
     /// Whether the pixels are mapped from the on-disk cache (rather than held in memory).
@@ -187,11 +264,16 @@ impl ImageDataset {
         let names = indices.iter().map(|&i| self.names[i].clone()).collect();
         let mut report = self.report.clone();
         report.loaded = indices.len();
+        let labels = self.labels.as_ref().map(|l| Labels {
+            classes: l.classes.clone(),
+            of: indices.iter().map(|&i| l.of[i]).collect(),
+        });
         Ok(Self {
             resolution: self.resolution,
             names,
             pixels,
             report,
+            labels,
         })
     }
 

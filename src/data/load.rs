@@ -47,6 +47,8 @@ pub struct LoadOptions {
     /// Restrict to the `CelebA-HQ-img/` folder when the source is CelebAMask-HQ (which also holds
     /// segmentation masks).
     pub celeba_hq_layout: bool,
+    /// Label the images by their class folder (`root/<class>/<image>`).
+    pub class_folders: bool,
 }
 
 impl LoadOptions {
@@ -59,6 +61,7 @@ impl LoadOptions {
             cache_dir: Some(crate::io::cache_dir()),
             limit: None,
             celeba_hq_layout: false,
+            class_folders: false,
         }
     }
 
@@ -91,6 +94,13 @@ impl LoadOptions {
         self.limit = Some(n);
         self
     }
+
+    /// Label the images by their class folder (`root/<class>/<image>`, see
+    /// [`load_labelled`]).
+    pub fn class_folders(mut self, class_folders: bool) -> Self {
+        self.class_folders = class_folders;
+        self
+    }
 }
 
 /// The cache directory used when none is given (see [`LoadOptions::cache_dir`]).
@@ -102,6 +112,16 @@ pub fn default_cache_dir() -> PathBuf {
 /// `resolution`×`resolution` RGB, with default [`LoadOptions`].
 pub fn load_images(path: impl AsRef<Path>, resolution: u32) -> Result<ImageDataset> {
     load_images_with(path, &LoadOptions::new(resolution))
+}
+
+/// Loads labelled images from class folders, `path/<class>/<image>` (ImageNet's train layout; a
+/// folder or a `.zip`, whose single top folder, if any, is looked through), at `resolution`:
+/// [`ImageDataset::classes`] are the folder names, sorted, and [`ImageDataset::labels`] each
+/// image's. A file outside any class folder, or a class folder without an image that loads, is
+/// an error. `python3 datasets/fetch_labelled.py` fetches two small real sets:
+/// `datasets/lfw-subset` (faces and non-faces) and `datasets/digits` (10 classes).
+pub fn load_labelled(path: impl AsRef<Path>, resolution: u32) -> Result<ImageDataset> {
+    load_images_with(path, &LoadOptions::new(resolution).class_folders(true))
 }
 
 /// Loads CelebA-HQ (or any face folder/zip) at `resolution`, in whichever layout it was
@@ -149,8 +169,23 @@ fn list(
 /// second load decodes nothing, and an interrupted first load keeps its finished shards. Without
 /// one, they are decoded into memory, which must hold them.
 pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageDataset> {
+    let dataset = load_pixels(path.as_ref(), options)?;
+    if !options.class_folders {
+        return Ok(dataset);
+    }
+    let source = dataset.report().source.clone();
+    let folders = if source.is_dir() {
+        super::classes::list_folders(&source)
+    } else {
+        Vec::new()
+    };
+    dataset.with_class_folders(&source, &folders)
+}
+
+/// [`load_images_with`] without the labels.
+fn load_pixels(path: &Path, options: &LoadOptions) -> Result<ImageDataset> {
     let start = Instant::now();
-    let (source, entries, mut skipped, hint) = list(path.as_ref(), options)?;
+    let (source, entries, mut skipped, hint) = list(path, options)?;
     let Some(cache_root) = &options.cache_dir else {
         fits_in_memory(entries.len(), options.resolution, available_memory())?;
         let (names, pixels, decode_skipped) = decode_to_memory(&source, &entries, options)?;

@@ -3,6 +3,7 @@
 //! and codes in memory or in a store on disk.
 
 mod cache;
+mod classes;
 mod codes;
 mod dataset;
 mod decode;
@@ -15,8 +16,8 @@ pub use codes::{CodeDataset, Codes};
 pub use dataset::{Batches, ImageDataset};
 pub use decode::decode_rgb8;
 pub use load::{
-    default_cache_dir, list_images, load_celeba_hq, load_images, load_images_with, ImageList,
-    LoadOptions,
+    default_cache_dir, list_images, load_celeba_hq, load_images, load_images_with, load_labelled,
+    ImageList, LoadOptions,
 };
 pub use report::{LoadReport, Skipped};
 pub use source::{IMAGE_EXTENSIONS, MAX_FILE_BYTES};
