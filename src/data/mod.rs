@@ -46,7 +46,12 @@ fn check_indices(indices: &[usize], len: usize, what: &str) -> Result<()> {
 /// The items of batch number `step` in an endless stream over `len` items: epoch `e` visits all
 /// items in an order shuffled by `(seed, e)`, in full batches (an epoch's last partial batch is
 /// dropped). A pure function of its arguments, so a resumed run sees the same batches.
-fn training_indices(len: usize, batch_size: usize, seed: u64, step: usize) -> Result<Vec<usize>> {
+pub(crate) fn training_indices(
+    len: usize,
+    batch_size: usize,
+    seed: u64,
+    step: usize,
+) -> Result<Vec<usize>> {
     if batch_size == 0 || batch_size > len {
         return Err(Error::invalid(
             "batch_size",

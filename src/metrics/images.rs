@@ -11,7 +11,7 @@ use crate::data::source::{Entry, Source};
 use crate::data::{decode_rgb8, ImageDataset};
 use crate::error::{Error, Result};
 use crate::images::Images;
-use crate::models::Samples;
+use crate::models::{ClassSamples, Samples};
 
 /// A set of images FID can read, as uint8 RGB at their own size (the network resizes to 299²).
 pub trait FidImages {
@@ -79,6 +79,19 @@ impl FidImages for Images {
 /// Generated samples, made a range at a time as the network reads them
 /// ([`Gan::samples`](crate::models::Gan::samples)): scoring 50 000 samples holds one batch.
 impl<B: burn::tensor::backend::Backend> FidImages for Samples<'_, B> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn rgb8(&self, range: Range<usize>) -> Result<Vec<RgbImage>> {
+        let n = range.len();
+        self.images(range)?.rgb8(0..n)
+    }
+}
+
+/// A conditional GAN's samples, made a range at a time
+/// ([`ConditionalGan::samples`](crate::models::ConditionalGan::samples)).
+impl<B: burn::tensor::backend::Backend> FidImages for ClassSamples<'_, B> {
     fn count(&self) -> usize {
         self.len()
     }

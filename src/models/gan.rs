@@ -289,16 +289,24 @@ impl<B: Backend> Generator<B> {
     /// the rows before it (the generator jumps ahead), so a set of 50 000 samples can be made a
     /// batch at a time.
     pub fn noise_rows(&self, range: Range<usize>, seed: u64, device: &B::Device) -> Tensor<B, 2> {
-        let mut rng = crate::rng::SplitMix64::new(seed);
-        rng.skip(range.start * self.latent_dim * crate::rng::DRAWS_PER_NORMAL);
-        let z: Vec<f32> = (0..range.len() * self.latent_dim)
-            .map(|_| rng.normal() as f32)
-            .collect();
-        Tensor::from_data(
-            burn::tensor::TensorData::new(z, [range.len(), self.latent_dim]),
-            device,
-        )
+        noise_rows(self.latent_dim, range, seed, device)
     }
+}
+
+/// Rows `range` of the standard normal noise of `seed`, `latent_dim` values per row, drawn by
+/// jumping ahead to the first row: what every generator's noise is.
+pub(crate) fn noise_rows<B: Backend>(
+    latent_dim: usize,
+    range: Range<usize>,
+    seed: u64,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    rng.skip(range.start * latent_dim * crate::rng::DRAWS_PER_NORMAL);
+    let z: Vec<f32> = (0..range.len() * latent_dim)
+        .map(|_| rng.normal() as f32)
+        .collect();
+    Tensor::from_data(TensorData::new(z, [range.len(), latent_dim]), device)
 }
 
 /// Samples generated (and decoded) per forward pass by [`Gan::sample`].
@@ -386,41 +394,57 @@ impl<B: Backend> Gan<B> {
     /// rows come to the host. An error names the argument if G has no self-attention or a query
     /// lies outside the image.
     pub fn attention_map(&self, seed: u64, queries: &[(usize, usize)]) -> Result<AttentionMaps> {
-        if queries.is_empty() {
-            return Err(Error::invalid(
-                "queries",
-                "expected at least one (x, y) pixel",
-            ));
-        }
         let device = self.device();
         let (images, maps) = self.generate_with_attention(self.generator.noise(1, seed, &device));
-        let map = maps.into_iter().last().ok_or_else(|| {
-            Error::invalid(
-                "gan",
-                "G has no self-attention block; train with Stage2Config::sagan() or set `attention`",
-            )
-        })?;
-        let image = Images::from_signed(&images)?;
-        let [_, _, height, width] = image.shape();
-        if let Some(&(x, y)) = queries.iter().find(|&&(x, y)| x >= width || y >= height) {
-            return Err(Error::invalid(
-                "queries",
-                format!("({x}, {y}) lies outside the {width}×{height} image"),
-            ));
-        }
-        let positions: Vec<i64> = queries
-            .iter()
-            .map(|&(x, y)| ((y * map.side / height) * map.side + x * map.side / width) as i64)
-            .collect();
-        let positions =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [queries.len()]), &device);
-        let rows = to_host_f32(map.weights.select(1, positions), "attention map")?;
-        let weights = rows
-            .chunks_exact(map.key_side * map.key_side)
-            .map(<[f32]>::to_vec)
-            .collect();
-        AttentionMaps::new(image, queries.to_vec(), weights, map.side, map.key_side)
+        attention_rows(
+            images,
+            maps,
+            queries,
+            "G has no self-attention block; train with Stage2Config::sagan() or set `attention`",
+        )
     }
+}
+
+/// The rows of the last of `maps` at each query pixel of the generated `images` (one image, in
+/// `[-1, 1]`), drawn over it: what both GAN families' `attention_map` return. `none` is the
+/// error when there is no map. Only the queries' rows come to the host.
+pub(crate) fn attention_rows<B: Backend>(
+    images: Tensor<B, 4>,
+    maps: Vec<AttentionMap<B>>,
+    queries: &[(usize, usize)],
+    none: &str,
+) -> Result<AttentionMaps> {
+    if queries.is_empty() {
+        return Err(Error::invalid(
+            "queries",
+            "expected at least one (x, y) pixel",
+        ));
+    }
+    let map = maps
+        .into_iter()
+        .last()
+        .ok_or_else(|| Error::invalid("gan", none))?;
+    let device = images.device();
+    let image = Images::from_signed(&images)?;
+    let [_, _, height, width] = image.shape();
+    if let Some(&(x, y)) = queries.iter().find(|&&(x, y)| x >= width || y >= height) {
+        return Err(Error::invalid(
+            "queries",
+            format!("({x}, {y}) lies outside the {width}×{height} image"),
+        ));
+    }
+    let positions: Vec<i64> = queries
+        .iter()
+        .map(|&(x, y)| ((y * map.side / height) * map.side + x * map.side / width) as i64)
+        .collect();
+    let positions =
+        Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [queries.len()]), &device);
+    let rows = to_host_f32(map.weights.select(1, positions), "attention map")?;
+    let weights = rows
+        .chunks_exact(map.key_side * map.key_side)
+        .map(<[f32]>::to_vec)
+        .collect();
+    AttentionMaps::new(image, queries.to_vec(), weights, map.side, map.key_side)
 }
 
 /// [`Gan::attention_map`] as a function: `attention_map(&gan, seed, &[(x, y), ..])`.

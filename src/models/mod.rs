@@ -2,10 +2,11 @@
 //! passes in [`codes`]), the Table-2 generator family and [`Gan`] sampling ([`gan`], and
 //! [`samples`] for a set of samples made a range at a time), and the critic with its
 //! written-out input gradient ([`critic`]); SAGAN's class-conditional ResNet generator and
-//! projection discriminator ([`sagan`]).
+//! projection discriminator ([`sagan`]), and the trained conditional model ([`conditional`]).
 
 pub mod autoencoder;
 pub mod codes;
+pub mod conditional;
 pub mod critic;
 pub mod gan;
 pub mod sagan;
@@ -14,7 +15,8 @@ pub mod samples;
 pub use autoencoder::{
     AutoEncoder, AutoEncoderConfig, Decoder, Encoder, ImageDiscriminator, ImageDiscriminatorConfig,
 };
+pub use conditional::{ClassSamples, ConditionalGan};
 pub use critic::Critic;
 pub use gan::{attention_map, CodeGan, Gan, GanArch, GanConfig, Generator, ImageGan};
-pub use sagan::{SaganConfig, SaganDiscriminator, SaganGenerator};
+pub use sagan::{Attention, SaganArch, SaganConfig, SaganDiscriminator, SaganGenerator};
 pub use samples::Samples;

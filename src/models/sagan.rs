@@ -31,7 +31,44 @@ use crate::nn::{
     SelfAttentionConfig, SnConv2d, SnLinear, SpectralNorm,
 };
 
-/// The SAGAN generator/discriminator pair for tensors of shape `[channels, size, size]`.
+/// Where SAGAN's self-attention block sits, in G and D.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Attention {
+    /// The paper's: after the 32×32 feature maps ("feat32"), or at side `size/2` on data smaller
+    /// than 64² (none below 16²).
+    Paper,
+    /// After the feature maps of this side (8 to `size/2`).
+    Side(usize),
+    /// No attention block.
+    Off,
+}
+
+/// SAGAN's architecture, whatever the data: channel multiplier, noise length and where the
+/// attention block sits. [`SaganArch::for_data`] fixes it to the data's shape and classes.
+#[derive(Config, Debug, PartialEq)]
+pub struct SaganArch {
+    /// Channel multiplier `ch` (the released 128² model: 64).
+    #[config(default = 64)]
+    pub ch: usize,
+    /// Length of the noise vector `z`.
+    #[config(default = 128)]
+    pub latent_dim: usize,
+    /// Where the self-attention block sits.
+    #[config(default = "Attention::Paper")]
+    pub attention: Attention,
+}
+
+impl SaganArch {
+    /// This architecture for tensors of shape `[channels, size, size]` in `classes` classes.
+    pub fn for_data(&self, channels: usize, size: usize, classes: usize) -> SaganConfig {
+        SaganConfig::new(channels, size)
+            .with_classes(classes)
+            .with_arch(self.clone())
+    }
+}
+
+/// The SAGAN generator/discriminator pair for tensors of shape `[channels, size, size]` (what a
+/// run's `model.json` stores).
 #[derive(Config, Debug, PartialEq)]
 pub struct SaganConfig {
     /// Channels of the generated tensors: 3 for images, the code channels (16) for codes.
@@ -41,25 +78,19 @@ pub struct SaganConfig {
     /// Classes (1: unconditional).
     #[config(default = 1)]
     pub classes: usize,
-    /// Channel multiplier `ch` (the released 128² model: 64).
-    #[config(default = 64)]
-    pub ch: usize,
-    /// Length of the noise vector `z`.
-    #[config(default = 128)]
-    pub latent_dim: usize,
-    /// Feature-map side with a self-attention block in G and D (8 to `size/2`; the paper: 32),
-    /// or none.
-    #[config(default = "Some(32)")]
-    pub attention: Option<usize>,
+    /// Channel multiplier, noise length, attention.
+    #[config(default = "SaganArch::new()")]
+    pub arch: SaganArch,
 }
 
 impl SaganConfig {
-    /// The paper's model for `[channels, size, size]` tensors of `classes` classes: `ch` 64 and
-    /// attention at 32², or at `size/2` for smaller sizes.
-    pub fn paper(channels: usize, size: usize, classes: usize) -> Self {
-        Self::new(channels, size)
-            .with_classes(classes)
-            .with_attention((size >= 16).then_some((size / 2).min(32)))
+    /// The side of the attention block, if any.
+    pub fn attention_side(&self) -> Option<usize> {
+        match self.arch.attention {
+            Attention::Paper => (self.size >= 16).then_some((self.size / 2).min(32)),
+            Attention::Side(side) => Some(side),
+            Attention::Off => None,
+        }
     }
 
     /// Checks the fields, naming the bad one.
@@ -73,14 +104,14 @@ impl SaganConfig {
         for (name, value) in [
             ("channels", self.channels),
             ("classes", self.classes),
-            ("ch", self.ch),
-            ("latent_dim", self.latent_dim),
+            ("ch", self.arch.ch),
+            ("latent_dim", self.arch.latent_dim),
         ] {
             if value == 0 {
                 return Err(Error::invalid(name, "got 0, expected at least 1"));
             }
         }
-        if let Some(side) = self.attention {
+        if let Some(side) = self.attention_side() {
             if !side.is_power_of_two() || side < 8 || side > self.size / 2 {
                 return Err(Error::invalid(
                     "attention",
@@ -97,7 +128,7 @@ impl SaganConfig {
                     format!(
                         "got {}: the feature maps at side {side} would have {} channels, \
                          attention needs at least 8",
-                        self.ch,
+                        self.arch.ch,
                         self.d_width(side)
                     ),
                 ));
@@ -108,12 +139,12 @@ impl SaganConfig {
 
     /// Channels of G's feature maps of side `s`.
     pub fn g_width(&self, s: usize) -> usize {
-        self.ch * (self.size / s).clamp(1, 16)
+        self.arch.ch * (self.size / s).clamp(1, 16)
     }
 
     /// Channels of D's feature maps of side `s`.
     pub fn d_width(&self, s: usize) -> usize {
-        self.ch * (self.size / (2 * s)).clamp(1, 16)
+        self.arch.ch * (self.size / (2 * s)).clamp(1, 16)
     }
 
     fn attention_block<B: Backend>(
@@ -122,7 +153,7 @@ impl SaganConfig {
         channels: usize,
         device: &B::Device,
     ) -> Result<Option<SelfAttention<B>>> {
-        (self.attention == Some(side))
+        (self.attention_side() == Some(side))
             .then(|| {
                 SelfAttentionConfig::new(channels)
                     .with_spectral_norm(true)
@@ -152,11 +183,11 @@ impl SaganConfig {
             .collect::<Result<_>>()?;
         let last = self.g_width(self.size);
         Ok(SaganGenerator {
-            dense: SnLinear::new([self.latent_dim, 16 * self.g_width(4)], true, device),
+            dense: SnLinear::new([self.arch.latent_dim, 16 * self.g_width(4)], true, device),
             blocks,
             norm: BatchNormConfig::new(last).init(device),
             out: SnConv2d::new([last, self.channels], 3, 1, true, device),
-            latent_dim: self.latent_dim,
+            latent_dim: self.arch.latent_dim,
             classes: self.classes,
         })
     }
@@ -319,6 +350,11 @@ impl<B: Backend> SaganGenerator<B> {
     pub fn classes(&self) -> usize {
         self.classes
     }
+
+    /// The device the weights are on.
+    pub fn device(&self) -> B::Device {
+        self.dense.linear.weight.device()
+    }
 }
 
 /// A class embedding whose table is spectrally normalised (the projection discriminator's
@@ -412,11 +448,11 @@ mod tests {
         for (size, attention, g_blocks, d_blocks) in
             [(32, 16, 3, 4), (64, 32, 4, 5), (128, 32, 5, 6)]
         {
-            let config = SaganConfig::new(3, size)
-                .with_classes(3)
+            let config = SaganArch::new()
                 .with_ch(8)
                 .with_latent_dim(8)
-                .with_attention(Some(attention));
+                .with_attention(Attention::Side(attention))
+                .for_data(3, size, 3);
             config.validate().unwrap();
             let g = config.init_generator::<B>(&device).unwrap();
             let d = config.init_discriminator::<B>(&device).unwrap();
@@ -429,8 +465,8 @@ mod tests {
             assert_eq!(d.forward(x, labels(&[0, 2])).dims(), [2, 1]);
         }
         // The released 128² model: G 16, 16, 8, 4, 2, 1 × ch from 4² up, D 1, 2, 4, 8, 16, 16.
-        let paper = SaganConfig::paper(3, 128, 1000);
-        assert_eq!(paper.attention, Some(32));
+        let paper = SaganArch::new().for_data(3, 128, 1000);
+        assert_eq!(paper.attention_side(), Some(32));
         let g: Vec<usize> = [4, 8, 16, 32, 64, 128]
             .map(|s| paper.g_width(s) / 64)
             .to_vec();
@@ -438,7 +474,8 @@ mod tests {
         let d: Vec<usize> = [64, 32, 16, 8, 4].map(|s| paper.d_width(s) / 64).to_vec();
         assert_eq!(d, [1, 2, 4, 8, 16]);
         // Codes of 32² images (8×8×16) are the smallest size.
-        let codes = SaganConfig::paper(16, 8, 2).with_ch(4);
+        let codes = SaganArch::new().with_ch(4).for_data(16, 8, 2);
+        assert_eq!(codes.attention_side(), None);
         let g = codes.init_generator::<B>(&device).unwrap();
         let z = Tensor::random([2, 128], Distribution::Normal(0.0, 1.0), &device);
         assert_eq!(g.forward(z, labels(&[1, 0])).dims(), [2, 16, 8, 8]);
@@ -447,19 +484,18 @@ mod tests {
     #[test]
     fn bad_configs_name_the_field() {
         let err = |c: SaganConfig| c.validate().unwrap_err().to_string();
+        let at = |side| SaganArch::new().with_attention(Attention::Side(side));
         assert!(err(SaganConfig::new(3, 48)).contains("`size`"));
-        assert!(err(SaganConfig::new(3, 64).with_attention(Some(64))).contains("`attention`"));
+        assert!(err(at(64).for_data(3, 64, 1)).contains("`attention`"));
         assert!(err(SaganConfig::new(3, 64).with_classes(0)).contains("`classes`"));
-        assert!(err(SaganConfig::new(3, 128).with_ch(1).with_attention(Some(64))).contains("`ch`"));
+        assert!(err(at(64).with_ch(1).for_data(3, 128, 1)).contains("`ch`"));
     }
 
     #[test]
     fn the_projection_head_adds_the_inner_product_with_the_class_embedding() {
         let device = Default::default();
-        let config = SaganConfig::new(3, 16)
-            .with_classes(3)
-            .with_ch(8)
-            .with_attention(None);
+        let off = SaganArch::new().with_ch(8).with_attention(Attention::Off);
+        let config = off.for_data(3, 16, 3);
         let d = config.init_discriminator::<B>(&device).unwrap();
         let h = Tensor::<B, 2>::random([2, 16], Distribution::Normal(0.0, 1.0), &device);
         let y = [2i64, 0];
@@ -477,7 +513,7 @@ mod tests {
             assert!((scores[row] - (psi + inner)).abs() < 1e-4, "row {row}");
         }
         // One class: no embedding, the head alone.
-        let plain = SaganConfig::new(3, 16).with_ch(8).with_attention(None);
+        let plain = off.for_data(3, 16, 1);
         assert!(plain
             .init_discriminator::<B>(&device)
             .unwrap()

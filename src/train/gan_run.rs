@@ -31,7 +31,7 @@ pub struct GanModelConfig {
 pub fn load_gan(run_dir: impl AsRef<Path>) -> Result<Gan<crate::backend::Backend>> {
     let run_dir = run_dir.as_ref();
     let device = default_device();
-    let model = read_model_config(run_dir)?;
+    let model: GanModelConfig = read_model_config(run_dir)?;
     let ckpt = RunDir::open(run_dir).latest_required("train_stage2 / `latentgan stage2`")?;
     let generator = ckpt.load_module(
         "generator.mpk",
@@ -47,24 +47,26 @@ pub fn load_gan(run_dir: impl AsRef<Path>) -> Result<Gan<crate::backend::Backend
     Ok(Gan { generator, decoder })
 }
 
-/// Writes `model.json` and `decoder.mpk` into a new run, or checks that a resumed run was
-/// started with the same model shape and decoder weights.
-pub(crate) fn save_model<B: Backend>(
+/// Writes `model.json` (`model`) and `decoder.mpk` (the weights of `decoder`, built from
+/// `autoencoder`) into a new run, or checks that a resumed run was started with the same model
+/// and decoder weights.
+pub(crate) fn save_model<B: Backend, C: Config + PartialEq + std::fmt::Display>(
     dir: &Path,
-    model: &GanModelConfig,
+    model: &C,
+    autoencoder: Option<&AutoEncoderConfig>,
     decoder: Option<&Decoder<B>>,
     resuming: bool,
     device: &B::Device,
 ) -> Result<()> {
     if resuming {
-        let same_decoder = match (&model.autoencoder, decoder) {
+        let same_decoder = match (autoencoder, decoder) {
             (Some(ae), Some(decoder)) => {
                 let saved = load_decoder::<B>(dir, ae, device)?;
                 weights(&saved)? == weights(decoder)?
             }
             _ => true,
         };
-        if &read_model_config(dir)? != model || !same_decoder {
+        if &read_model_config::<C>(dir)? != model || !same_decoder {
             return Err(Error::invalid(
                 "resume",
                 format!(
@@ -102,19 +104,20 @@ fn weights<B: Backend, M: Module<B>>(module: &M) -> Result<Vec<f32>> {
     collect.0
 }
 
-fn read_model_config(dir: &Path) -> Result<GanModelConfig> {
+pub(crate) fn read_model_config<C: Config>(dir: &Path) -> Result<C> {
     let path = dir.join("model.json");
     if !path.exists() {
         return Err(Error::NotFound {
             path,
-            hint: "not a stage-2 run directory (train one with train_stage2 / train_baseline)"
+            hint: "not a stage-2 run directory (train one with train_stage2, train_baseline or \
+                   train_sagan)"
                 .into(),
         });
     }
     load_config(&path, "stage-2 model config")
 }
 
-fn load_decoder<B: Backend>(
+pub(crate) fn load_decoder<B: Backend>(
     dir: &Path,
     config: &AutoEncoderConfig,
     device: &B::Device,

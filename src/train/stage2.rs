@@ -28,7 +28,7 @@ use super::gan_run::{save_model, GanModelConfig};
 use super::losses::{hinge_discriminator_loss, wgan_critic_loss, wgan_generator_loss};
 use super::session::Session;
 use super::Trained;
-use crate::backend::{default_device, scalar, seeded, TrainBackend};
+use crate::backend::{default_device, scalar, seeded, Materialize, TrainBackend};
 use crate::data::{Codes, ImageDataset};
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, Critic, Decoder, Gan, GanArch, Generator};
@@ -184,6 +184,8 @@ pub fn train_stage2_on<B: AutodiffBackend>(
         .with_autoencoder(Some(autoencoder.config()));
     let run = &config.run;
     let real = |draw: usize| codes.training_batch::<B>(draw, run.batch_size, run.seed, device);
+    // Drawn now if never used: a clone of a lazy parameter draws its own values.
+    autoencoder.decoder.materialize();
     train_gan::<B>(
         "stage2",
         &config,
@@ -269,6 +271,7 @@ fn train_gan<B: AutodiffBackend>(
         save_model(
             run.path(),
             &model,
+            model.autoencoder.as_ref(),
             decoder.as_ref(),
             resume_from.is_some(),
             device,
