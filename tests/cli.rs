@@ -632,3 +632,135 @@ fn grid_decodes_only_what_it_shows() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// SAGAN's conditional model from the shell: on the labelled faces/non-faces in pixels, then on
+/// a stage-1 run's codes of them; samples of a class, a grid with a row per class, attention,
+/// and an unknown class named with the known ones.
+#[test]
+fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/lfw-subset");
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let conditional = [
+        "--sagan",
+        "--conditional",
+        "--ch",
+        "8",
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+    ];
+    common::succeed(
+        latentgan()
+            .args([
+                "baseline",
+                "--data",
+                data,
+                "--resolution",
+                "16",
+                "--out",
+                &path("pix"),
+            ])
+            .args(conditional),
+    );
+    let out = common::succeed(latentgan().args([
+        "sample",
+        "--run",
+        &path("pix"),
+        "--out",
+        &path("face.png"),
+        "--n",
+        "4",
+        "--class",
+        "face",
+    ]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 images"));
+    common::assert_image_size(dir.path().join("face.png"), (2 * 18 + 2, 2 * 18 + 2));
+    // Without --class: --n per class, a row per class.
+    common::succeed(latentgan().args([
+        "sample",
+        "--run",
+        &path("pix"),
+        "--out",
+        &path("grid.png"),
+        "--n",
+        "3",
+    ]));
+    common::assert_image_size(dir.path().join("grid.png"), (3 * 18 + 2, 2 * 18 + 2));
+    let out = latentgan()
+        .args([
+            "sample",
+            "--run",
+            &path("pix"),
+            "--out",
+            &path("x.png"),
+            "--class",
+            "dog",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("no class \"dog\"")
+            && stderr.contains("face, non-face"),
+        "{stderr}"
+    );
+    common::succeed(latentgan().args([
+        "attention",
+        "--run",
+        &path("pix"),
+        "--out",
+        &path("att.png"),
+        "--class",
+        "non-face",
+        "--query",
+        "3,3",
+    ]));
+
+    // On codes: stage 1 at 32², then the conditional model on its codes of the labelled set.
+    common::succeed(latentgan().args([
+        "stage1",
+        "--data",
+        data,
+        "--resolution",
+        "32",
+        "--steps",
+        "2",
+        "--width",
+        "8",
+        "--batch-size",
+        "8",
+        "--out",
+        &path("s1"),
+    ]));
+    let out = latentgan()
+        .args(["stage2", "--stage1", &path("s1"), "--out", &path("codes")])
+        .args(conditional)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--data DIR"),
+        "{stderr}"
+    );
+    common::succeed(
+        latentgan()
+            .args(["stage2", "--stage1", &path("s1"), "--out", &path("codes")])
+            .args(["--data", data, "--resolution", "32"])
+            .args(conditional),
+    );
+    common::succeed(latentgan().args([
+        "sample",
+        "--run",
+        &path("codes"),
+        "--out",
+        &path("codes.png"),
+        "--n",
+        "2",
+        "--class",
+        "non-face",
+    ]));
+    common::assert_image_size(dir.path().join("codes.png"), (2 * 34 + 2, 34 + 2));
+}

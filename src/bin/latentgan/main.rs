@@ -1,5 +1,7 @@
 //! The `latentgan` command line: the notebook helpers for long runs and shell scripts.
 
+mod conditional;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,10 +14,12 @@ use latentgan::demo::{run_demo, DemoConfig};
 use latentgan::metrics::{default_weights_path, evaluate, FidOptions, ImageFolder};
 use latentgan::models::Gan;
 use latentgan::train::{
-    load_config, load_gan, load_stage1, train_baseline, train_stage1, train_stage2, RunDir,
-    Stage1Config, Stage2Config, Trained,
+    load_config, load_stage1, train_baseline, train_stage1, train_stage2, RunDir, Stage1Config,
+    Stage2Config, Trained,
 };
 use latentgan::viz::{save_grid, GridOptions};
+
+use conditional::RunGan;
 
 #[derive(Parser)]
 #[command(name = "latentgan", version, about = "GANs on learned codes, on Burn")]
@@ -192,6 +196,12 @@ struct Stage2Args {
     /// with the decoder of the stage-1 run that wrote it). `--codes` is another name for it.
     #[arg(long, alias = "codes")]
     stage1: PathBuf,
+    /// With --conditional: the labelled images (class folders) to encode and train on.
+    #[arg(long, requires = "conditional")]
+    data: Option<PathBuf>,
+    /// With --conditional: the resolution to encode --data at.
+    #[arg(long, requires = "conditional")]
+    resolution: Option<u32>,
     #[command(flatten)]
     gan: GanArgs,
 }
@@ -229,6 +239,10 @@ struct SampleArgs {
     /// --n steps (paper Fig. 10).
     #[arg(long)]
     to_seed: Option<u64>,
+    /// Samples of this class (a run of the conditional model; without it, --n per class in a
+    /// row per class).
+    #[arg(long)]
+    class: Option<String>,
 }
 
 #[derive(Args)]
@@ -245,6 +259,9 @@ struct AttentionArgs {
     /// Query pixels `x,y` of the generated image, from the top left (repeat the flag).
     #[arg(long = "query", value_parser = parse_query, required = true)]
     queries: Vec<(usize, usize)>,
+    /// The class of the sample (a run of the conditional model; default: its first class).
+    #[arg(long)]
+    class: Option<String>,
 }
 
 #[derive(Args)]
@@ -293,8 +310,16 @@ struct GanArgs {
     /// maps, n_critic 1, lr 1e-4 for G and 4e-4 for D) instead of the paper's WGAN-GP.
     #[arg(long)]
     sagan: bool,
+    /// With --sagan: SAGAN's own class-conditional ResNet model (conditional batch norm in G,
+    /// a projection D, an EMA of G for sampling) on class folders `<class>/<image>`, instead of
+    /// SAGAN's switches on the Table-2 nets.
+    #[arg(long, requires = "sagan")]
+    conditional: bool,
+    /// Channel multiplier of the conditional model [default: 64].
+    #[arg(long, requires = "conditional")]
+    ch: Option<usize>,
     /// Feature-map sides that get self-attention, e.g. `8` or `16,32` (needs --sagan: the
-    /// WGAN-GP penalty does not cover attention).
+    /// WGAN-GP penalty does not cover attention; the conditional model takes one side).
     #[arg(long, value_delimiter = ',')]
     attention: Option<Vec<usize>>,
     /// Samples per critic step.
@@ -537,6 +562,10 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
 }
 
 fn stage2(args: Stage2Args) -> anyhow::Result<()> {
+    if args.gan.conditional {
+        let data = args.data.as_deref();
+        return conditional::stage2(&args.stage1, data, args.resolution, &args.gan);
+    }
     let config = args.gan.config()?;
     RunDir::check(&args.gan.out, args.gan.resume)?; // before the codes load
     let start = std::time::Instant::now();
@@ -559,6 +588,9 @@ fn stage2(args: Stage2Args) -> anyhow::Result<()> {
 }
 
 fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
+    if args.gan.conditional {
+        return conditional::baseline(&args.data, args.resolution, &args.gan);
+    }
     let config = args.gan.config()?;
     RunDir::check(&args.gan.out, args.gan.resume)?; // before the dataset loads
     let dataset = load_images_with(&args.data, &LoadOptions::new(args.resolution))?;
@@ -570,17 +602,14 @@ fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
 }
 
 fn sample(args: SampleArgs) -> anyhow::Result<()> {
-    let gan = load_gan(&args.run)?;
+    let gan = RunGan::load(&args.run)?;
     let n = args.n;
-    let images = match args.to_seed {
-        Some(b) => gan.interpolate(args.seed, b, n)?,
-        None => gan.sample(n, args.seed)?,
+    let (images, layout) = gan.images(n, args.seed, args.class.as_deref(), args.to_seed)?;
+    let options = match args.nrow {
+        Some(nrow) => GridOptions::default().nrow(nrow),
+        None => layout,
     };
-    let options = match (args.nrow, args.to_seed) {
-        (Some(nrow), _) => GridOptions::default().nrow(nrow),
-        (None, Some(_)) => GridOptions::default().nrow(n), // a strip
-        (None, None) => GridOptions::default().square(n),
-    };
+    let n = images.len();
     let grid = save_grid(&images, &args.out, options)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let (w, h) = grid.size();
@@ -589,8 +618,8 @@ fn sample(args: SampleArgs) -> anyhow::Result<()> {
 }
 
 fn attention(args: AttentionArgs) -> anyhow::Result<()> {
-    let gan = load_gan(&args.run)?;
-    let maps = gan.attention_map(args.seed, &args.queries)?;
+    let gan = RunGan::load(&args.run)?;
+    let maps = gan.attention_map(args.seed, args.class.as_deref(), &args.queries)?;
     maps.save(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
@@ -615,12 +644,15 @@ fn fid(args: FidArgs) -> anyhow::Result<()> {
     let report = match (&args.run, &args.sets[..]) {
         (None, [a, b]) => evaluate(&ImageFolder::open(a)?, &ImageFolder::open(b)?, &options)?,
         (Some(run), [real]) => {
-            let gan = load_gan(run)?;
-            evaluate(
-                &gan.samples(args.samples, args.seed)?,
-                &ImageFolder::open(real)?,
-                &options,
-            )?
+            let real = ImageFolder::open(real)?;
+            match RunGan::load(run)? {
+                RunGan::Table2(gan) => {
+                    evaluate(&gan.samples(args.samples, args.seed)?, &real, &options)?
+                }
+                RunGan::Conditional(gan) => {
+                    evaluate(&gan.samples(args.samples, args.seed)?, &real, &options)?
+                }
+            }
         }
         (None, _) => anyhow::bail!("give two folders (generated, real), or --run RUN and one"),
         (Some(_), _) => anyhow::bail!("with --run give one folder, the real images"),
