@@ -48,15 +48,17 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::images::Images;
     pub use crate::metrics::{
-        evaluate, fid, fid_from_dirs, fid_with, kid, FidOptions, FidReport, FidScore, Kid,
+        evaluate, evaluate_per_class, fid, fid_from_dirs, fid_with, kid, FidOptions, FidReport,
+        FidScore, Kid,
     };
     pub use crate::models::{
-        attention_map, AutoEncoder, AutoEncoderConfig, CodeGan, Gan, GanArch,
-        ImageDiscriminatorConfig, ImageGan,
+        attention_map, Attention, AutoEncoder, AutoEncoderConfig, CodeGan, ConditionalGan, Gan,
+        GanArch, ImageDiscriminatorConfig, ImageGan, SaganArch,
     };
     pub use crate::train::{
-        load_gan, load_stage1, train_baseline, train_stage1, train_stage2, GanLoss, History,
-        RunConfig, RunOptions, Stage1Config, Stage2Config, Trained,
+        load_gan, load_sagan, load_stage1, train_baseline, train_sagan, train_sagan_codes,
+        train_stage1, train_stage2, GanLoss, History, RunConfig, RunOptions, SaganTrainConfig,
+        Stage1Config, Stage2Config, Trained, Weights,
     };
     pub use crate::viz::{save_grid, show_grid, AttentionMaps, Grid, GridOptions, LineChart};
     pub use burn::config::Config;

@@ -49,7 +49,7 @@ fn small(steps: usize) -> SaganTrainConfig {
                 .with_steps(steps)
                 .with_batch_size(16)
                 .with_seed(3)
-                .with_log_every(steps / 4)
+                .with_log_every((steps / 4).max(1))
                 .with_flip(false),
         )
 }
@@ -195,4 +195,41 @@ fn the_conditional_model_trains_on_stage_1_codes_and_decodes_them() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("2 codes for 48 labelled images"), "{err}");
+}
+
+#[test]
+fn fid_and_kid_per_class_against_the_real_images_of_each_class() {
+    use latentgan::metrics::{evaluate_per_class, FidOptions};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets");
+    let lfw = latentgan::data::load_labelled(root.join("lfw-subset"), 16).unwrap();
+    let gan = train_sagan(&lfw, small(4)).unwrap();
+    // Ten real images of each class (labels travel with the selection).
+    let ten: Vec<usize> = (0..10).chain(100..110).collect();
+    let real = lfw.select(&ten).unwrap();
+    let options = FidOptions {
+        cache_dir: None,
+        kid_subsets: 10,
+        ..FidOptions::default()
+    };
+    let reports = evaluate_per_class(&gan, &real, 10, 1, &options).unwrap();
+    let classes: Vec<&str> = reports.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(classes, ["face", "non-face"]);
+    for (class, report) in &reports {
+        assert_eq!((report.n_a, report.n_b), (10, 10), "{class}");
+        assert!(
+            report.fid.is_finite() && report.fid > 0.0,
+            "{class}: {}",
+            report.fid
+        );
+    }
+    // Real images labelled with other classes are refused, naming both lists.
+    let dir = tempfile::tempdir().unwrap();
+    let other = colour_classes(dir.path());
+    let err = evaluate_per_class(&gan, &other, 10, 1, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[blue, red]") && err.contains("[face, non-face]"),
+        "{err}"
+    );
 }

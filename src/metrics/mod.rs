@@ -20,6 +20,7 @@ pub mod frechet;
 pub mod images;
 pub mod inception;
 pub mod kid;
+pub mod per_class;
 
 pub use eval::{evaluate, extract, features, kid, FidOptions, FidReport, FidScore};
 pub use features::{FeatureFile, FeatureRows, IN_MEMORY_ROWS};
@@ -30,6 +31,7 @@ pub use frechet::{
 pub use images::{FidImages, ImageFolder};
 pub use inception::{default_weights_path, InceptionV3, FEATURE_DIM};
 pub use kid::{kid_from_features, kid_from_rows, Kid};
+pub use per_class::evaluate_per_class;
 
 use crate::error::{Error, Result};
 

@@ -110,9 +110,9 @@ fn report(trained: &Trained<ConditionalGan<Backend>>, seconds: f64) {
 /// The GAN of a run directory: the Table-2 family, or SAGAN's conditional model (its EMA).
 pub enum RunGan {
     /// `latentgan stage2` / `baseline`, with or without `--sagan`.
-    Table2(Gan<Backend>),
+    Table2(Box<Gan<Backend>>),
     /// `--sagan --conditional`.
-    Conditional(ConditionalGan<Backend>),
+    Conditional(Box<ConditionalGan<Backend>>),
 }
 
 impl RunGan {
@@ -126,9 +126,9 @@ impl RunGan {
         Ok(if conditional {
             // Read once more as the typed config, so a damaged one is named.
             latentgan::train::load_config::<SaganModelConfig>(&path, "SAGAN model config")?;
-            RunGan::Conditional(load_sagan(dir, Weights::Ema)?)
+            RunGan::Conditional(Box::new(load_sagan(dir, Weights::Ema)?))
         } else {
-            RunGan::Table2(load_gan(dir)?)
+            RunGan::Table2(Box::new(load_gan(dir)?))
         })
     }
 
