@@ -35,6 +35,7 @@ if [ "$feature" = wgpu ] && ! compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/
   exit 1
 fi
 python3 datasets/fetch_faces.py
+python3 datasets/fetch_labelled.py
 python3 datasets/fetch_inception.py
 # CubeCL keeps autotune results in target/autotune beside Cargo.toml (the tests' working
 # directory), whatever CARGO_TARGET_DIR says: point it at a cache that outlives the checkout.

@@ -192,3 +192,56 @@ fn the_sagan_baseline_resumed_on_the_gpu_continues_as_on_the_cpu_and_attends() {
         assert!((sum - 1.0).abs() < 1e-4, "an attention row sums to {sum}");
     }
 }
+
+/// SAGAN's class-conditional model (conditional batch norm, projection D, attention at 8², the
+/// EMA of G) on the labelled faces/non-faces: resumed on the GPU as on the CPU, then the GPU
+/// run's EMA loaded from disk samples each class with attention rows summing to 1.
+#[test]
+fn the_conditional_sagan_resumed_on_the_gpu_continues_as_on_the_cpu() {
+    use latentgan::models::{Attention, SaganArch};
+    use latentgan::train::{load_sagan, train_sagan_on, SaganTrainConfig, Weights};
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/lfw-subset");
+    let options = latentgan::data::LoadOptions::new(16)
+        .no_cache()
+        .class_folders(true);
+    let data = latentgan::data::load_images_with(root, &options)
+        .expect("run python3 datasets/fetch_labelled.py");
+    let gpu = cpu_then_both(dir.path(), "conditional", |run, steps, gpu| {
+        let mut config = SaganTrainConfig::new()
+            .with_model(
+                SaganArch::new()
+                    .with_ch(8)
+                    .with_latent_dim(16)
+                    .with_attention(Attention::Side(8)),
+            )
+            .with_ema_start(1)
+            .with_ema_decay(0.5)
+            .with_samples_per_class(2);
+        config.run = config
+            .run
+            .with_batch_size(4)
+            .with_steps(steps)
+            .with_log_every(1)
+            .with_sample_every(1000)
+            .with_checkpoint_every(BEFORE)
+            .with_run_dir(run_dir(run))
+            .with_resume(true);
+        match gpu {
+            false => train_sagan_on::<CpuTrain>(&data, config, &Default::default())
+                .map(|t| t.history),
+            true => train_sagan_on::<TrainBackend>(&data, config, &default_device())
+                .map(|t| t.history),
+        }
+        .unwrap()
+    });
+    let gan = load_sagan(&gpu, Weights::Ema).unwrap();
+    for class in ["face", "non-face"] {
+        let samples = gan.sample_class(2, class, 7).unwrap();
+        assert_eq!(samples.shape(), [2, 3, 16, 16]);
+        assert!(samples.data().iter().all(|v| (0.0..=1.0).contains(v)));
+        let maps = gan.attention_map(class, 7, &[(3, 4)]).unwrap();
+        let sum: f32 = maps.weights(0).iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "an attention row sums to {sum}");
+    }
+}

@@ -95,7 +95,18 @@ impl Stage2Config {
     /// already bounds the critic's Lipschitz constant (SAGAN, like Miyato et al., trains its
     /// spectrally normalised critic without a penalty). Side 16 exists for codes of 64² images
     /// and up, and for pixel GANs from 16² up; set `attention` for other sizes.
+    ///
+    /// These are SAGAN's techniques on the acceleration paper's Table-2 nets, not the model the
+    /// SAGAN paper trains: that one (class-conditional ResNets, a projection discriminator, an
+    /// EMA of G) is [`SaganTrainConfig`](super::SaganTrainConfig) with
+    /// [`train_sagan`](super::train_sagan). [`Stage2Config::table2_sagan`] is this preset under
+    /// the name that says so.
     pub fn sagan() -> Self {
+        Self::table2_sagan()
+    }
+
+    /// SAGAN's techniques on the Table-2 nets (see [`Stage2Config::sagan`], the same preset).
+    pub fn table2_sagan() -> Self {
         Self::new()
             .with_model(GanArch::sagan())
             .with_loss(GanLoss::Hinge)
