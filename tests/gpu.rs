@@ -207,34 +207,35 @@ fn the_conditional_sagan_resumed_on_the_gpu_continues_as_on_the_cpu() {
         .class_folders(true);
     let data = latentgan::data::load_images_with(root, &options)
         .expect("run python3 datasets/fetch_labelled.py");
-    let gpu = cpu_then_both(dir.path(), "conditional", |run, steps, gpu| {
-        let mut config = SaganTrainConfig::new()
-            .with_model(
-                SaganArch::new()
-                    .with_ch(8)
-                    .with_latent_dim(16)
-                    .with_attention(Attention::Side(8)),
-            )
-            .with_ema_start(1)
-            .with_ema_decay(0.5)
-            .with_samples_per_class(2);
-        config.run = config
-            .run
-            .with_batch_size(4)
-            .with_steps(steps)
-            .with_log_every(1)
-            .with_sample_every(1000)
-            .with_checkpoint_every(BEFORE)
-            .with_run_dir(run_dir(run))
-            .with_resume(true);
-        match gpu {
-            false => train_sagan_on::<CpuTrain>(&data, config, &Default::default())
-                .map(|t| t.history),
-            true => train_sagan_on::<TrainBackend>(&data, config, &default_device())
-                .map(|t| t.history),
-        }
-        .unwrap()
-    });
+    let gpu =
+        cpu_then_both(dir.path(), "conditional", |run, steps, gpu| {
+            let mut config = SaganTrainConfig::new()
+                .with_model(
+                    SaganArch::new()
+                        .with_ch(8)
+                        .with_latent_dim(16)
+                        .with_attention(Attention::Side(8)),
+                )
+                .with_ema_start(1)
+                .with_ema_decay(0.5)
+                .with_samples_per_class(2);
+            config.run = config
+                .run
+                .with_batch_size(4)
+                .with_steps(steps)
+                .with_log_every(1)
+                .with_sample_every(1000)
+                .with_checkpoint_every(BEFORE)
+                .with_run_dir(run_dir(run))
+                .with_resume(true);
+            match gpu {
+                false => train_sagan_on::<CpuTrain>(&data, config, &Default::default())
+                    .map(|t| t.history),
+                true => train_sagan_on::<TrainBackend>(&data, config, &default_device())
+                    .map(|t| t.history),
+            }
+            .unwrap()
+        });
     let gan = load_sagan(&gpu, Weights::Ema).unwrap();
     for class in ["face", "non-face"] {
         let samples = gan.sample_class(2, class, 7).unwrap();
