@@ -55,18 +55,19 @@ def read_npy_f8(data):
     return shape, struct.unpack(f"<{count}d", body[:8 * count])
 
 
-def fetch_wheel(cache):
-    wheel = cache / WHEEL
-    if not wheel.exists() or hashlib.sha256(wheel.read_bytes()).hexdigest() != WHEEL_SHA256:
+def fetch_wheel(cache, name=WHEEL, sha256=WHEEL_SHA256, requirement="scikit-image==0.24.0"):
+    """The wheel `name` of `requirement` in `cache`, downloaded by pip if missing, sha256-checked."""
+    wheel = cache / name
+    if not wheel.exists() or hashlib.sha256(wheel.read_bytes()).hexdigest() != sha256:
         cache.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--python-version", "3.11", "--implementation", "cp",
-               "--platform", "manylinux_2_17_x86_64", "-d", str(cache), "scikit-image==0.24.0"]
-        print("fetching", WHEEL, flush=True)
+               "--platform", "manylinux_2_17_x86_64", "-d", str(cache), requirement]
+        print("fetching", name, flush=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != WHEEL_SHA256:
-        sys.exit(f"{wheel}: sha256 {digest}, expected {WHEEL_SHA256}")
+    if digest != sha256:
+        sys.exit(f"{wheel}: sha256 {digest}, expected {sha256}")
     return wheel
 
 

@@ -14,8 +14,6 @@ Usage: python3 datasets/fetch_labelled.py [--out DIR]
 """
 import argparse
 import gzip
-import hashlib
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -35,21 +33,6 @@ def gray_png(size, values):
         gray = values[y * size:(y + 1) * size]
         rows.append(bytes(c for g in gray for c in (g, g, g)))
     return png_rgb(size, size, rows)
-
-
-def fetch_sklearn(cache):
-    wheel = cache / SKLEARN_WHEEL
-    if not wheel.exists() or hashlib.sha256(wheel.read_bytes()).hexdigest() != SKLEARN_SHA256:
-        cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--python-version", "3.11", "--implementation", "cp",
-               "--platform", "manylinux_2_17_x86_64", "-d", str(cache), "scikit-learn==1.5.2"]
-        print("fetching", SKLEARN_WHEEL, flush=True)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != SKLEARN_SHA256:
-        sys.exit(f"{wheel}: sha256 {digest}, expected {SKLEARN_SHA256}")
-    return wheel
 
 
 def write_lfw_subset(out, cache):
@@ -72,7 +55,8 @@ def write_digits(out, cache):
     if sum(len(list(out.glob(f"{d}/*.png"))) for d in range(10)) == N_DIGITS:
         print(f"{out} is already there")
         return
-    with zipfile.ZipFile(fetch_sklearn(cache)) as wheel:
+    wheel = fetch_wheel(cache, SKLEARN_WHEEL, SKLEARN_SHA256, "scikit-learn==1.5.2")
+    with zipfile.ZipFile(wheel) as wheel:
         text = gzip.decompress(wheel.read("sklearn/datasets/data/digits.csv.gz")).decode()
     rows = [line.split(",") for line in text.strip().splitlines()]
     if len(rows) != N_DIGITS or any(len(r) != 65 for r in rows):

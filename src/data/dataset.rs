@@ -160,7 +160,7 @@ impl ImageDataset {
         device: &B::Device,
     ) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)> {
         let indices = super::training_indices(self.len(), batch_size, seed, step)?;
-        let images = self.training_batch(step, batch_size, seed, flip, device)?;
+        let images = self.flipped_batch(&indices, step, seed, flip, device);
         Ok((images, self.label_batch(&indices, device)?))
     }
 
@@ -304,8 +304,21 @@ impl ImageDataset {
         device: &B::Device,
     ) -> Result<Tensor<B, 4>> {
         let indices = super::training_indices(self.len(), batch_size, seed, step)?;
+        Ok(self.flipped_batch(&indices, step, seed, flip, device))
+    }
+
+    /// The images at `indices` of training batch `step`, mirrored at random (by `(seed, step)`)
+    /// when `flip` is set.
+    fn flipped_batch<B: Backend>(
+        &self,
+        indices: &[usize],
+        step: usize,
+        seed: u64,
+        flip: bool,
+        device: &B::Device,
+    ) -> Tensor<B, 4> {
         let mut coins = SplitMix64::new(seed.rotate_left(17) ^ step as u64);
-        Ok(self.make_batch(&indices, || flip && coins.coin(), device))
+        self.make_batch(indices, || flip && coins.coin(), device)
     }
 
     /// The images at `indices`, in that order, as a `[B, 3, H, W]` tensor in `[-1, 1]`.

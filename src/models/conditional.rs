@@ -8,7 +8,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::gan::{attention_rows, noise_rows, AttentionMap, SAMPLE_BATCH};
+use super::gan::{attention_rows, noise_rows, AttentionMap};
+use super::samples::{check_range, in_batches};
 use super::{Decoder, SaganGenerator};
 use crate::error::{Error, Result};
 use crate::images::Images;
@@ -77,20 +78,14 @@ impl<B: Backend> ConditionalGan<B> {
         }
         let n = per_class * self.classes.len();
         let device = self.device();
-        let mut data = Vec::new();
-        let mut shape = [n, 0, 0, 0];
-        for rows in (0..n).step_by(SAMPLE_BATCH) {
-            let rows = rows..(rows + SAMPLE_BATCH).min(n);
+        in_batches(0..n, |rows| {
             let z: Vec<Tensor<B, 2>> = rows
                 .clone()
                 .map(|i| self.noise(i % per_class..i % per_class + 1, seed))
                 .collect();
             let labels = self.labels(rows.map(|i| i / per_class), &device);
-            let images = Images::from_signed(&self.generate(Tensor::cat(z, 0), labels))?;
-            shape[1..].copy_from_slice(&images.shape()[1..]);
-            data.extend_from_slice(images.data());
-        }
-        Images::new(data, shape)
+            Images::from_signed(&self.generate(Tensor::cat(z, 0), labels))
+        })
     }
 
     /// `steps` images of class `class` along the straight line from the noise of `seed_a` to
@@ -177,16 +172,10 @@ impl<B: Backend> ConditionalGan<B> {
             return Err(Error::invalid("n", "got 0 samples, expected at least 1"));
         }
         let device = self.device();
-        let mut data = Vec::new();
-        let mut shape = [rows.len(), 0, 0, 0];
-        for start in rows.clone().step_by(SAMPLE_BATCH) {
-            let batch = start..(start + SAMPLE_BATCH).min(rows.end);
+        in_batches(rows, |batch| {
             let labels = self.labels(batch.clone().map(&label), &device);
-            let images = Images::from_signed(&self.generate(self.noise(batch, seed), labels))?;
-            shape[1..].copy_from_slice(&images.shape()[1..]);
-            data.extend_from_slice(images.data());
-        }
-        Images::new(data, shape)
+            Images::from_signed(&self.generate(self.noise(batch, seed), labels))
+        })
     }
 
     fn noise(&self, rows: Range<usize>, seed: u64) -> Tensor<B, 2> {
@@ -230,15 +219,7 @@ impl<B: Backend> ClassSamples<'_, B> {
 
     /// Samples `range`, in `[0, 1]`: the same images however the set is cut into ranges.
     pub fn images(&self, range: Range<usize>) -> Result<Images> {
-        if range.start >= range.end || range.end > self.n {
-            return Err(Error::invalid(
-                "range",
-                format!(
-                    "{range:?} is not a non-empty range of the {} samples",
-                    self.n
-                ),
-            ));
-        }
+        check_range(&range, self.n)?;
         let classes = self.gan.classes.len().max(1);
         let class = self.class;
         self.gan

@@ -42,31 +42,40 @@ impl<B: Backend> Samples<'_, B> {
 
     /// Samples `range` in `[0, 1]`, generated in batches of [`SAMPLE_BATCH`].
     pub fn images(&self, range: Range<usize>) -> Result<Images> {
-        if range.start >= range.end || range.end > self.n {
-            return Err(Error::invalid(
-                "range",
-                format!(
-                    "{range:?} is not a non-empty range of the {} samples",
-                    self.n
-                ),
-            ));
-        }
+        check_range(&range, self.n)?;
         let device = self.gan.device();
-        let mut data = Vec::new();
-        let mut shape = [range.len(), 0, 0, 0];
-        for start in range.clone().step_by(SAMPLE_BATCH) {
-            let end = (start + SAMPLE_BATCH).min(range.end);
-            let z = self
-                .gan
-                .generator
-                .noise_rows(start..end, self.seed, &device);
-            let images = Images::from_signed(&self.gan.generate(z))?;
-            let [_, c, h, w] = images.shape();
-            shape[1..].copy_from_slice(&[c, h, w]);
-            data.extend_from_slice(images.data());
-        }
-        Images::new(data, shape)
+        in_batches(range, |batch| {
+            let z = self.gan.generator.noise_rows(batch, self.seed, &device);
+            Images::from_signed(&self.gan.generate(z))
+        })
     }
+}
+
+/// Checks that `range` is a non-empty range of a set of `n` samples, naming it otherwise.
+pub(crate) fn check_range(range: &Range<usize>, n: usize) -> Result<()> {
+    if range.start >= range.end || range.end > n {
+        return Err(Error::invalid(
+            "range",
+            format!("{range:?} is not a non-empty range of the {n} samples"),
+        ));
+    }
+    Ok(())
+}
+
+/// The images `make(batch)` gives for `rows` cut into batches of [`SAMPLE_BATCH`], in one set:
+/// how every sampler keeps the network's memory to one batch.
+pub(crate) fn in_batches(
+    rows: Range<usize>,
+    mut make: impl FnMut(Range<usize>) -> Result<Images>,
+) -> Result<Images> {
+    let mut data = Vec::new();
+    let mut shape = [rows.len(), 0, 0, 0];
+    for start in rows.clone().step_by(SAMPLE_BATCH) {
+        let images = make(start..(start + SAMPLE_BATCH).min(rows.end))?;
+        shape[1..].copy_from_slice(&images.shape()[1..]);
+        data.extend_from_slice(images.data());
+    }
+    Images::new(data, shape)
 }
 
 #[cfg(test)]

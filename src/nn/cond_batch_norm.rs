@@ -115,6 +115,13 @@ mod tests {
         t.into_data().to_vec::<f32>().unwrap()
     }
 
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    }
+
     #[test]
     fn one_class_is_plain_batch_norm_in_training_and_inference() {
         let device = Default::default();
@@ -134,11 +141,7 @@ mod tests {
             let x = input::<AD>();
             let ours = values(cbn.forward(x.clone(), labels(&[0, 0, 0, 0])));
             let theirs = values(bn.forward(x));
-            let most = ours
-                .iter()
-                .zip(&theirs)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let most = max_diff(&ours, &theirs);
             assert!(most < 1e-5, "training: {most}");
         }
         // Inference reads the running averages both kept.
@@ -146,11 +149,7 @@ mod tests {
         let x = input::<B>();
         let ours = values(cbn.forward(x.clone(), labels(&[0, 0, 0, 0])));
         let theirs = values(bn.forward(x));
-        let most = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let most = max_diff(&ours, &theirs);
         assert!(most < 1e-5, "inference: {most}");
     }
 

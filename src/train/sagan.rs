@@ -21,7 +21,6 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -29,6 +28,7 @@ use super::checkpoint::{module_to_bytes, training_files, RunDir};
 use super::config::{to_json, RunConfig, RunOptions};
 use super::ema::ema_update;
 use super::gan_run::{load_decoder, read_model_config, save_model};
+use super::losses::{hinge_discriminator_loss, hinge_generator_loss};
 use super::session::Session;
 use super::Trained;
 use crate::backend::{default_device, scalar, seeded, Materialize, TrainBackend};
@@ -332,16 +332,18 @@ fn train<B: AutodiffBackend>(
         classes: model.classes.clone(),
     };
 
+    // A batch of noise and uniformly drawn classes, from the streams `noise` and `labels`.
+    let latent_dim = g.latent_dim();
+    let draw = |noise: u64, labels: u64, step: usize| {
+        let z = noise_rows::<B>(latent_dim, 0..n, stream(run.seed, noise, step), device);
+        let y = random_labels::<B>(n, classes, stream(run.seed, labels, step), device);
+        (z, y)
+    };
+
     for step in session.steps() {
         // D: real batch with its labels against G's samples of random classes (hinge loss).
         let (x, y) = real(step)?;
-        let z = noise_rows::<B>(
-            g.latent_dim(),
-            0..n,
-            stream(run.seed, NOISE_D, step),
-            device,
-        );
-        let y_fake = random_labels::<B>(n, classes, stream(run.seed, CLASSES_D, step), device);
+        let (z, y_fake) = draw(NOISE_D, CLASSES_D, step);
         // G in training mode (batch statistics), its graph dropped: D's step does not train it.
         let fake = g.forward(z, y_fake.clone()).detach();
         let scores = d.forward(
@@ -349,8 +351,7 @@ fn train<B: AutodiffBackend>(
             Tensor::cat(vec![y, y_fake], 0),
         );
         let (real_scores, fake_scores) = (scores.clone().slice(0..n), scores.slice(n..2 * n));
-        let d_loss =
-            relu(real_scores.clone().neg() + 1.0).mean() + relu(fake_scores.clone() + 1.0).mean();
+        let d_loss = hinge_discriminator_loss(real_scores.clone(), fake_scores.clone());
         let logged_d = [
             d_loss.clone().detach(),
             real_scores.detach().mean(),
@@ -360,19 +361,9 @@ fn train<B: AutodiffBackend>(
         d = opt_d.step(config.lr_discriminator, d, grads);
 
         // G: through D, whose weights record no gradients.
-        let z = noise_rows::<B>(
-            g.latent_dim(),
-            0..n,
-            stream(run.seed, NOISE_G, step),
-            device,
-        );
-        let y_g = random_labels::<B>(n, classes, stream(run.seed, CLASSES_G, step), device);
-        let g_loss = d
-            .clone()
-            .no_grad()
-            .forward(g.forward(z, y_g.clone()), y_g)
-            .mean()
-            .neg();
+        let (z, y_g) = draw(NOISE_G, CLASSES_G, step);
+        let g_loss =
+            hinge_generator_loss(d.clone().no_grad().forward(g.forward(z, y_g.clone()), y_g));
         let logged_g = g_loss.clone().detach();
         let grads = GradientsParams::from_grads(g_loss.backward(), &g);
         g = opt_g.step(config.lr_generator, g, grads);
