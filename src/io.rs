@@ -28,6 +28,14 @@ pub fn write_atomic_with(
     file.commit().map(drop)
 }
 
+/// Removes `path` if it is there (a missing file is not an error).
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
 /// A file written atomically a piece at a time: the content goes to a temporary file beside
 /// `path`, which [`AtomicFile::commit`] syncs and renames over it. Dropped uncommitted (an error,
 /// a panic), it leaves no trace and `path` as it was.
@@ -195,6 +203,7 @@ macro_rules! element {
 element!(f32, "f32");
 element!(f64, "f64");
 element!(half::f16, "f16");
+element!(u32, "u32");
 
 /// Writes `magic`, the `header` words and `values` to `path`, atomically.
 pub fn write_array<T: Element>(

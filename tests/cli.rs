@@ -763,4 +763,72 @@ fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
         "non-face",
     ]));
     common::assert_image_size(dir.path().join("codes.png"), (2 * 34 + 2, 34 + 2));
+
+    // On a code store of the class folders: the labels live in the store.
+    let out = common::succeed(latentgan().args([
+        "encode",
+        "--stage1",
+        &path("s1"),
+        "--data",
+        data,
+        "--resolution",
+        "32",
+        "--class-folders",
+        "--out",
+        &path("store"),
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("labelled: 2 classes (face, non-face)"),
+        "{stdout}"
+    );
+    let out = common::succeed(
+        latentgan()
+            .args([
+                "stage2",
+                "--codes",
+                &path("store"),
+                "--out",
+                &path("stored"),
+            ])
+            .args(conditional),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("classes: face 100, non-face 100"),
+        "{stdout}"
+    );
+    common::succeed(latentgan().args([
+        "sample",
+        "--run",
+        &path("stored"),
+        "--out",
+        &path("stored.png"),
+        "--n",
+        "2",
+        "--class",
+        "face",
+    ]));
+    // An unlabelled store cannot train the conditional model.
+    common::succeed(latentgan().args([
+        "encode",
+        "--stage1",
+        &path("s1"),
+        "--data",
+        data,
+        "--resolution",
+        "32",
+        "--out",
+        &path("plain"),
+    ]));
+    let out = latentgan()
+        .args(["stage2", "--codes", &path("plain"), "--out", &path("x")])
+        .args(conditional)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--class-folders"),
+        "{stderr}"
+    );
 }

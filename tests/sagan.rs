@@ -155,6 +155,7 @@ fn a_run_samples_from_its_directory_and_resumes_exactly() {
 #[test]
 fn the_conditional_model_trains_on_stage_1_codes_and_decodes_them() {
     use latentgan::backend::{default_device, Backend};
+    use latentgan::data::Codes;
     use latentgan::models::AutoEncoderConfig;
     use latentgan::train::train_sagan_codes;
     let dir = tempfile::tempdir().unwrap();
@@ -171,7 +172,7 @@ fn the_conditional_model_trains_on_stage_1_codes_and_decodes_them() {
     config.run = config
         .run
         .with_run_dir(Some(run.to_string_lossy().into_owned()));
-    let trained = train_sagan_codes(&codes, &data, &ae, config).unwrap();
+    let trained = train_sagan_codes(&codes, &ae, config.clone()).unwrap();
     // 8×8×16 codes, decoded by H into 32² images; no attention below 16².
     let samples = trained.sample_class(2, "blue", 1).unwrap();
     assert_eq!(samples.shape(), [2, 3, 32, 32]);
@@ -184,17 +185,30 @@ fn the_conditional_model_trains_on_stage_1_codes_and_decodes_them() {
             .unwrap(),
         samples
     );
-    // Codes of other images than the labelled ones are refused.
-    let per = 16 * 8 * 8;
-    let fewer =
-        latentgan::data::CodeDataset::new(codes.values()[..2 * per].to_vec(), [2, 16, 8, 8])
-            .unwrap();
-    let mut config = small(4);
-    config.run.batch_size = 2;
-    let err = train_sagan_codes(&fewer, &data, &ae, config)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("2 codes for 48 labelled images"), "{err}");
+
+    // The labels travel with the codes: saved beside them, and inside a code store of the class
+    // folders, which trains exactly as the codes in memory (f32, encoded in the same batches).
+    let path = dir.path().join("codes.lgc");
+    codes.save(&path).unwrap();
+    assert_eq!(latentgan::data::CodeDataset::load(&path).unwrap(), codes);
+    // A broken file among the blue ones: skipped, and the red codes after it keep their labels.
+    std::fs::write(dir.path().join("data/blue/99.png"), b"not a png").unwrap();
+    let listed = latentgan::data::list_images(dir.path().join("data"), &options).unwrap();
+    let f32_store = latentgan::data::StoreOptions::default().dtype(latentgan::data::Dtype::F32);
+    let store = ae
+        .encode_to_store(&listed, dir.path().join("store"), &f32_store)
+        .unwrap();
+    assert_eq!(store.classes(), data.classes());
+    assert_eq!(store.labels(), data.labels());
+    config.run.run_dir = None;
+    let from_store = train_sagan_codes(&store, &ae, config.clone()).unwrap();
+    assert_eq!(from_store.history.last("d"), trained.history.last("d"));
+    assert_eq!(from_store.sample_class(2, "blue", 1).unwrap(), samples);
+
+    // Unlabelled codes train the unconditional model: one class.
+    let plain = latentgan::data::CodeDataset::new(codes.values().to_vec(), [48, 16, 8, 8]).unwrap();
+    let unconditional = train_sagan_codes(&plain, &ae, config).unwrap();
+    assert_eq!(unconditional.classes, vec!["all".to_string()]);
 }
 
 #[test]

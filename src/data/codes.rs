@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
@@ -26,6 +26,32 @@ pub trait Codes {
 
     /// The codes at `indices` (each below [`Codes::len`]), row-major, as `f32`.
     fn gather(&self, indices: &[usize]) -> Result<Vec<f32>>;
+
+    /// The classes of codes of labelled images (sorted class-folder names, as
+    /// [`ImageDataset::classes`](crate::data::ImageDataset::classes)); empty when unlabelled.
+    fn classes(&self) -> &[String] {
+        &[]
+    }
+
+    /// Each code's label among [`Codes::classes`], when labelled.
+    fn labels(&self) -> Option<&[u32]> {
+        None
+    }
+
+    /// Codes per class, in class order (empty when unlabelled).
+    fn class_counts(&self) -> Vec<(String, usize)> {
+        super::count_classes(self.classes(), self.labels())
+    }
+
+    /// The labels at `indices` as a `[B]` tensor (all 0 when unlabelled: one class).
+    fn label_batch<B: Backend>(
+        &self,
+        indices: &[usize],
+        device: &B::Device,
+    ) -> Result<Tensor<B, 1, Int>> {
+        super::check_indices(indices, self.len(), "code")?;
+        Ok(super::label_tensor(self.labels(), indices, device))
+    }
 
     /// The codes at `indices` as a `[B, C, h, w]` tensor.
     fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> Result<Tensor<B, 4>> {
@@ -52,11 +78,15 @@ pub trait Codes {
     }
 }
 
-/// Codes `[N, C, h, w]` in `[-1, 1]`, stored as `f32` on the host.
+/// Codes `[N, C, h, w]` in `[-1, 1]`, stored as `f32` on the host; with their images' labels
+/// when those were labelled ([`AutoEncoder::encode_dataset`](crate::models::AutoEncoder::encode_dataset)
+/// of a [`load_labelled`](crate::data::load_labelled) set).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CodeDataset {
     shape: [usize; 4],
     values: Vec<f32>,
+    classes: Vec<String>,
+    labels: Option<Vec<u32>>,
 }
 
 impl CodeDataset {
@@ -71,7 +101,33 @@ impl CodeDataset {
                 ),
             ));
         }
-        Ok(Self { shape, values })
+        Ok(Self {
+            shape,
+            values,
+            classes: Vec::new(),
+            labels: None,
+        })
+    }
+
+    /// These codes labelled: `labels[i]` is code `i`'s class among `classes` (sorted names).
+    pub fn with_labels(mut self, classes: Vec<String>, labels: Vec<u32>) -> Result<Self> {
+        let bad = labels.iter().find(|&&l| l as usize >= classes.len());
+        if labels.len() != self.len() || bad.is_some() {
+            return Err(Error::invalid(
+                "labels",
+                format!(
+                    "{} labels for {} codes (largest {:?}); expected one per code, each below \
+                     the {} classes",
+                    labels.len(),
+                    self.len(),
+                    labels.iter().max(),
+                    classes.len()
+                ),
+            ));
+        }
+        self.classes = classes;
+        self.labels = Some(labels);
+        Ok(self)
     }
 
     /// The raw values, `N × C × h × w`.
@@ -79,15 +135,51 @@ impl CodeDataset {
         &self.values
     }
 
-    /// Saves the codes (little-endian `f32` after a small header), atomically.
+    /// Saves the codes (little-endian `f32` after a small header), atomically. Labelled codes
+    /// also write `PATH.labels.json` (the classes and each code's label), first, so the codes
+    /// file is never newer than its labels.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let labels_path = labels_path(path);
+        match &self.labels {
+            Some(labels) => {
+                let json = serde_json::json!({ "classes": self.classes, "labels": labels });
+                crate::io::write_atomic(&labels_path, json.to_string().as_bytes())?
+            }
+            None => crate::io::remove_if_exists(&labels_path)?,
+        }
         let shape = self.shape.map(|d| d as u64);
-        crate::io::write_array(path.as_ref(), MAGIC, &shape, &self.values)
+        crate::io::write_array(path, MAGIC, &shape, &self.values)
     }
 
-    /// Loads codes saved by [`CodeDataset::save`].
+    /// Loads codes saved by [`CodeDataset::save`], with their labels when `PATH.labels.json`
+    /// is there.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        let codes = Self::load_values(path)?;
+        let labels_path = labels_path(path);
+        let text = match std::fs::read_to_string(&labels_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(codes),
+            Err(e) => return Err(Error::io(&labels_path, e)),
+        };
+        #[derive(serde::Deserialize)]
+        struct Labels {
+            classes: Vec<String>,
+            labels: Vec<u32>,
+        }
+        let corrupt = |reason: String| Error::Corrupt {
+            path: labels_path.clone(),
+            reason,
+        };
+        let labels: Labels = serde_json::from_str(&text)
+            .map_err(|e| corrupt(format!("not the labels of a code file: {e}")))?;
+        codes
+            .with_labels(labels.classes, labels.labels)
+            .map_err(|e| corrupt(e.to_string()))
+    }
+
+    fn load_values(path: &Path) -> Result<Self> {
         let (header, values) = crate::io::read_array::<f32>(path, MAGIC, 4, "code")?;
         let corrupt = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
@@ -118,6 +210,14 @@ impl Codes for CodeDataset {
         [self.shape[1], self.shape[2], self.shape[3]]
     }
 
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    fn labels(&self) -> Option<&[u32]> {
+        self.labels.as_deref()
+    }
+
     fn gather(&self, indices: &[usize]) -> Result<Vec<f32>> {
         super::check_indices(indices, self.len(), "code")?;
         let per = self.shape[1] * self.shape[2] * self.shape[3];
@@ -127,6 +227,13 @@ impl Codes for CodeDataset {
         }
         Ok(data)
     }
+}
+
+/// Where [`CodeDataset::save`] keeps the labels of the codes at `path`.
+fn labels_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".labels.json");
+    path.with_file_name(name)
 }
 
 #[cfg(test)]

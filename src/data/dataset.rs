@@ -100,13 +100,16 @@ impl ImageDataset {
 
     /// This dataset labelled by its class folders (`root/<class>/<image>`); `folders` are the
     /// class folders listed at the source's root, so that an empty one is an error.
-    pub(crate) fn with_class_folders(mut self, source: &Path, folders: &[String]) -> Result<Self> {
+    pub(crate) fn with_class_folders(self, source: &Path, folders: &[String]) -> Result<Self> {
         let (classes, of) = super::classes::class_folders(source, &self.names, folders)?;
-        self.labels = Some(Labels {
-            classes: classes.into(),
-            of,
-        });
-        Ok(self)
+        Ok(self.with_labels(classes.into(), of))
+    }
+
+    /// This dataset with `of[i]` the label of image `i` among `classes`.
+    pub(crate) fn with_labels(mut self, classes: Arc<[String]>, of: Vec<u32>) -> Self {
+        debug_assert_eq!(of.len(), self.names.len());
+        self.labels = Some(Labels { classes, of });
+        self
     }
 
     /// The class names, sorted (label `k` is `classes()[k]`); empty when the dataset was not
@@ -122,14 +125,7 @@ impl ImageDataset {
 
     /// Images per class, in class order (empty without classes).
     pub fn class_counts(&self) -> Vec<(String, usize)> {
-        let Some(labels) = &self.labels else {
-            return Vec::new();
-        };
-        let mut counts = vec![0; labels.classes.len()];
-        for &l in &labels.of {
-            counts[l as usize] += 1;
-        }
-        labels.classes.iter().cloned().zip(counts).collect()
+        super::count_classes(self.classes(), self.labels())
     }
 
     /// The labels at `indices` as a `[B]` tensor (all 0 without classes: one class).
@@ -139,14 +135,7 @@ impl ImageDataset {
         device: &B::Device,
     ) -> Result<Tensor<B, 1, Int>> {
         super::check_indices(indices, self.len(), "image")?;
-        let values: Vec<i64> = indices
-            .iter()
-            .map(|&i| self.labels.as_ref().map_or(0, |l| l.of[i] as i64))
-            .collect();
-        Ok(Tensor::from_data(
-            TensorData::new(values, [indices.len()]),
-            device,
-        ))
+        Ok(super::label_tensor(self.labels(), indices, device))
     }
 
     /// [`training_batch`](Self::training_batch) with the images' labels (`[B]`, all 0 without

@@ -2,6 +2,7 @@
 //! [`ImageDataset`] of square uint8 images out, with every skipped file reported.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::cache;
@@ -174,12 +175,7 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
         return Ok(dataset);
     }
     let source = dataset.report().source.clone();
-    let folders = if source.is_dir() {
-        super::classes::list_folders(&source)
-    } else {
-        Vec::new()
-    };
-    dataset.with_class_folders(&source, &folders)
+    dataset.with_class_folders(&source, &class_folders_at(&source))
 }
 
 /// [`load_images_with`] without the labels.
@@ -265,6 +261,8 @@ pub struct ImageList {
     skipped: Vec<Skipped>,
     options: LoadOptions,
     fingerprint: u64,
+    /// With [`LoadOptions::class_folders`]: the classes and each listed file's label.
+    labels: Option<(Arc<[String]>, Vec<u32>)>,
 }
 
 /// Lists the images under `path` as [`load_images_with`] would load them (same options: split,
@@ -272,13 +270,31 @@ pub struct ImageList {
 pub fn list_images(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageList> {
     let (source, entries, skipped, _) = list(path.as_ref(), options)?;
     let fingerprint = listing_key(&source, &entries, options).1;
+    let labels = match options.class_folders {
+        true => {
+            let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+            let folders = class_folders_at(source.path());
+            let (classes, of) = super::classes::class_folders(source.path(), &names, &folders)?;
+            Some((classes.into(), of))
+        }
+        false => None,
+    };
     Ok(ImageList {
         source,
         entries,
         skipped,
         options: options.clone(),
         fingerprint,
+        labels,
     })
+}
+
+/// The class folders at the root of a folder source (none for a zip: its names say them).
+fn class_folders_at(source: &Path) -> Vec<String> {
+    match source.is_dir() {
+        true => super::classes::list_folders(source),
+        false => Vec::new(),
+    }
 }
 
 impl ImageList {
@@ -313,21 +329,42 @@ impl ImageList {
         self.fingerprint
     }
 
+    /// The classes of a listing with [`LoadOptions::class_folders`] (sorted, as
+    /// [`ImageDataset::classes`]); empty otherwise.
+    pub fn classes(&self) -> &[String] {
+        self.labels.as_ref().map_or(&[], |(classes, _)| classes)
+    }
+
     /// Decodes files `range` of the listing (clamped to it), in parallel. Files that fail to
     /// decode are left out and reported in the dataset's [`LoadReport`] (strict options: the first
-    /// is an error), so the result may hold fewer images, or none.
+    /// is an error), so the result may hold fewer images, or none. With class folders the images
+    /// carry their labels among all the listing's [`classes`](Self::classes).
     pub fn decode(&self, range: std::ops::Range<usize>) -> Result<ImageDataset> {
         let start = Instant::now();
         let end = range.end.min(self.entries.len());
-        let entries = &self.entries[range.start.min(end)..end];
+        let first = range.start.min(end);
+        let entries = &self.entries[first..end];
         let (names, pixels, skipped) = decode_to_memory(&self.source, entries, &self.options)?;
+        // The decoded names are the listed ones in order, less the files that failed.
+        let labels = self.labels.as_ref().map(|(classes, of)| {
+            let mut listed = entries.iter().zip(&of[first..end]);
+            let of: Vec<u32> = names
+                .iter()
+                .map(|name| {
+                    let (_, &label) = listed
+                        .find(|(entry, _)| &entry.name == name)
+                        .expect("decoded names follow the listing");
+                    label
+                })
+                .collect();
+            (classes.clone(), of)
+        });
         let report = report(&self.source, names.len(), skipped, false, None, start);
-        Ok(ImageDataset::from_parts(
-            self.options.resolution,
-            names,
-            pixels,
-            report,
-        ))
+        let dataset = ImageDataset::from_parts(self.options.resolution, names, pixels, report);
+        Ok(match labels {
+            Some((classes, of)) => dataset.with_labels(classes, of),
+            None => dataset,
+        })
     }
 }
 

@@ -21,7 +21,7 @@ pub use load::{
 };
 pub use report::{LoadReport, Skipped};
 pub use source::{IMAGE_EXTENSIONS, MAX_FILE_BYTES};
-pub use store::{CodeStore, Dtype, StoreOptions, StoreSpec, StoreWriter};
+pub use store::{CodeStore, Dtype, ShardWriter, StoreOptions, StoreSpec, StoreWriter};
 
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
@@ -41,6 +41,33 @@ fn check_indices(indices: &[usize], len: usize, what: &str) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// Items per class of `classes`, in class order (empty without labels).
+fn count_classes(classes: &[String], labels: Option<&[u32]>) -> Vec<(String, usize)> {
+    let Some(labels) = labels else {
+        return Vec::new();
+    };
+    let mut counts = vec![0; classes.len()];
+    labels.iter().for_each(|&l| counts[l as usize] += 1);
+    classes.iter().cloned().zip(counts).collect()
+}
+
+/// The labels at `indices` (already checked) as a `[B]` tensor: all 0 without labels (one
+/// class).
+fn label_tensor<B: burn::tensor::backend::Backend>(
+    labels: Option<&[u32]>,
+    indices: &[usize],
+    device: &B::Device,
+) -> burn::tensor::Tensor<B, 1, burn::tensor::Int> {
+    let values: Vec<i64> = indices
+        .iter()
+        .map(|&i| labels.map_or(0, |l| l[i] as i64))
+        .collect();
+    burn::tensor::Tensor::from_data(
+        burn::tensor::TensorData::new(values, [indices.len()]),
+        device,
+    )
 }
 
 /// The items of batch number `step` in an endless stream over `len` items: epoch `e` visits all

@@ -17,11 +17,16 @@ use crate::progress::Progress;
 
 impl<B: Backend> AutoEncoder<B> {
     /// The codes of every image of `dataset` (in order), encoded in batches (32 images up to
-    /// 256²) on the model's device: what stage 2 trains on. Save them with [`CodeDataset::save`] to reuse them.
+    /// 256²) on the model's device: what stage 2 trains on, with the images' labels when the
+    /// dataset has classes. Save them with [`CodeDataset::save`] to reuse them.
     pub fn encode_dataset(&self, dataset: &ImageDataset) -> Result<CodeDataset> {
         let side = self.code_side(dataset.resolution())?;
         let values = self.encode_values(dataset)?;
-        CodeDataset::new(values, [dataset.len(), self.code_channels(), side, side])
+        let codes = CodeDataset::new(values, [dataset.len(), self.code_channels(), side, side])?;
+        match dataset.labels() {
+            Some(labels) => codes.with_labels(dataset.classes().to_vec(), labels.to_vec()),
+            None => Ok(codes),
+        }
     }
 
     /// Encodes every image of `images` into a code store at `dir` ([`CodeStore`]), a batch at a
@@ -29,7 +34,9 @@ impl<B: Backend> AutoEncoder<B> {
     /// so memory holds one batch whatever the number of images. An
     /// unfinished store of the same images, encoder weights and `dtype` (an interrupted call) is
     /// resumed: its written shards are kept. [`StoreOptions::stage1`] names the run the encoder
-    /// came from, so stage 2 finds its decoder.
+    /// came from, so stage 2 finds its decoder. Images listed from class folders
+    /// ([`LoadOptions::class_folders`](crate::data::LoadOptions::class_folders)) give a labelled
+    /// store: each code keeps its image's label.
     pub fn encode_to_store(
         &self,
         images: &ImageList,
@@ -51,7 +58,8 @@ impl<B: Backend> AutoEncoder<B> {
             // Absolute: stage 2 may run from another folder.
             options.stage1 = Some(std::fs::canonicalize(run).map_err(|e| Error::io(run, e))?);
         }
-        let spec = StoreSpec::new(images.len(), shape, source, &options)?;
+        let spec =
+            StoreSpec::new(images.len(), shape, source, &options)?.with_classes(images.classes());
         let writer = StoreWriter::create(dir, spec)?;
         let (shards, size) = (writer.spec().shards, writer.spec().shard_size);
         let todo: Vec<usize> = (0..shards).filter(|&k| !writer.has_shard(k)).collect();
@@ -68,7 +76,7 @@ impl<B: Backend> AutoEncoder<B> {
                 }
                 let all: Vec<usize> = (0..part.len()).collect();
                 let codes = self.encode(part.batch::<B>(&all, &device)?)?;
-                shard.push(&to_host_f32(codes, "codes")?)?;
+                shard.push(&to_host_f32(codes, "codes")?, part.labels())?;
             }
             shard.finish()?;
             progress.update(k + 1, &[]);

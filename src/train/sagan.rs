@@ -161,38 +161,27 @@ pub fn train_sagan_on<B: AutodiffBackend>(
     train::<B>("sagan", &config, model, None, real, device)
 }
 
-/// Trains SAGAN on stage-1 `codes` of the `labelled` images, in their order (what
-/// [`AutoEncoder::encode_dataset`] or [`AutoEncoder::encode_to_store`] of that dataset give),
-/// with `autoencoder`'s decoder turning samples into images: the acceleration framework's stage
-/// 2 with SAGAN's conditional model.
+/// Trains SAGAN on stage-1 `codes`, class-conditional on the labels they carry
+/// ([`AutoEncoder::encode_dataset`] of a [`load_labelled`](crate::data::load_labelled) set, or
+/// [`AutoEncoder::encode_to_store`] of class folders), unconditional on unlabelled codes, with
+/// `autoencoder`'s decoder turning samples into images: the acceleration framework's stage 2
+/// with SAGAN's conditional model.
 pub fn train_sagan_codes(
     codes: &impl Codes,
-    labelled: &ImageDataset,
     autoencoder: &AutoEncoder<crate::backend::Backend>,
     config: SaganTrainConfig,
 ) -> Result<Trained<ConditionalGan<crate::backend::Backend>>> {
-    train_sagan_codes_on::<TrainBackend>(codes, labelled, autoencoder, config, &default_device())
+    train_sagan_codes_on::<TrainBackend>(codes, autoencoder, config, &default_device())
 }
 
 /// [`train_sagan_codes`] on any autodiff backend and device.
 pub fn train_sagan_codes_on<B: AutodiffBackend>(
     codes: &impl Codes,
-    labelled: &ImageDataset,
     autoencoder: &AutoEncoder<B::InnerBackend>,
     config: SaganTrainConfig,
     device: &B::Device,
 ) -> Result<Trained<ConditionalGan<B::InnerBackend>>> {
     config.validate(codes.len())?;
-    if codes.len() != labelled.len() {
-        return Err(Error::invalid(
-            "codes",
-            format!(
-                "{} codes for {} labelled images; encode the labelled dataset itself",
-                codes.len(),
-                labelled.len()
-            ),
-        ));
-    }
     let [channels, h, w] = codes.code_shape();
     if h != w || channels != autoencoder.code_channels() {
         return Err(Error::invalid(
@@ -204,7 +193,7 @@ pub fn train_sagan_codes_on<B: AutodiffBackend>(
             ),
         ));
     }
-    let classes = class_names(labelled.classes());
+    let classes = class_names(codes.classes());
     let model = SaganModelConfig::new(config.model.for_data(channels, h, classes.len()), classes)
         .with_autoencoder(Some(autoencoder.config()));
     let run = &config.run;
@@ -212,7 +201,7 @@ pub fn train_sagan_codes_on<B: AutodiffBackend>(
         let indices = crate::data::training_indices(codes.len(), run.batch_size, run.seed, draw)?;
         Ok((
             codes.batch::<B>(&indices, device)?,
-            labelled.label_batch::<B>(&indices, device)?,
+            codes.label_batch::<B>(&indices, device)?,
         ))
     };
     // Drawn now if never used (an untrained autoencoder): a clone of a lazy parameter draws

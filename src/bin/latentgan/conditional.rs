@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use latentgan::backend::Backend;
-use latentgan::data::{load_images_with, ImageDataset, LoadOptions};
+use latentgan::data::{load_images_with, CodeStore, Codes, ImageDataset, LoadOptions};
 use latentgan::images::Images;
 use latentgan::models::{Attention, ConditionalGan, Gan};
 use latentgan::train::{
@@ -15,7 +15,7 @@ use latentgan::train::{
 };
 use latentgan::viz::GridOptions;
 
-use super::{set, GanArgs};
+use super::args::{set, GanArgs};
 
 /// SAGAN's recipe with the flags on top.
 fn config(args: &GanArgs) -> anyhow::Result<SaganTrainConfig> {
@@ -48,13 +48,17 @@ fn labelled(data: &Path, resolution: u32) -> anyhow::Result<ImageDataset> {
     let options = LoadOptions::new(resolution).class_folders(true);
     let dataset = load_images_with(data, &options)?;
     println!("{}", dataset.report());
-    let counts: Vec<String> = dataset
-        .class_counts()
+    print_counts(dataset.class_counts());
+    Ok(dataset)
+}
+
+/// Prints `classes: cat 10, dog 12`.
+fn print_counts(counts: Vec<(String, usize)>) {
+    let counts: Vec<String> = counts
         .into_iter()
         .map(|(class, n)| format!("{class} {n}"))
         .collect();
     println!("classes: {}", counts.join(", "));
-    Ok(dataset)
 }
 
 /// `latentgan baseline --sagan --conditional`: the model on pixels.
@@ -70,27 +74,48 @@ pub fn baseline(data: &Path, resolution: u32, args: &GanArgs) -> anyhow::Result<
     Ok(())
 }
 
-/// `latentgan stage2 --sagan --conditional`: the model on the codes a stage-1 run's encoder
-/// gives the class folders `data` at `resolution`, its decoder turning samples into images.
+/// `latentgan stage2 --sagan --conditional`: the model on stage-1 codes, decoded by that run's
+/// decoder: a labelled code store (`latentgan encode --class-folders`), or the codes a stage-1
+/// run's encoder gives the class folders `data` at `resolution`.
 pub fn stage2(
-    stage1: &Path,
+    codes: &Path,
     data: Option<&Path>,
     resolution: Option<u32>,
     args: &GanArgs,
 ) -> anyhow::Result<()> {
     let config = config(args)?;
-    let (Some(data), Some(resolution)) = (data, resolution) else {
-        anyhow::bail!(
-            "--conditional needs the labelled images: --data DIR (class folders DIR/<class>/...) \
-             and --resolution N; their codes are encoded with the stage-1 run's encoder"
-        );
-    };
-    latentgan::train::RunDir::check(&args.out, args.resume)?;
-    let ae = load_stage1(stage1)?;
-    let dataset = labelled(data, resolution)?;
-    let codes = ae.encode_dataset(&dataset)?;
     let start = std::time::Instant::now();
-    let trained = train_sagan_codes(&codes, &dataset, &ae, config)?;
+    let trained = if CodeStore::is_store(codes) {
+        anyhow::ensure!(
+            data.is_none() && resolution.is_none(),
+            "--data and --resolution encode images for a stage-1 run; {} is a code store, \
+             whose codes carry their labels",
+            codes.display()
+        );
+        latentgan::train::RunDir::check(&args.out, args.resume)?;
+        let store = CodeStore::open(codes)?;
+        anyhow::ensure!(
+            !store.classes().is_empty(),
+            "{} holds unlabelled codes; for the conditional model encode class folders with \
+             `latentgan encode --class-folders`",
+            codes.display()
+        );
+        print_counts(store.class_counts());
+        let run = super::store_stage1(&store, codes)?;
+        train_sagan_codes(&store, &load_stage1(run)?, config)?
+    } else {
+        let (Some(data), Some(resolution)) = (data, resolution) else {
+            anyhow::bail!(
+                "--conditional on a stage-1 run needs the labelled images: --data DIR (class \
+                 folders DIR/<class>/...) and --resolution N, encoded with the run's encoder; \
+                 or give --codes STORE written by `latentgan encode --class-folders`"
+            );
+        };
+        latentgan::train::RunDir::check(&args.out, args.resume)?;
+        let ae = load_stage1(codes)?;
+        let codes = ae.encode_dataset(&labelled(data, resolution)?)?;
+        train_sagan_codes(&codes, &ae, config)?
+    };
     report(&trained, start.elapsed().as_secs_f64());
     Ok(())
 }

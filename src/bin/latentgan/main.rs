@@ -1,12 +1,13 @@
 //! The `latentgan` command line: the notebook helpers for long runs and shell scripts.
 
+mod args;
 mod conditional;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use latentgan::data::{
     list_images, load_images_with, CodeDataset, CodeStore, Codes, Dtype, LoadOptions, StoreOptions,
 };
@@ -14,378 +15,24 @@ use latentgan::demo::{run_demo, DemoConfig};
 use latentgan::metrics::{default_weights_path, evaluate, FidOptions, ImageFolder};
 use latentgan::models::Gan;
 use latentgan::train::{
-    load_config, load_stage1, train_baseline, train_stage1, train_stage2, RunDir, Stage1Config,
-    Stage2Config, Trained,
+    load_stage1, train_baseline, train_stage1, train_stage2, RunDir, Stage1Config, Trained,
 };
 use latentgan::viz::{save_grid, GridOptions};
 
+use args::{
+    config_then_flags, set, AttentionArgs, BaselineArgs, Cli, Command, DemoArgs, EncodeArgs,
+    FidArgs, GridArgs, InspectArgs, SampleArgs, Stage1Args, Stage2Args,
+};
 use conditional::RunGan;
 
-#[derive(Parser)]
-#[command(name = "latentgan", version, about = "GANs on learned codes, on Burn")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// The main job end to end: fetch the real faces if missing, train stage 1, encode, train
-    /// the code GAN, sample, and score FID/KID against held-out faces; writes OUT/samples.png,
-    /// loss charts and OUT/report.json.
-    Demo(DemoArgs),
-    /// Load a dataset and report how many images loaded and every file skipped, with its reason.
-    Inspect(InspectArgs),
-    /// Save a grid of the first images of a dataset.
-    Grid(GridArgs),
-    /// Train stage 1 (encoder/decoder + image discriminator), then save the dataset's codes to
-    /// RUN/codes.lgc for stage 2 and print the reconstruction MSE.
-    Stage1(Stage1Args),
-    /// Encode a folder or zip of any size into a code store on disk with a stage-1 run's encoder,
-    /// a shard at a time (memory does not grow with the images; re-running an interrupted encode
-    /// finishes it).
-    Encode(EncodeArgs),
-    /// Train the code GAN (stage 2) on the codes of a stage-1 run (RUN1/codes.lgc) or a code
-    /// store, decoding its samples with that stage-1 run's decoder.
-    Stage2(Stage2Args),
-    /// Train the same GAN on pixels: the "before acceleration" baseline.
-    Baseline(BaselineArgs),
-    /// Save a grid of samples (or an interpolation strip) from a stage-2 or baseline run.
-    Sample(SampleArgs),
-    /// Save SAGAN's Fig. 1 for a run trained with attention (`--sagan`): a sample with coloured
-    /// query dots, then where G's last attention block looks from each query.
-    Attention(AttentionArgs),
-    /// FID (as pytorch-fid computes it) and KID between two folders or zips of images, read at
-    /// their own size, or between a trained GAN's samples (`--run`) and a folder. Needs the
-    /// Inception weights: `python3 datasets/fetch_inception.py`.
-    Fid(FidArgs),
-}
-
-#[derive(Args)]
-struct DemoArgs {
-    /// Run directory.
-    #[arg(long, default_value = "runs/demo")]
-    out: PathBuf,
-    /// Start from a saved demo config.json (flags still apply on top of it).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Folder or .zip of real images [default: datasets/lfw-faces, fetched if missing].
-    #[arg(long)]
-    data: Option<String>,
-    /// Image side [default: 32].
-    #[arg(long)]
-    resolution: Option<u32>,
-    /// Stage-1 steps [default: 300].
-    #[arg(long)]
-    stage1_steps: Option<usize>,
-    /// Stage-2 (code GAN) steps [default: 2000].
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Generated images to score [default: 100].
-    #[arg(long)]
-    samples: Option<usize>,
-    /// Real images held out of training for FID/KID [default: 20].
-    #[arg(long)]
-    held_out: Option<usize>,
-}
-
-#[derive(Args)]
-struct InspectArgs {
-    /// Folder (searched recursively) or .zip of images.
-    dir: PathBuf,
-    /// Side of the square images, in pixels.
-    #[arg(long, default_value_t = 64)]
-    resolution: u32,
-    /// Stop with an error at the first file that cannot be decoded.
-    #[arg(long)]
-    strict: bool,
-    /// Only the files named in this list (one relative path per line).
-    #[arg(long)]
-    split: Option<PathBuf>,
-    /// Class folders (`DIR/<class>/<image>`): report the images per class.
-    #[arg(long)]
-    classes: bool,
-    /// Decode everything; neither read nor write the decoded cache.
-    #[arg(long)]
-    no_cache: bool,
-    /// Print `{"loaded": n, "skipped": [{"path": .., "reason": ..}]}`.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct GridArgs {
-    /// Folder (searched recursively) or .zip of images.
-    dir: PathBuf,
-    /// Output image (.png, .jpg or .webp).
-    #[arg(long)]
-    out: PathBuf,
-    /// Images per row.
-    #[arg(long, default_value_t = 8)]
-    nrow: usize,
-    /// How many images.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    n: u64,
-    /// Side of each image, in pixels.
-    #[arg(long, default_value_t = 64)]
-    resolution: u32,
-}
-
-#[derive(Args)]
-struct Stage1Args {
-    /// Folder or .zip of training images.
-    #[arg(long)]
-    data: PathBuf,
-    /// Training resolution (the paper uses 128).
-    #[arg(long, default_value_t = 32)]
-    resolution: u32,
-    /// Code downsampling factor: 2, 4, 8 or 16 [default: 4, or the --config file's].
-    #[arg(long)]
-    code_factor: Option<usize>,
-    /// Training steps [default: 1000, or the --config file's].
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Run directory (config, history, samples, checkpoints, codes).
-    #[arg(long)]
-    out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// Start from a saved config.json (flags above still apply on top of it).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Images per step.
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Channels of the full-resolution layers.
-    #[arg(long)]
-    width: Option<usize>,
-}
-
-#[derive(Args)]
-struct EncodeArgs {
-    /// The stage-1 run directory (`latentgan stage1 --out RUN1`) whose encoder makes the codes.
-    #[arg(long)]
-    stage1: PathBuf,
-    /// Folder or .zip of images.
-    #[arg(long)]
-    data: PathBuf,
-    /// Side the images are read at: a multiple of the code factor, not necessarily the training
-    /// resolution (the encoder is fully convolutional).
-    #[arg(long)]
-    resolution: u32,
-    /// The store's folder: created, or finished if an encode of the same images was interrupted.
-    #[arg(long)]
-    out: PathBuf,
-    /// How codes are kept: f16 (half the disk; see BENCHMARKS.md for what it changes) or f32.
-    #[arg(long, default_value = "f16")]
-    dtype: String,
-    /// Images per shard [default: as many as make 64 MiB of codes, at most 4096]: what an
-    /// interrupted encode re-does at most.
-    #[arg(long)]
-    shard_size: Option<usize>,
-    /// Stop at the first file that cannot be decoded instead of skipping it.
-    #[arg(long)]
-    strict: bool,
-}
-
-#[derive(Args)]
-struct Stage2Args {
-    /// The codes: a stage-1 run directory (`latentgan stage1 --out RUN1`: RUN1/codes.lgc and the
-    /// run's decoder) or a code store (`latentgan encode --out STORE`: read a batch at a time,
-    /// with the decoder of the stage-1 run that wrote it). `--codes` is another name for it.
-    #[arg(long, alias = "codes")]
-    stage1: PathBuf,
-    /// With --conditional: the labelled images (class folders) to encode and train on.
-    #[arg(long, requires = "conditional")]
-    data: Option<PathBuf>,
-    /// With --conditional: the resolution to encode --data at.
-    #[arg(long, requires = "conditional")]
-    resolution: Option<u32>,
-    #[command(flatten)]
-    gan: GanArgs,
-}
-
-#[derive(Args)]
-struct BaselineArgs {
-    /// Folder or .zip of training images.
-    #[arg(long)]
-    data: PathBuf,
-    /// Image resolution (a power of two ≥ 8).
-    #[arg(long, default_value_t = 32)]
-    resolution: u32,
-    #[command(flatten)]
-    gan: GanArgs,
-}
-
-#[derive(Args)]
-struct SampleArgs {
-    /// The run directory.
-    #[arg(long)]
-    run: PathBuf,
-    /// Output image (.png, .jpg or .webp).
-    #[arg(long)]
-    out: PathBuf,
-    /// How many samples.
-    #[arg(long, default_value_t = 64)]
-    n: usize,
-    /// Noise seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Images per row (default: a square grid).
-    #[arg(long)]
-    nrow: Option<usize>,
-    /// Instead of samples, interpolate from the noise of --seed to that of this seed in
-    /// --n steps (paper Fig. 10).
-    #[arg(long)]
-    to_seed: Option<u64>,
-    /// Samples of this class (a run of the conditional model; without it, --n per class in a
-    /// row per class).
-    #[arg(long)]
-    class: Option<String>,
-}
-
-#[derive(Args)]
-struct AttentionArgs {
-    /// The run directory.
-    #[arg(long)]
-    run: PathBuf,
-    /// Output image (.png, .jpg or .webp).
-    #[arg(long)]
-    out: PathBuf,
-    /// Noise seed of the sample (the first image of `latentgan sample --seed`).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Query pixels `x,y` of the generated image, from the top left (repeat the flag).
-    #[arg(long = "query", value_parser = parse_query, required = true)]
-    queries: Vec<(usize, usize)>,
-    /// The class of the sample (a run of the conditional model; default: its first class).
-    #[arg(long)]
-    class: Option<String>,
-}
-
-#[derive(Args)]
-struct FidArgs {
-    /// Two folders or .zip files (generated, then real), or with `--run` one (real).
-    #[arg(required = true, num_args = 1..=2)]
-    sets: Vec<PathBuf>,
-    /// Score this stage-2 or baseline run's samples instead of a first folder: made, decoded and
-    /// scored a batch at a time, so memory does not grow with `--samples` (50 000 as SAGAN
-    /// reports is fine).
-    #[arg(long)]
-    run: Option<PathBuf>,
-    /// How many samples of `--run` to score.
-    #[arg(long, default_value_t = 10_000, requires = "run")]
-    samples: usize,
-    /// Seed of the samples' noise (`latentgan sample --seed` shows the same images).
-    #[arg(long, default_value_t = 0, requires = "run")]
-    seed: u64,
-    /// Print `{"fid": .., "kid": .., "kid_std": .., "n_a": .., "n_b": ..}`.
-    #[arg(long)]
-    json: bool,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// KID subsets.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
-    kid_subsets: u64,
-}
-
-/// Options shared by `stage2` and `baseline`.
-#[derive(Args)]
-struct GanArgs {
-    /// Run directory (config, history, samples, checkpoints).
-    #[arg(long)]
-    out: PathBuf,
-    /// Generator steps [default: 2000, or the --config file's].
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// Start from a saved config.json (flags below still apply on top of it).
-    #[arg(long, conflicts_with = "sagan")]
-    config: Option<PathBuf>,
-    /// Start from SAGAN's recipe (hinge loss, spectral norm, attention after the 16² feature
-    /// maps, n_critic 1, lr 1e-4 for G and 4e-4 for D) instead of the paper's WGAN-GP.
-    #[arg(long)]
-    sagan: bool,
-    /// With --sagan: SAGAN's own class-conditional ResNet model (conditional batch norm in G,
-    /// a projection D, an EMA of G for sampling) on class folders `<class>/<image>`, instead of
-    /// SAGAN's switches on the Table-2 nets.
-    #[arg(long, requires = "sagan")]
-    conditional: bool,
-    /// Channel multiplier of the conditional model [default: 64].
-    #[arg(long, requires = "conditional")]
-    ch: Option<usize>,
-    /// Feature-map sides that get self-attention, e.g. `8` or `16,32` (needs --sagan: the
-    /// WGAN-GP penalty does not cover attention; the conditional model takes one side).
-    #[arg(long, value_delimiter = ',')]
-    attention: Option<Vec<usize>>,
-    /// Samples per critic step.
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Critic steps per generator step.
-    #[arg(long)]
-    n_critic: Option<usize>,
-    /// Channels at 4×4 … 32² (Table 2: 256).
-    #[arg(long)]
-    max_width: Option<usize>,
-    /// Fewest channels (Table 2: 64).
-    #[arg(long)]
-    min_width: Option<usize>,
-    /// Stop after this many seconds of training (with a checkpoint; --resume continues).
-    #[arg(long)]
-    time_budget: Option<f64>,
-}
-
-impl GanArgs {
-    /// The --config file (or the chosen recipe), then the flags on top.
-    fn config(&self) -> anyhow::Result<Stage2Config> {
-        let recipe = || match self.sagan {
-            true => Stage2Config::sagan(),
-            false => Stage2Config::new(),
-        };
-        let mut cfg: Stage2Config = config_then_flags(self.config.as_deref(), recipe)?;
-        let run = &mut cfg.run;
-        set(&mut run.steps, self.steps);
-        set(&mut run.batch_size, self.batch_size);
-        run.time_budget = self.time_budget.or(run.time_budget);
-        run.resume = self.resume;
-        run.run_dir = Some(self.out.display().to_string());
-        set(&mut cfg.n_critic, self.n_critic);
-        set(&mut cfg.model.max_width, self.max_width);
-        set(&mut cfg.model.min_width, self.min_width);
-        set(&mut cfg.model.attention, self.attention.clone());
-        Ok(cfg)
-    }
-}
-
-/// A saved config (`--config`, also one written before the run options were nested), or
-/// `default()` without one: what every training subcommand starts from before its flags.
-fn config_then_flags<C: burn::config::Config>(
-    path: Option<&Path>,
-    default: impl FnOnce() -> C,
-) -> anyhow::Result<C> {
-    match path {
-        Some(path) => Ok(load_config(path, "latentgan config")?),
-        None => Ok(default()),
-    }
-}
-
-/// Overrides `field` with a flag that was given.
-fn set<T>(field: &mut T, flag: Option<T>) {
-    if let Some(value) = flag {
-        *field = value;
-    }
-}
-
-/// `x,y` → `(x, y)`.
-fn parse_query(text: &str) -> Result<(usize, usize), String> {
-    let parsed = text
-        .split_once(',')
-        .and_then(|(x, y)| Some((x.trim().parse().ok()?, y.trim().parse().ok()?)));
-    parsed.ok_or_else(|| format!("expected a pixel as x,y (e.g. 10,12), got `{text}`"))
+/// The stage-1 run that wrote the code store at `dir`, whose decoder stage 2 needs.
+fn store_stage1(store: &CodeStore, dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    store.spec().stage1.clone().with_context(|| {
+        format!(
+            "{} does not name the stage-1 run that wrote it, whose decoder stage 2 needs",
+            dir.display()
+        )
+    })
 }
 
 /// Prints where a finished stage-2 run left its files.
@@ -541,7 +188,9 @@ fn stage1(args: Stage1Args) -> anyhow::Result<()> {
 fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     let dtype: Dtype = args.dtype.parse()?;
     let ae = load_stage1(&args.stage1)?;
-    let options = LoadOptions::new(args.resolution).strict(args.strict);
+    let options = LoadOptions::new(args.resolution)
+        .strict(args.strict)
+        .class_folders(args.class_folders);
     let images = list_images(&args.data, &options)?;
     let start = std::time::Instant::now();
     let mut store_options = StoreOptions::default().dtype(dtype).stage1(&args.stage1);
@@ -558,6 +207,13 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
         images.len() - store.len() + images.skipped().len(),
         images.len() + images.skipped().len(),
     );
+    if !store.classes().is_empty() {
+        println!(
+            "labelled: {} classes ({})",
+            store.classes().len(),
+            store.classes().join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -571,12 +227,7 @@ fn stage2(args: Stage2Args) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     let trained = if CodeStore::is_store(&args.stage1) {
         let store = CodeStore::open(&args.stage1)?;
-        let run = store.spec().stage1.clone().with_context(|| {
-            format!(
-                "{} does not name the stage-1 run that wrote it, whose decoder stage 2 needs",
-                args.stage1.display()
-            )
-        })?;
+        let run = store_stage1(&store, &args.stage1)?;
         train_stage2(&store, &load_stage1(run)?, config)?
     } else {
         let ae = load_stage1(&args.stage1)?;

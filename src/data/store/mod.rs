@@ -1,0 +1,431 @@
+//! [`CodeStore`]: codes too many for memory, in shards on disk, read a batch at a time; and
+//! [`StoreWriter`], which writes one shard by shard so an interrupted encode resumes.
+//!
+//! A store is a folder:
+//!
+//! * `store.json`, the manifest ([`StoreSpec`] and whether every shard is written), written
+//!   atomically before the first shard and again, marked complete, after the last;
+//! * `shard-00000.lgcs`, … : each the codes of one slice of the images, in the crate's array
+//!   format (`io::write_array`'s) with header `[n, c, h, w]`, `f16` or `f32`, then, in a store
+//!   of labelled images ([`StoreSpec::classes`]), the `n` codes' labels as little-endian `u32`;
+//!   each written a batch at a time to a temporary file renamed into place ([`ShardWriter`]).
+//!   A shard may hold fewer codes than its slice had images (files that failed to decode).
+//!
+//! The codes are tanh outputs in `[-1, 1]`, where `f16` keeps 11 significant bits: half the size
+//! for a reconstruction error that changes by a measured fraction of a percent (BENCHMARKS.md).
+
+mod spec;
+mod writer;
+
+pub use spec::{Dtype, StoreOptions, StoreSpec};
+pub use writer::{ShardWriter, StoreWriter};
+
+use spec::{read_manifest, write_manifest};
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use half::f16;
+
+use super::codes::Codes;
+use crate::error::{Error, Result};
+use crate::io::Element;
+
+/// The manifest's file name inside a store.
+pub const MANIFEST: &str = "store.json";
+/// Header words of a shard: `[n, c, h, w]`.
+const HEADER_WORDS: usize = 4;
+/// Bytes before a shard's codes: the magic and the header words.
+const HEAD_BYTES: usize = 6 + 8 * HEADER_WORDS;
+
+fn shard_path(dir: &Path, k: usize) -> PathBuf {
+    dir.join(format!("shard-{k:05}.lgcs"))
+}
+
+/// Opens shard `k` and checks its header and length against `spec`: the number of codes in it.
+fn open_shard(dir: &Path, spec: &StoreSpec, k: usize) -> Result<(File, usize)> {
+    let path = shard_path(dir, k);
+    let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.clone(),
+        reason,
+    };
+    let mut head = [0u8; HEAD_BYTES];
+    let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+    if len < head.len() as u64 {
+        return Err(corrupt(format!(
+            "{len} bytes: shorter than a shard's header"
+        )));
+    }
+    file.read_exact(&mut head)
+        .map_err(|e| Error::io(&path, e))?;
+    if &head[..6] != spec.dtype.magic() {
+        return Err(corrupt(format!(
+            "not a {:?} shard of a latentgan code store",
+            spec.dtype
+        )));
+    }
+    let word = |i: usize| u64::from_le_bytes(head[6 + 8 * i..14 + 8 * i].try_into().unwrap());
+    let [n, c, h, w] = [0, 1, 2, 3].map(word);
+    let shape = spec.code_shape.map(|d| d as u64);
+    if [c, h, w] != shape || n > spec.shard_size as u64 {
+        return Err(corrupt(format!(
+            "holds {n} codes of {c}×{h}×{w}; the store's manifest says at most {} of {:?}",
+            spec.shard_size, spec.code_shape
+        )));
+    }
+    let expected = HEAD_BYTES as u64 + n * spec.code_bytes() as u64;
+    if len != expected {
+        return Err(corrupt(format!(
+            "{len} bytes, expected {expected} for {n} codes (truncated or foreign)"
+        )));
+    }
+    Ok((file, n as usize))
+}
+
+/// The labels of the `n` codes of the shard at `path` (opened by [`open_shard`]), checked
+/// against the store's classes.
+fn read_labels(file: &mut File, path: &Path, spec: &StoreSpec, n: usize) -> Result<Vec<u32>> {
+    let codes = (n * spec.per() * spec.dtype.size()) as u64;
+    let mut raw = vec![0u8; 4 * n];
+    file.seek(SeekFrom::Start(HEAD_BYTES as u64 + codes))
+        .and_then(|_| file.read_exact(&mut raw))
+        .map_err(|e| Error::io(path, e))?;
+    let labels: Vec<u32> = raw.chunks_exact(4).map(u32::get).collect();
+    let classes = spec.classes.as_ref().map_or(0, Vec::len);
+    match labels.iter().find(|&&l| l as usize >= classes) {
+        Some(bad) => Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("holds label {bad}; the store's manifest lists {classes} classes"),
+        }),
+        None => Ok(labels),
+    }
+}
+
+/// Codes on disk ([module docs](self)), read a batch at a time: memory does not grow with the
+/// number of codes. Implements [`Codes`], so stage 2 trains on it as on a
+/// [`CodeDataset`](super::CodeDataset).
+#[derive(Debug)]
+pub struct CodeStore {
+    dir: PathBuf,
+    spec: StoreSpec,
+    /// Per shard: the open file and the index of its first code.
+    shards: Vec<(Mutex<File>, usize)>,
+    len: usize,
+    /// Each code's label, in a labelled store (4 bytes a code, read once at open).
+    labels: Option<Vec<u32>>,
+}
+
+impl CodeStore {
+    /// Whether `dir` holds a code store (finished or not): it has a manifest.
+    pub fn is_store(dir: impl AsRef<Path>) -> bool {
+        dir.as_ref().join(MANIFEST).is_file()
+    }
+
+    /// Opens the complete store at `dir`, checking every shard's header and length.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let manifest = read_manifest(&dir)?.ok_or_else(|| Error::NotFound {
+            path: dir.join(MANIFEST),
+            hint: "not a code store: write one with `latentgan encode` or \
+                   AutoEncoder::encode_to_store"
+                .into(),
+        })?;
+        let Some(expected) = manifest.complete else {
+            return Err(Error::invalid(
+                "codes",
+                format!(
+                    "{} is an unfinished code store (its encode was interrupted): run the same \
+                     `latentgan encode` again to finish it",
+                    dir.display()
+                ),
+            ));
+        };
+        let spec = manifest.spec;
+        let mut shards = Vec::with_capacity(spec.shards);
+        let mut labels = spec.classes.as_ref().map(|_| Vec::new());
+        let mut len = 0;
+        for k in 0..spec.shards {
+            let (mut file, n) = open_shard(&dir, &spec, k)?;
+            if let Some(labels) = &mut labels {
+                labels.extend(read_labels(&mut file, &shard_path(&dir, k), &spec, n)?);
+            }
+            shards.push((Mutex::new(file), len));
+            len += n;
+        }
+        if len != expected || len == 0 {
+            return Err(Error::Corrupt {
+                path: dir.join(MANIFEST),
+                reason: format!("the shards hold {len} codes, the manifest says {expected}"),
+            });
+        }
+        Ok(Self {
+            dir,
+            spec,
+            shards,
+            len,
+            labels,
+        })
+    }
+
+    /// What the store holds.
+    pub fn spec(&self) -> &StoreSpec {
+        &self.spec
+    }
+
+    /// The store's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes the codes take on disk (headers aside).
+    pub fn bytes(&self) -> u64 {
+        (self.len * self.spec.per() * self.spec.dtype.size()) as u64
+    }
+
+    /// Appends code `i` to `out` as `f32`.
+    fn read_code(&self, i: usize, raw: &mut Vec<u8>, out: &mut Vec<f32>) -> Result<()> {
+        let k = self.shards.partition_point(|&(_, first)| first <= i) - 1;
+        let (file, first) = &self.shards[k];
+        let size = self.spec.dtype.size();
+        let bytes = self.spec.per() * size;
+        let offset = (HEAD_BYTES + (i - first) * bytes) as u64;
+        raw.resize(bytes, 0);
+        let path = || shard_path(&self.dir, k);
+        {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            file.seek(SeekFrom::Start(offset))
+                .and_then(|_| file.read_exact(raw))
+                .map_err(|e| Error::io(path(), e))?;
+        }
+        match self.spec.dtype {
+            Dtype::F32 => out.extend(raw.chunks_exact(size).map(f32::get)),
+            Dtype::F16 => out.extend(raw.chunks_exact(size).map(|b| f16::get(b).to_f32())),
+        }
+        Ok(())
+    }
+}
+
+impl Codes for CodeStore {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn classes(&self) -> &[String] {
+        self.spec.classes.as_deref().unwrap_or(&[])
+    }
+
+    fn labels(&self) -> Option<&[u32]> {
+        self.labels.as_deref()
+    }
+
+    fn code_shape(&self) -> [usize; 3] {
+        self.spec.code_shape
+    }
+
+    fn gather(&self, indices: &[usize]) -> Result<Vec<f32>> {
+        super::check_indices(indices, self.len, "code")?;
+        let mut out = Vec::with_capacity(indices.len() * self.spec.per());
+        let mut raw = Vec::new();
+        for &i in indices {
+            self.read_code(i, &mut raw, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::CodeDataset;
+
+    fn values(n: usize, per: usize) -> Vec<f32> {
+        (0..n * per).map(|v| (v as f32 * 0.37).sin()).collect()
+    }
+
+    fn spec(images: usize, dtype: Dtype) -> StoreSpec {
+        let options = StoreOptions::default().dtype(dtype).shard_size(3);
+        StoreSpec::new(images, [2, 2, 2], "test codes".into(), &options).unwrap()
+    }
+
+    #[test]
+    fn a_store_reads_back_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = values(7, 8);
+        let writer = StoreWriter::create(dir.path(), spec(8, Dtype::F32)).unwrap();
+        // Shard 1 lost an image to a decoding failure: 3 + 2 + 2 codes.
+        let parts = [&all[..24], &all[24..40], &all[40..]];
+        for (k, part) in parts.iter().enumerate().skip(1) {
+            writer.write_shard(k, part, None).unwrap();
+        }
+        // Shard 0 a code at a time, as encode writes a batch at a time; too many codes, or a
+        // part of a code, are refused, and a shard dropped unfinished leaves nothing.
+        let mut shard = writer.shard(0).unwrap();
+        for code in parts[0].chunks(8) {
+            shard.push(code, None).unwrap();
+        }
+        let err = shard.push(&all[..8], None).unwrap_err().to_string();
+        assert!(err.contains("at most 3"), "{err}");
+        assert!(shard.push(&all[..4], None).is_err());
+        drop(writer.shard(0).unwrap());
+        assert!(!writer.has_shard(0));
+        shard.finish().unwrap();
+        assert!(writer.has_shard(0));
+        let store = writer.finish().unwrap();
+        let memory = CodeDataset::new(all.clone(), [7, 2, 2, 2]).unwrap();
+        assert_eq!((store.len(), store.code_shape()), (7, [2, 2, 2]));
+        let picks = [6, 0, 3, 4, 2, 5];
+        assert_eq!(
+            store.gather(&picks).unwrap(),
+            memory.gather(&picks).unwrap()
+        );
+        assert!(store
+            .gather(&[7])
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+    }
+
+    #[test]
+    fn a_labelled_store_keeps_each_codes_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = values(5, 8);
+        let classes = ["cat".to_string(), "dog".to_string()];
+        let labelled = spec(6, Dtype::F16).with_classes(&classes);
+        let writer = StoreWriter::create(dir.path(), labelled).unwrap();
+        // Unlabelled codes, a label too many, a label past the classes: refused.
+        let mut shard = writer.shard(0).unwrap();
+        for labels in [None, Some(&[0, 1, 1][..]), Some(&[2][..])] {
+            let err = shard.push(&all[..8], labels).unwrap_err().to_string();
+            assert!(err.contains("expected one label below 2 per code"), "{err}");
+        }
+        shard.push(&all[..16], Some(&[1, 0])).unwrap();
+        shard.push(&all[16..24], Some(&[1])).unwrap();
+        shard.finish().unwrap();
+        writer.write_shard(1, &all[24..], Some(&[0, 0])).unwrap();
+        let store = writer.finish().unwrap();
+        assert_eq!(store.classes(), &classes);
+        assert_eq!(store.labels(), Some(&[1, 0, 1, 0, 0][..]));
+        let back = store.gather(&[4, 2]).unwrap();
+        let labelled = CodeDataset::new(back, [2, 2, 2, 2]).unwrap();
+        let memory = CodeDataset::new(all, [5, 2, 2, 2]).unwrap();
+        let expect = memory.gather(&[4, 2]).unwrap();
+        for (a, b) in labelled.values().iter().zip(&expect) {
+            assert!((a - b).abs() <= b.abs() / 2048.0, "{a} vs {b}");
+        }
+        let tensor = store
+            .label_batch::<crate::backend::Backend>(&[4, 2, 0], &Default::default())
+            .unwrap();
+        assert_eq!(tensor.into_data().to_vec::<i32>().unwrap(), vec![0, 1, 1]);
+        // A label past the manifest's classes is a damaged shard.
+        let path = dir.path().join("shard-00001.lgcs");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 4;
+        bytes[last..].copy_from_slice(&7u32.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let err = CodeStore::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("shard-00001.lgcs") && err.contains("label 7"),
+            "{err}"
+        );
+        // An unlabelled store refuses labels.
+        let plain = tempfile::tempdir().unwrap();
+        let writer = StoreWriter::create(plain.path(), spec(3, Dtype::F32)).unwrap();
+        let err = writer
+            .write_shard(0, &values(1, 8), Some(&[0]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the store is unlabelled"), "{err}");
+    }
+
+    #[test]
+    fn f16_stores_round_to_half_precision() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = values(3, 8);
+        let writer = StoreWriter::create(dir.path(), spec(3, Dtype::F16)).unwrap();
+        writer.write_shard(0, &all, None).unwrap();
+        let store = writer.finish().unwrap();
+        let back = store.gather(&[0, 1, 2]).unwrap();
+        for (a, b) in all.iter().zip(&back) {
+            // 11 significant bits: relative error at most 2^-11.
+            assert!((a - b).abs() <= a.abs() / 2048.0, "{a} → {b}");
+        }
+        assert_ne!(all, back);
+        let size = std::fs::metadata(dir.path().join("shard-00000.lgcs"))
+            .unwrap()
+            .len();
+        assert_eq!(size, 6 + 32 + 3 * 8 * 2);
+    }
+
+    #[test]
+    fn interrupted_foreign_and_damaged_stores_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = values(6, 8);
+        let writer = StoreWriter::create(dir.path(), spec(6, Dtype::F32)).unwrap();
+        writer.write_shard(0, &all[..24], None).unwrap();
+        drop(writer); // interrupted
+        let err = CodeStore::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("unfinished") && err.contains("latentgan encode"),
+            "{err}"
+        );
+
+        // The same spec resumes with the finished shard kept; another spec is refused.
+        let other = StoreSpec {
+            source: "other codes".into(),
+            ..spec(6, Dtype::F32)
+        };
+        let err = StoreWriter::create(dir.path(), other)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already holds other codes"), "{err}");
+        let writer = StoreWriter::create(dir.path(), spec(6, Dtype::F32)).unwrap();
+        assert!(writer.has_shard(0) && !writer.has_shard(1));
+        writer.write_shard(1, &all[24..], None).unwrap();
+        writer.finish().unwrap();
+
+        // A truncated shard.
+        let shard = dir.path().join("shard-00001.lgcs");
+        let bytes = std::fs::read(&shard).unwrap();
+        std::fs::write(&shard, &bytes[..bytes.len() - 3]).unwrap();
+        let err = CodeStore::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("shard-00001.lgcs") && err.contains("truncated"),
+            "{err}"
+        );
+        // A foreign file in its place.
+        std::fs::write(&shard, b"hello, this is not a shard of anything at all").unwrap();
+        let err = CodeStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a F32 shard"), "{err}");
+        // A foreign manifest, and a folder that is no store.
+        std::fs::write(dir.path().join(MANIFEST), b"{\"format\": \"x\"}").unwrap();
+        let err = CodeStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a latentgan code store manifest"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = CodeStore::open(empty.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("store.json") && err.contains("latentgan encode"),
+            "{err}"
+        );
+        std::fs::write(empty.path().join("notes.txt"), b"mine").unwrap();
+        let err = StoreWriter::create(empty.path(), spec(6, Dtype::F32))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a code store"), "{err}");
+    }
+
+    #[test]
+    fn shards_hold_at_most_64_mib() {
+        // 1024² images: codes 16×256×256, 2 MiB in f16 → 32 per shard.
+        let f16 = StoreOptions::default();
+        let spec = StoreSpec::new(30_000, [16, 256, 256], String::new(), &f16).unwrap();
+        assert_eq!((spec.shard_size, spec.shards), (32, 938));
+        let f32 = f16.dtype(Dtype::F32);
+        let small = StoreSpec::new(100, [16, 8, 8], String::new(), &f32).unwrap();
+        assert_eq!((small.shard_size, small.shards), (4096, 1));
+        let err = StoreSpec::new(100, [16, 8, 8], String::new(), &f32.shard_size(0));
+        assert!(err.unwrap_err().to_string().contains("shard_size"));
+    }
+}

@@ -1,0 +1,209 @@
+//! What a [code store](super) holds ([`StoreSpec`], its [`Dtype`]), how one is written
+//! ([`StoreOptions`]), and its manifest, `store.json`.
+
+use std::path::{Path, PathBuf};
+
+use super::MANIFEST;
+use crate::error::{Error, Result};
+
+const FORMAT: &str = "latentgan code store 1";
+const MAGIC_F16: &[u8; 6] = b"LGSH1\n";
+const MAGIC_F32: &[u8; 6] = b"LGSF1\n";
+/// Bytes of codes one shard holds at most (fewer codes per shard at higher resolutions).
+const SHARD_BYTES: usize = 64 << 20;
+/// Codes per shard at most (at low resolutions the slice of images decoded at once bounds it).
+const SHARD_CODES: usize = 4096;
+
+/// How the values of a store are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// IEEE half precision: 2 bytes a value.
+    F16,
+    /// Single precision: 4 bytes a value, exactly what the encoder computed.
+    F32,
+}
+
+impl Dtype {
+    /// Bytes per value.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F16 => 2,
+            Dtype::F32 => 4,
+        }
+    }
+
+    pub(super) fn magic(self) -> &'static [u8; 6] {
+        match self {
+            Dtype::F16 => MAGIC_F16,
+            Dtype::F32 => MAGIC_F32,
+        }
+    }
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f16" => Ok(Dtype::F16),
+            "f32" => Ok(Dtype::F32),
+            _ => Err(Error::invalid(
+                "dtype",
+                format!("got {s:?}, expected f16 or f32"),
+            )),
+        }
+    }
+}
+
+/// What a store holds: fixed when it is created, compared when an encode resumes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoreSpec {
+    /// `[c, h, w]` of one code.
+    pub code_shape: [usize; 3],
+    /// How the values are kept.
+    pub dtype: Dtype,
+    /// Number of shards.
+    pub shards: usize,
+    /// Images (before decoding failures) per shard: shard `k` holds the codes of images
+    /// `k·shard_size ..` of the source.
+    pub shard_size: usize,
+    /// The stage-1 run whose encoder made the codes (its decoder turns samples back into
+    /// images), when they came from one.
+    pub stage1: Option<PathBuf>,
+    /// What the codes are of, for telling a resumed encode from a different one: the stage-1
+    /// checkpoint, the images and their resolution.
+    pub source: String,
+    /// The classes of labelled images (class folders), sorted: each code then carries its
+    /// image's label. `None` for unlabelled codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+}
+
+/// How a store is written ([`AutoEncoder::encode_to_store`](crate::models::AutoEncoder::encode_to_store)).
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// How values are kept (default [`Dtype::F16`]).
+    pub dtype: Dtype,
+    /// Images per shard (default: as many as make 64 MiB of codes, at most 4096): the unit of
+    /// work an interrupted encode loses.
+    pub shard_size: Option<usize>,
+    /// The stage-1 run the encoder came from (see [`StoreSpec::stage1`]).
+    pub stage1: Option<PathBuf>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            dtype: Dtype::F16,
+            shard_size: None,
+            stage1: None,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Sets [`StoreOptions::dtype`].
+    pub fn dtype(mut self, dtype: Dtype) -> Self {
+        self.dtype = dtype;
+        self
+    }
+
+    /// Sets [`StoreOptions::shard_size`].
+    pub fn shard_size(mut self, images: usize) -> Self {
+        self.shard_size = Some(images);
+        self
+    }
+
+    /// Sets [`StoreOptions::stage1`].
+    pub fn stage1(mut self, run_dir: impl Into<PathBuf>) -> Self {
+        self.stage1 = Some(run_dir.into());
+        self
+    }
+}
+
+impl StoreSpec {
+    /// The spec of a store of `images` images whose codes are `code_shape`, made from `source`.
+    pub fn new(
+        images: usize,
+        code_shape: [usize; 3],
+        source: String,
+        options: &StoreOptions,
+    ) -> Result<Self> {
+        let code_bytes = code_shape.iter().product::<usize>() * options.dtype.size();
+        let shard_size = match options.shard_size {
+            Some(0) => return Err(Error::invalid("shard_size", "got 0, expected at least 1")),
+            Some(n) => n,
+            None => (SHARD_BYTES / code_bytes.max(1)).clamp(1, SHARD_CODES),
+        };
+        Ok(Self {
+            code_shape,
+            dtype: options.dtype,
+            shards: images.div_ceil(shard_size),
+            shard_size,
+            stage1: options.stage1.clone(),
+            source,
+            classes: None,
+        })
+    }
+
+    /// This spec for codes labelled among `classes` (none: unlabelled).
+    pub fn with_classes(mut self, classes: &[String]) -> Self {
+        self.classes = (!classes.is_empty()).then(|| classes.to_vec());
+        self
+    }
+
+    pub(super) fn per(&self) -> usize {
+        self.code_shape.iter().product()
+    }
+
+    /// Bytes of one code in a shard, its label included.
+    pub(super) fn code_bytes(&self) -> usize {
+        self.per() * self.dtype.size() + self.label_bytes()
+    }
+
+    /// Bytes of one code's label in a shard: 4 in a labelled store, else 0.
+    pub(super) fn label_bytes(&self) -> usize {
+        match self.classes {
+            Some(_) => 4,
+            None => 0,
+        }
+    }
+}
+
+/// `store.json`: the spec, and the count of codes once the store is complete.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct Manifest {
+    format: String,
+    #[serde(flatten)]
+    pub(super) spec: StoreSpec,
+    /// Codes in all shards, once every shard is written.
+    pub(super) complete: Option<usize>,
+}
+
+pub(super) fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    let path = dir.join(MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let manifest: Manifest = serde_json::from_str(&text)
+        .ok()
+        .filter(|m: &Manifest| m.format == FORMAT)
+        .ok_or_else(|| Error::Corrupt {
+            path: path.clone(),
+            reason: format!("not a latentgan code store manifest (expected format {FORMAT:?})"),
+        })?;
+    Ok(Some(manifest))
+}
+
+pub(super) fn write_manifest(dir: &Path, spec: &StoreSpec, complete: Option<usize>) -> Result<()> {
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        spec: spec.clone(),
+        complete,
+    };
+    let json = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
+    crate::io::write_atomic(&dir.join(MANIFEST), json.as_bytes())
+}
