@@ -3,11 +3,14 @@
 //! codes, and the pixel baseline against the same WGAN-GP step in PyTorch when
 //! `LATENTGAN_TORCH_PYTHON` names a Python with torch (Debian's `python3-torch`).
 //!
-//! Run: `cargo bench --bench stage2 [-- --res 64,128 --batch 8 --steps 3 --n-critic 5]`. Needs
-//! the faces (`python3 datasets/fetch_faces.py`). Both GANs use the default `Stage2Config`
-//! (Table 2 widths). Throughput is real images through the critic per second
-//! (`batch × n_critic` per generator step), timed after one warm-up step from the run's own
-//! history. Prints `images/s` and `ratio` lines (>1: the first named is faster).
+//! Run: `cargo bench --bench stage2 [-- --res 64,128 --batch 8 --steps 3 --n-critic 5 --reps 3
+//! --peer-only]`. Needs the faces (`python3 datasets/fetch_faces.py`). Both GANs use the
+//! default `Stage2Config` (Table 2 widths). Throughput is real images through the critic per
+//! second (`batch × n_critic` per generator step), timed after one warm-up step from the run's
+//! own history. Burn and PyTorch are timed in alternating runs (`--reps` of each, medians), so a
+//! ratio does not move with other load; `--peer-only` times only that comparison. Set
+//! `BURN_FLEX_STOCK_CONV=1` for burn-flex's published convolutions instead of the patched ones.
+//! Prints `images/s`, `ratio` (>1: the first named is faster) and `gflops` lines.
 
 use std::process::Command;
 
@@ -49,11 +52,13 @@ fn main() {
         .split(',')
         .map(|r| r.parse().expect("resolutions like 64,128"))
         .collect();
-    let (batch, steps, n_critic) = (
+    let (batch, steps, n_critic, reps) = (
         number("--batch", 8),
         number("--steps", 3),
         number("--n-critic", 5),
+        number("--reps", 3),
     );
+    let peer_only = std::env::args().any(|a| a == "--peer-only");
     let threads = rayon::current_num_threads();
     println!(
         "backend {} ({threads} threads); batch {batch}, n_critic {n_critic}, {steps} timed generator steps after 1 warm-up",
@@ -68,86 +73,189 @@ fn main() {
     let python = std::env::var_os("LATENTGAN_TORCH_PYTHON");
     for res in resolutions {
         let images = load_images(faces, res).expect("run python3 datasets/fetch_faces.py");
-        // Speed only: an untrained autoencoder gives codes of the right shape.
-        let ae = AutoEncoderConfig::new()
-            .init::<latentgan::backend::Backend>(&default_device())
-            .unwrap();
-        let codes = ae.encode_dataset(&images).unwrap();
-        let code = throughput(
-            &train_stage2(&codes, &ae, config.clone()).unwrap().history,
-            &config,
-        );
-        let pixel = throughput(
-            &train_baseline(&images, config.clone()).unwrap().history,
-            &config,
-        );
-        let [c, h, w] = codes.code_shape();
-        println!("code_gan_images_per_s_{res} {code:.3}  ({c}×{h}×{w} codes)");
-        println!("pixel_gan_images_per_s_{res} {pixel:.3}  (3×{res}×{res} pixels)");
-        println!("ratio code_vs_pixel_{res} {:.3}", code / pixel);
-        // SAGAN on the same codes, its attention after the 16² feature maps (the code side at 64²).
-        let side = h.min(16);
-        let sagan_config = Stage2Config::sagan()
-            .with_model(GanArch::sagan().with_attention(vec![side]))
-            .with_batch_size(batch)
-            .with_steps(steps + 1)
-            .with_log_every(1);
-        let sagan = train_stage2(&codes, &ae, sagan_config.clone())
-            .unwrap()
-            .history;
-        let plain_config = config.clone().with_n_critic(1);
-        let plain = train_stage2(&codes, &ae, plain_config.clone())
-            .unwrap()
-            .history;
-        let (sagan_rate, plain_rate) = (
-            throughput(&sagan, &sagan_config),
-            throughput(&plain, &plain_config),
-        );
-        println!(
-            "sagan_code_gan_images_per_s_{res} {sagan_rate:.3}  (hinge, spectral norm, attention at {side}², n_critic 1: {:.3} generator steps/s)",
-            generator_steps(&sagan)
-        );
-        println!(
-            "code_gan_n_critic_1_images_per_s_{res} {plain_rate:.3}  (WGAN-GP, n_critic 1: {:.3} generator steps/s)",
-            generator_steps(&plain)
-        );
-        println!(
-            "ratio sagan_vs_code_gan_same_n_critic_{res} {:.3}",
-            sagan_rate / plain_rate
-        );
-        println!(
-            "ratio sagan_vs_code_gan_generator_steps_{res} {:.3}  (against the default n_critic {n_critic})",
-            generator_steps(&sagan) / (code / (batch * n_critic) as f64)
-        );
-        phases(&config, res);
+        if !peer_only {
+            code_gan_figures(&images, &config, res, n_critic);
+        }
 
         let Some(python) = &python else {
             println!("pytorch: skipped (set LATENTGAN_TORCH_PYTHON to a python with torch)");
             continue;
         };
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/wgan_gp_torch.py");
-        let out = Command::new(python)
-            .arg(script)
-            .args(["--res", &res.to_string(), "--batch", &batch.to_string()])
-            .args(["--steps", &steps.to_string()])
-            .args(["--n-critic", &n_critic.to_string()])
-            .args(["--threads", &threads.to_string()])
-            .output()
-            .expect("runs the PyTorch script");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        print!("{text}");
-        let torch: f64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("pytorch_pixel_gan_images_per_s_{res} ")))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("the script prints its images/s");
-        println!("ratio burn_vs_pytorch_{res} {:.3}", pixel / torch);
+        against_pytorch(python, &images, &config, res, reps);
     }
+}
+
+/// The code GAN against the pixel GAN, and SAGAN against the plain code GAN, at `res`; then
+/// where a pixel-GAN step spends its time.
+fn code_gan_figures(
+    images: &latentgan::data::ImageDataset,
+    config: &Stage2Config,
+    res: u32,
+    n_critic: usize,
+) {
+    let (batch, steps) = (config.run.batch_size, config.run.steps - 1);
+    // Speed only: an untrained autoencoder gives codes of the right shape.
+    let ae = AutoEncoderConfig::new()
+        .init::<latentgan::backend::Backend>(&default_device())
+        .unwrap();
+    let codes = ae.encode_dataset(images).unwrap();
+    let code = throughput(
+        &train_stage2(&codes, &ae, config.clone()).unwrap().history,
+        &config,
+    );
+    let pixel = throughput(
+        &train_baseline(images, config.clone()).unwrap().history,
+        &config,
+    );
+    let [c, h, w] = codes.code_shape();
+    println!("code_gan_images_per_s_{res} {code:.3}  ({c}×{h}×{w} codes)");
+    println!("pixel_gan_images_per_s_{res} {pixel:.3}  (3×{res}×{res} pixels)");
+    println!("ratio code_vs_pixel_{res} {:.3}", code / pixel);
+    // SAGAN on the same codes, its attention after the 16² feature maps (the code side at 64²).
+    let side = h.min(16);
+    let sagan_config = Stage2Config::sagan()
+        .with_model(GanArch::sagan().with_attention(vec![side]))
+        .with_batch_size(batch)
+        .with_steps(steps + 1)
+        .with_log_every(1);
+    let sagan = train_stage2(&codes, &ae, sagan_config.clone())
+        .unwrap()
+        .history;
+    let plain_config = config.clone().with_n_critic(1);
+    let plain = train_stage2(&codes, &ae, plain_config.clone())
+        .unwrap()
+        .history;
+    let (sagan_rate, plain_rate) = (
+        throughput(&sagan, &sagan_config),
+        throughput(&plain, &plain_config),
+    );
+    println!(
+        "sagan_code_gan_images_per_s_{res} {sagan_rate:.3}  (hinge, spectral norm, attention at {side}², n_critic 1: {:.3} generator steps/s)",
+        generator_steps(&sagan)
+    );
+    println!(
+        "code_gan_n_critic_1_images_per_s_{res} {plain_rate:.3}  (WGAN-GP, n_critic 1: {:.3} generator steps/s)",
+        generator_steps(&plain)
+    );
+    println!(
+        "ratio sagan_vs_code_gan_same_n_critic_{res} {:.3}",
+        sagan_rate / plain_rate
+    );
+    println!(
+        "ratio sagan_vs_code_gan_generator_steps_{res} {:.3}  (against the default n_critic {n_critic})",
+        generator_steps(&sagan) / (code / (batch * n_critic) as f64)
+    );
+    phases(config, res);
+}
+
+/// Forward multiply-accumulates per image of the Table-2 generator and critic at `res` (the
+/// networks of `src/models/gan.rs` and `wgan_gp_torch.py`).
+fn forward_macs(config: &Stage2Config, res: usize) -> (f64, f64) {
+    let gan = config.model.for_data(3, res);
+    let w = |r: usize| gan.width(r) as f64;
+    let (latent, c) = (config.model.latent_dim as f64, 3.0);
+    let sides: Vec<usize> = (3..=res.trailing_zeros()).map(|k| 1 << k).collect();
+    let sq = |r: usize| (r * r) as f64;
+    let g = latent * 16.0 * w(4)
+        + sides
+            .iter()
+            .map(|&r| w(r / 2) * w(r) * 9.0 * sq(r))
+            .sum::<f64>()
+        + w(res) * c * 9.0 * sq(res);
+    let d = c * w(res) * 9.0 * sq(res)
+        + sides
+            .iter()
+            .map(|&r| w(r) * w(r / 2) * 16.0 * sq(r / 2))
+            .sum::<f64>()
+        + 16.0 * w(4) * 256.0
+        + 256.0;
+    (g, d)
+}
+
+/// The best of five `n³` matrix products on the CPU backend, in GFLOP/s: the ceiling the GEMM
+/// under every convolution reaches on this machine and thread count.
+fn gemm_ceiling(n: usize) -> f64 {
+    type Inner = latentgan::backend::Backend;
+    let device = default_device();
+    let a = Tensor::<Inner, 2>::random([n, n], burn::tensor::Distribution::Default, &device);
+    let b = Tensor::<Inner, 2>::random([n, n], burn::tensor::Distribution::Default, &device);
+    let _ = a.clone().matmul(b.clone()).into_data();
+    let best = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let _ = a.clone().matmul(b.clone()).into_data();
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
+
+/// The pixel GAN's WGAN-GP step in Burn and in PyTorch (`wgan_gp_torch.py --serve`, same
+/// networks, batch, n_critic and threads), timed in alternating runs of the same number of
+/// steps so that other load on the machine slows both alike; prints the medians, their ratio,
+/// and the work per step as GFLOP/s next to the GEMM ceiling.
+fn against_pytorch(
+    python: &std::ffi::OsStr,
+    images: &latentgan::data::ImageDataset,
+    config: &Stage2Config,
+    res: u32,
+    reps: usize,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    let (batch, n_critic) = (config.run.batch_size, config.n_critic);
+    let steps = config.run.steps - 1;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/wgan_gp_torch.py");
+    let mut peer = Command::new(python)
+        .arg(script)
+        .args(["--res", &res.to_string(), "--batch", &batch.to_string()])
+        .args(["--n-critic", &n_critic.to_string(), "--serve"])
+        .args(["--threads", &rayon::current_num_threads().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs the PyTorch script");
+    let mut input = peer.stdin.take().unwrap();
+    let mut output = BufReader::new(peer.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut read = |line: &mut String| {
+        line.clear();
+        output.read_line(line).expect("the PyTorch script answers");
+        assert!(!line.is_empty(), "the PyTorch script exited");
+        line.trim().to_string()
+    };
+    println!("pytorch peer: {}", read(&mut line));
+    let (mut burn, mut torch) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        burn.push(throughput(
+            &train_baseline(images, config.clone()).unwrap().history,
+            config,
+        ));
+        writeln!(input, "{steps}").unwrap();
+        torch.push(read(&mut line).parse::<f64>().expect("images/s"));
+    }
+    drop(input);
+    let _ = peer.wait();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (b, t) = (median(&mut burn), median(&mut torch));
+    println!("burn_pixel_gan_images_per_s_{res} {b:.3}  (median of {reps}: {burn:.3?})");
+    println!("pytorch_pixel_gan_images_per_s_{res} {t:.3}  (median of {reps}: {torch:.3?})");
+    println!("ratio burn_vs_pytorch_{res} {:.3}", b / t);
+    // Nominal work: per real image, one G forward without graph and four critic forwards (real,
+    // fake, the interpolate, and its input gradient), all differentiated (×3: a backward costs
+    // about two forwards); per generator update, G and the critic differentiated.
+    let (g, d) = forward_macs(config, res as usize);
+    let per_real = g + 12.0 * d + 3.0 * (g + d) / n_critic as f64;
+    let gflop = |rate: f64| 2.0 * per_real * rate / 1e9;
+    println!(
+        "gflops_{res} burn {:.1}, pytorch {:.1}, ceiling {:.1}  (nominal {:.2} GFLOP per real image; ceiling: best 1024³ GEMM on the CPU backend)",
+        gflop(b),
+        gflop(t),
+        gemm_ceiling(1024),
+        2.0 * per_real / 1e9
+    );
 }
 
 /// Where one pixel-GAN critic iteration and one generator update spend their time: each phase

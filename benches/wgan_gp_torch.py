@@ -5,13 +5,15 @@ batch, n_critic and thread count, timed after one warm-up step.
     python3 benches/wgan_gp_torch.py --res 64 --batch 8 --steps 3 --n-critic 5 --threads 2
 
 Prints `pytorch_pixel_gan_images_per_s_<res> <value>` (real images through the critic per
-second). Needs only torch (Debian's python3-torch is CPU-only). The networks follow
+second). With `--serve` it stays up after the warm-up and answers each stdin line (a number of
+steps) with the images/s of that many steps, so the bench can alternate Burn and PyTorch runs. Needs only torch (Debian's python3-torch is CPU-only). The networks follow
 src/models/gan.rs: widths clamp(256·32/r, 64, 256), G = dense → 4×4 → (nearest 2× upsample,
 3×3 conv, leaky ReLU 0.2, pixel norm)* → 3×3 conv → tanh; D = 3×3 conv → (4×4 stride-2 conv,
 leaky ReLU)* to 4×4 → dense 256 → 1. The penalty differentiates through autograd.grad with
 create_graph=True, as the WGAN-GP reference does.
 """
 import argparse
+import sys
 import time
 
 import torch
@@ -72,6 +74,7 @@ def main():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--n-critic", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--serve", action="store_true", help="time --steps-sized runs on request, one per stdin line (the bench interleaves them with its own)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -102,13 +105,20 @@ def main():
         for q in d.parameters():
             q.requires_grad_(True)
 
+    def rate(steps):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        return steps * a.batch * a.n_critic / (time.perf_counter() - start)
+
     step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    seconds = time.perf_counter() - start
-    rate = a.steps * a.batch * a.n_critic / seconds
-    print(f"pytorch_pixel_gan_images_per_s_{a.res} {rate:.3f}  (torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    if a.serve:
+        # One line per request: a number of steps in, their images/s out.
+        print(f"ready (torch {torch.__version__}, {torch.get_num_threads()} threads)", flush=True)
+        for line in sys.stdin:
+            print(f"{rate(int(line)):.4f}", flush=True)
+        return
+    print(f"pytorch_pixel_gan_images_per_s_{a.res} {rate(a.steps):.3f}  (torch {torch.__version__}, {torch.get_num_threads()} threads)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,384 @@
+//! 2D convolutions on NCHW `f32` tensors as im2col + GEMM, forward and both backward passes,
+//! with no layout conversion and no strided copies (latentgan's patch, see `PATCH.md`).
+//!
+//! Every operation here is one of three kernels over a convolution geometry: an input grid
+//! `[c_in, h, w]`, an output grid `[c_out, oh, ow]` and a weight `[c_out, c_in, kh, kw]`, with
+//! `K = c_in·kh·kw` and `N = oh·ow`, processed in column tiles of the `K × N` patch matrix
+//! (`col`) so memory stays bounded at any resolution:
+//!
+//! * [`forward`]: `y_b = W · col(x_b)` (the conv2d forward, and the conv-transpose input
+//!   gradient);
+//! * [`data_grad`]: `x_b = col2im(Wᵀ · y_b)` (the conv2d input gradient, and the conv-transpose
+//!   forward);
+//! * [`weight_grad`]: `dW = Σ_b dy_b · col(x_b)ᵀ` (the conv2d weight gradient, and with the roles
+//!   of input and output swapped the conv-transpose one).
+//!
+//! Images of a batch run in parallel (rayon), each GEMM on one thread; a batch of one lets the
+//! GEMM itself use every thread. Setting `BURN_FLEX_STOCK_CONV=1` (or calling [`set_stock`])
+//! keeps burn-flex 0.21.0's own paths, for side-by-side comparison; groups other than 1 and
+//! dtypes other than `f32` always take them. The differential tests (each kernel against f64
+//! loops and against the stock path) are latentgan's `tests/conv.rs`: a patched dependency's
+//! own tests do not run in the workspace that patches it.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use burn_backend::DType;
+use burn_std::{Bytes, Shape};
+
+use crate::{FlexTensor, Layout};
+
+/// Floats of the patch matrix one tile holds at most (4 MiB).
+const TILE_FLOATS: usize = 1 << 20;
+
+/// Whether the stock paths are chosen: 0 unknown (read `BURN_FLEX_STOCK_CONV` on first use),
+/// 1 these kernels, 2 stock.
+static STOCK: AtomicU8 = AtomicU8::new(0);
+
+/// Whether the stock burn-flex convolutions are chosen: `BURN_FLEX_STOCK_CONV=1` in the
+/// environment, or [`set_stock`].
+pub fn stock() -> bool {
+    match STOCK.load(Ordering::Relaxed) {
+        0 => {
+            #[cfg(feature = "std")]
+            let stock = std::env::var("BURN_FLEX_STOCK_CONV").is_ok_and(|v| v == "1");
+            #[cfg(not(feature = "std"))]
+            let stock = false;
+            set_stock(stock);
+            stock
+        }
+        v => v == 2,
+    }
+}
+
+/// Chooses burn-flex's own convolutions (`true`) or these kernels, for this whole process (for
+/// side-by-side comparisons).
+pub fn set_stock(stock: bool) {
+    STOCK.store(if stock { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+/// Whether the kernels here handle tensors of `dtype` in `groups` groups.
+pub fn handles(dtype: DType, groups: usize) -> bool {
+    dtype == DType::F32 && groups == 1 && !stock()
+}
+
+/// A convolution's shape: input grid `[c_in, h, w]`, output grid `[c_out, oh, ow]`, kernel
+/// `[kh, kw]`, stride, padding and dilation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Geometry {
+    /// Rows of the patch matrix: `c_in·kh·kw`.
+    fn k(&self) -> usize {
+        self.c_in * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Columns of the patch matrix: `oh·ow`.
+    fn n(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Columns per tile.
+    fn tile(&self) -> usize {
+        (TILE_FLOATS / self.k().max(1)).max(64).min(self.n().max(1))
+    }
+}
+
+/// The output-row pieces of tile columns `t0..t0 + cols`: `(oy, ox0, ox1, offset)`, columns
+/// `ox0..ox1` of output row `oy` at `offset` in the tile.
+fn segments(g: &Geometry, t0: usize, cols: usize) -> Vec<(usize, usize, usize, usize)> {
+    let (mut t, end) = (t0, t0 + cols);
+    let mut out = Vec::with_capacity(cols / g.ow.max(1) + 2);
+    while t < end {
+        let (oy, ox0) = (t / g.ow, t % g.ow);
+        let ox1 = g.ow.min(ox0 + end - t);
+        out.push((oy, ox0, ox1, t - t0));
+        t += ox1 - ox0;
+    }
+    out
+}
+
+/// For kernel tap `(i, j)` and output row `oy`: the input row, and the output columns
+/// `lo..hi` (within `ox0..ox1`, not empty) whose input column `ox·s + j·d − p` is inside.
+#[inline(always)]
+fn tap(
+    g: &Geometry,
+    i: usize,
+    j: usize,
+    oy: usize,
+    ox0: usize,
+    ox1: usize,
+) -> Option<(usize, usize, usize)> {
+    let y = (oy * g.stride[0] + i * g.dilation[0]).checked_sub(g.padding[0])?;
+    let (s, shift) = (g.stride[1], j * g.dilation[1]);
+    // ox·s + shift − p ≥ 0 ⇔ ox ≥ ⌈(p − shift)/s⌉;  ox·s + shift − p < w ⇔ ox < ⌈(w + p − shift)/s⌉.
+    let lo = g.padding[1].saturating_sub(shift).div_ceil(s).max(ox0);
+    let hi = (g.w + g.padding[1]).saturating_sub(shift).div_ceil(s).min(ox1);
+    (y < g.h && lo < hi).then_some((y, lo, hi))
+}
+
+/// Every run of tile columns `t0..t0 + cols` of the patch matrix that reads inside the image:
+/// `f(row, at, first, step)` for tile columns `at` of patch row `row` (`(channel, tap)`),
+/// reading image values `first, first + step, …` of `[c_in, h, w]`. The entries no run covers
+/// are the zero padding.
+fn runs(
+    g: &Geometry,
+    t0: usize,
+    cols: usize,
+    mut f: impl FnMut(usize, core::ops::Range<usize>, usize, usize),
+) {
+    let [kh, kw] = g.kernel;
+    let pieces = segments(g, t0, cols);
+    for c in 0..g.c_in {
+        for i in 0..kh {
+            for j in 0..kw {
+                let row = (c * kh + i) * kw + j;
+                let shift = j * g.dilation[1];
+                for &(oy, ox0, ox1, at) in &pieces {
+                    if let Some((y, lo, hi)) = tap(g, i, j, oy, ox0, ox1) {
+                        let first = (c * g.h + y) * g.w + lo * g.stride[1] + shift - g.padding[1];
+                        f(row, at + lo - ox0..at + hi - ox0, first, g.stride[1]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Columns `t0..t0 + cols` of the patch matrix of one image `x` (`[c_in, h, w]`) into `col`
+/// (`K × cols`, row-major).
+fn im2col(g: &Geometry, x: &[f32], t0: usize, cols: usize, col: &mut [f32]) {
+    col.fill(0.0);
+    runs(g, t0, cols, |row, at, first, step| {
+        let dst = &mut col[row * cols..][at];
+        match step {
+            1 => dst.copy_from_slice(&x[first..first + dst.len()]),
+            s => dst
+                .iter_mut()
+                .enumerate()
+                .for_each(|(n, v)| *v = x[first + n * s]),
+        }
+    });
+}
+
+/// Adds columns `t0..t0 + cols` of a patch matrix `col` back onto one image `x`: the adjoint of
+/// [`im2col`].
+fn col2im(g: &Geometry, col: &[f32], t0: usize, cols: usize, x: &mut [f32]) {
+    runs(g, t0, cols, |row, at, first, step| {
+        let src = &col[row * cols..][at];
+        match step {
+            1 => x[first..first + src.len()]
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, v)| *d += v),
+            s => src
+                .iter()
+                .enumerate()
+                .for_each(|(n, v)| x[first + n * s] += v),
+        }
+    });
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, each given by its row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    [dst_rs, dst_cs]: [isize; 2],
+    accumulate: bool,
+    lhs: *const f32,
+    [lhs_rs, lhs_cs]: [isize; 2],
+    rhs: *const f32,
+    [rhs_rs, rhs_cs]: [isize; 2],
+    parallel: bool,
+) {
+    #[cfg(feature = "rayon")]
+    let parallelism = match parallel {
+        true => gemm::Parallelism::Rayon(0),
+        false => gemm::Parallelism::None,
+    };
+    #[cfg(not(feature = "rayon"))]
+    let parallelism = {
+        let _ = parallel;
+        gemm::Parallelism::None
+    };
+    // SAFETY: the callers pass pointers to buffers holding the strided m×n, m×k and k×n
+    // matrices, the destination not aliasing either operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_cs,
+            dst_rs,
+            accumulate,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Runs `f(b, out_b)` for every image `b` of `out` (chunks of `per` floats), in parallel when
+/// there are several; `f` learns whether it may use every thread itself (a batch of one).
+fn per_image(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32], bool) + Sync + Send) {
+    let batch = out.len() / per.max(1);
+    #[cfg(feature = "rayon")]
+    if batch > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(b, o)| f(b, o, false));
+        return;
+    }
+    for (b, o) in out.chunks_mut(per.max(1)).enumerate() {
+        f(b, o, batch == 1);
+    }
+}
+
+/// The output grid `y` (`[batch, c_out, oh, ow]`) of the convolution of `x` (`[batch, c_in, h,
+/// w]`) with `weight` (`[c_out, c_in, kh, kw]`).
+pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let (k, n) = (g.k(), g.n());
+    let mut y = vec![0.0f32; g.batch * g.c_out * n];
+    let tile = g.tile();
+    per_image(&mut y, g.c_out * n, |b, y_b, parallel| {
+        let x_b = &x[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
+        let mut col = vec![0.0f32; k * tile];
+        for t0 in (0..n).step_by(tile) {
+            let cols = tile.min(n - t0);
+            im2col(g, x_b, t0, cols, &mut col[..k * cols]);
+            gemm(
+                [g.c_out, cols, k],
+                y_b[t0..].as_mut_ptr(),
+                [n as isize, 1],
+                false,
+                weight.as_ptr(),
+                [k as isize, 1],
+                col.as_ptr(),
+                [cols as isize, 1],
+                parallel,
+            );
+        }
+    });
+    y
+}
+
+/// The input grid `x` (`[batch, c_in, h, w]`) that `weight`ᵀ maps the output grid `y`
+/// (`[batch, c_out, oh, ow]`) to: the convolution's input gradient for output gradient `y`.
+pub fn data_grad(g: &Geometry, y: &[f32], weight: &[f32]) -> Vec<f32> {
+    let (k, n) = (g.k(), g.n());
+    let mut x = vec![0.0f32; g.batch * g.c_in * g.h * g.w];
+    let tile = g.tile();
+    per_image(&mut x, g.c_in * g.h * g.w, |b, x_b, parallel| {
+        let y_b = &y[b * g.c_out * n..(b + 1) * g.c_out * n];
+        let mut col = vec![0.0f32; k * tile];
+        for t0 in (0..n).step_by(tile) {
+            let cols = tile.min(n - t0);
+            gemm(
+                [k, cols, g.c_out],
+                col.as_mut_ptr(),
+                [cols as isize, 1],
+                false,
+                weight.as_ptr(),
+                [1, k as isize],
+                y_b[t0..].as_ptr(),
+                [n as isize, 1],
+                parallel,
+            );
+            col2im(g, &col[..k * cols], t0, cols, x_b);
+        }
+    });
+    x
+}
+
+/// The weight gradient `Σ_b dy_b · col(x_b)ᵀ` (`[c_out, c_in, kh, kw]`) for input `x` and output
+/// gradient `dy`.
+pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (k, n) = (g.k(), g.n());
+    let tile = g.tile();
+    let image = |b: usize, dw: &mut [f32], parallel: bool| {
+        let x_b = &x[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
+        let dy_b = &dy[b * g.c_out * n..(b + 1) * g.c_out * n];
+        let mut col = vec![0.0f32; k * tile];
+        for t0 in (0..n).step_by(tile) {
+            let cols = tile.min(n - t0);
+            im2col(g, x_b, t0, cols, &mut col[..k * cols]);
+            gemm(
+                [g.c_out, k, cols],
+                dw.as_mut_ptr(),
+                [k as isize, 1],
+                true,
+                dy_b[t0..].as_ptr(),
+                [n as isize, 1],
+                col.as_ptr(),
+                [1, cols as isize],
+                parallel,
+            );
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if g.batch > 1 {
+        use rayon::prelude::*;
+        // Each worker sums its images into its own gradient; the partial sums are added last.
+        return (0..g.batch)
+            .into_par_iter()
+            .fold(
+                || vec![0.0f32; g.c_out * k],
+                |mut dw, b| {
+                    image(b, &mut dw, false);
+                    dw
+                },
+            )
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            })
+            .expect("a batch of at least one image");
+    }
+    let mut dw = vec![0.0f32; g.c_out * k];
+    for b in 0..g.batch {
+        image(b, &mut dw, g.batch == 1);
+    }
+    dw
+}
+
+/// A contiguous `f32` tensor of `shape` holding `values`.
+pub fn tensor(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::from(shape.to_vec())),
+        DType::F32,
+    )
+}
+
+/// Adds `bias[c]` to every value of channel `c` of `y` (`[batch, channels, n]`).
+pub fn add_bias(y: &mut [f32], bias: &[f32], n: usize) {
+    for (i, plane) in y.chunks_exact_mut(n).enumerate() {
+        let v = bias[i % bias.len()];
+        plane.iter_mut().for_each(|y| *y += v);
+    }
+}
