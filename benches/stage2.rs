@@ -101,11 +101,11 @@ fn code_gan_figures(
     let codes = ae.encode_dataset(images).unwrap();
     let code = throughput(
         &train_stage2(&codes, &ae, config.clone()).unwrap().history,
-        &config,
+        config,
     );
     let pixel = throughput(
         &train_baseline(images, config.clone()).unwrap().history,
-        &config,
+        config,
     );
     let [c, h, w] = codes.code_shape();
     println!("code_gan_images_per_s_{res} {code:.3}  ({c}×{h}×{w} codes)");
