@@ -136,14 +136,18 @@ impl CodeDataset {
     }
 
     /// Saves the codes (little-endian `f32` after a small header), atomically. Labelled codes
-    /// also write `PATH.labels.json` (the classes and each code's label), first, so the codes
-    /// file is never newer than its labels.
+    /// also write `PATH.labels.json`: the classes, each code's label and a hash of the codes, so
+    /// labels left beside other codes (a save interrupted between the two files) are an error.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let labels_path = labels_path(path);
         match &self.labels {
             Some(labels) => {
-                let json = serde_json::json!({ "classes": self.classes, "labels": labels });
+                let json = serde_json::json!({
+                    "classes": self.classes,
+                    "labels": labels,
+                    "codes": self.hash(),
+                });
                 crate::io::write_atomic(&labels_path, json.to_string().as_bytes())?
             }
             None => crate::io::remove_if_exists(&labels_path)?,
@@ -167,6 +171,7 @@ impl CodeDataset {
         struct Labels {
             classes: Vec<String>,
             labels: Vec<u32>,
+            codes: String,
         }
         let corrupt = |reason: String| Error::Corrupt {
             path: labels_path.clone(),
@@ -174,9 +179,21 @@ impl CodeDataset {
         };
         let labels: Labels = serde_json::from_str(&text)
             .map_err(|e| corrupt(format!("not the labels of a code file: {e}")))?;
+        if labels.codes != codes.hash() {
+            return Err(corrupt(format!(
+                "labels of other codes than {}; save the codes again",
+                path.display()
+            )));
+        }
         codes
             .with_labels(labels.classes, labels.labels)
             .map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// A hash of the values, as hex.
+    fn hash(&self) -> String {
+        let bytes: Vec<u8> = self.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        format!("{:016x}", crate::io::fnv1a(&bytes))
     }
 
     fn load_values(path: &Path) -> Result<Self> {
@@ -248,6 +265,28 @@ mod tests {
         let path = dir.path().join("codes.lgc");
         codes.save(&path).unwrap();
         assert_eq!(CodeDataset::load(&path).unwrap(), codes);
+        // Labels round-trip; beside other codes they are an error, and an unlabelled save
+        // removes them.
+        let labelled = codes
+            .clone()
+            .with_labels(vec!["a".into(), "b".into()], vec![1, 0, 0, 1]);
+        let labelled = labelled.unwrap();
+        labelled.save(&path).unwrap();
+        assert_eq!(CodeDataset::load(&path).unwrap(), labelled);
+        let other = CodeDataset::new(vec![0.5; 32], [4, 2, 2, 2]).unwrap();
+        other.save(dir.path().join("other.lgc")).unwrap();
+        std::fs::copy(dir.path().join("other.lgc"), &path).unwrap();
+        let err = CodeDataset::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("codes.lgc.labels.json") && err.contains("other codes"),
+            "{err}"
+        );
+        codes.save(&path).unwrap();
+        assert_eq!(CodeDataset::load(&path).unwrap().labels(), None);
+        assert!(codes
+            .clone()
+            .with_labels(vec!["a".into()], vec![0, 1, 0, 0])
+            .is_err());
         let b = codes
             .batch::<crate::backend::Backend>(&[3, 0], &Default::default())
             .unwrap();
