@@ -216,14 +216,15 @@ fn against_pytorch(
         .expect("runs the PyTorch script");
     let mut input = peer.stdin.take().unwrap();
     let mut output = BufReader::new(peer.stdout.take().unwrap());
-    let mut line = String::new();
-    let mut read = |line: &mut String| {
-        line.clear();
-        output.read_line(line).expect("the PyTorch script answers");
+    let mut read = || {
+        let mut line = String::new();
+        output
+            .read_line(&mut line)
+            .expect("the PyTorch script answers");
         assert!(!line.is_empty(), "the PyTorch script exited");
         line.trim().to_string()
     };
-    println!("pytorch peer: {}", read(&mut line));
+    println!("pytorch peer: {}", read());
     let (mut burn, mut torch) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         burn.push(throughput(
@@ -231,7 +232,7 @@ fn against_pytorch(
             config,
         ));
         writeln!(input, "{steps}").unwrap();
-        torch.push(read(&mut line).parse::<f64>().expect("images/s"));
+        torch.push(read().parse::<f64>().expect("images/s"));
     }
     drop(input);
     let _ = peer.wait();

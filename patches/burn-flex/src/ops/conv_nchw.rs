@@ -374,11 +374,3 @@ pub fn tensor(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
         DType::F32,
     )
 }
-
-/// Adds `bias[c]` to every value of channel `c` of `y` (`[batch, channels, n]`).
-pub fn add_bias(y: &mut [f32], bias: &[f32], n: usize) {
-    for (i, plane) in y.chunks_exact_mut(n).enumerate() {
-        let v = bias[i % bias.len()];
-        plane.iter_mut().for_each(|y| *y += v);
-    }
-}

@@ -12,7 +12,7 @@ use burn_std::{Shape, Slice};
 
 /// Calculate the original input size that was used for a transposed convolution.
 /// This is used during the backward pass to recover the correct gradient shape.
-fn calculate_conv_transpose_input_size(
+pub(crate) fn calculate_conv_transpose_input_size(
     kernel_size: usize,
     stride: usize,
     padding: usize,

@@ -828,6 +828,11 @@ impl ModuleOps<Flex> for Flex {
 mod nchw {
     use super::conv_nchw::{self, Geometry};
     use crate::FlexTensor;
+    use crate::ops::conv_common::add_bias;
+    use crate::ops::conv_stock::calculate_conv_transpose_input_size;
+    use burn_backend::ops::conv::{
+        calculate_conv_output_size, calculate_conv_transpose_output_size,
+    };
     use burn_backend::ops::{ConvOptions, ConvTransposeOptions};
 
     fn dims(t: &FlexTensor) -> [usize; 4] {
@@ -859,10 +864,6 @@ mod nchw {
         }
     }
 
-    fn out_size(n: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
-        burn_backend::ops::conv::calculate_conv_output_size(k, s, p, d, n)
-    }
-
     pub fn conv2d(
         x: FlexTensor,
         weight: FlexTensor,
@@ -871,13 +872,15 @@ mod nchw {
     ) -> FlexTensor {
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
         let (xd, wd) = (dims(&x), dims(&weight));
-        let oh = out_size(xd[2], wd[2], o.stride[0], o.padding[0], o.dilation[0]);
-        let ow = out_size(xd[3], wd[3], o.stride[1], o.padding[1], o.dilation[1]);
-        let yd = [xd[0], wd[0], oh, ow];
+        let size = |i: usize| {
+            calculate_conv_output_size(wd[2 + i], o.stride[i], o.padding[i], o.dilation[i], xd[2 + i])
+        };
+        let yd = [xd[0], wd[0], size(0), size(1)];
         let g = conv(xd, yd, wd, o.stride, o.padding, o.dilation);
         let mut y = conv_nchw::forward(&g, x.storage(), weight.storage());
         if let Some(bias) = bias {
-            conv_nchw::add_bias(&mut y, bias.to_contiguous().storage(), oh * ow);
+            let bias = bias.to_contiguous();
+            add_bias(&mut y, bias.storage(), yd[0], yd[1], yd[2] * yd[3], |a, b| a + b);
         }
         conv_nchw::tensor(y, &yd)
     }
@@ -910,11 +913,11 @@ mod nchw {
     /// is the input gradient of the conv2d from its output back to `x`: the geometry of that
     /// conv2d.
     fn transposed(x: [usize; 4], w: [usize; 4], o: &ConvTransposeOptions<2>) -> (Geometry, [usize; 4]) {
-        let size = |n: usize, i: usize| {
-            (n - 1) * o.stride[i] + o.dilation[i] * (w[2 + i] - 1) + 1 + o.padding_out[i]
-                - 2 * o.padding[i]
+        let size = |i: usize| {
+            let (k, s, p, d) = (w[2 + i], o.stride[i], o.padding[i], o.dilation[i]);
+            calculate_conv_transpose_output_size(k, s, p, o.padding_out[i], d, x[2 + i])
         };
-        let yd = [x[0], w[1], size(x[2], 0), size(x[3], 1)];
+        let yd = [x[0], w[1], size(0), size(1)];
         (conv(yd, x, w, o.stride, o.padding, o.dilation), yd)
     }
 
@@ -928,7 +931,8 @@ mod nchw {
         let (g, yd) = transposed(dims(&x), dims(&weight), o);
         let mut y = conv_nchw::data_grad(&g, x.storage(), weight.storage());
         if let Some(bias) = bias {
-            conv_nchw::add_bias(&mut y, bias.to_contiguous().storage(), yd[2] * yd[3]);
+            let bias = bias.to_contiguous();
+            add_bias(&mut y, bias.storage(), yd[0], yd[1], yd[2] * yd[3], |a, b| a + b);
         }
         conv_nchw::tensor(y, &yd)
     }
@@ -941,12 +945,11 @@ mod nchw {
         let (weight, dy) = (weight.to_contiguous(), dy.to_contiguous());
         let (dyd, wd) = (dims(&dy), dims(&weight));
         // The input's size, solved from the transposed output size.
-        let size = |n: usize, i: usize| {
-            (n + 2 * o.padding[i] - o.dilation[i] * (wd[2 + i] - 1) - o.padding_out[i] - 1)
-                / o.stride[i]
-                + 1
+        let size = |i: usize| {
+            let (k, s, p, d) = (wd[2 + i], o.stride[i], o.padding[i], o.dilation[i]);
+            calculate_conv_transpose_input_size(k, s, p, o.padding_out[i], d, dyd[2 + i])
         };
-        let xd = [dyd[0], wd[0], size(dyd[2], 0), size(dyd[3], 1)];
+        let xd = [dyd[0], wd[0], size(0), size(1)];
         let g = conv(dyd, xd, wd, o.stride, o.padding, o.dilation);
         conv_nchw::tensor(conv_nchw::forward(&g, dy.storage(), weight.storage()), &xd)
     }
