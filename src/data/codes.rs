@@ -79,8 +79,9 @@ pub trait Codes {
 }
 
 /// Codes `[N, C, h, w]` in `[-1, 1]`, stored as `f32` on the host; with their images' labels
-/// when those were labelled ([`AutoEncoder::encode_dataset`](crate::models::AutoEncoder::encode_dataset)
-/// of a [`load_labelled`](crate::data::load_labelled) set).
+/// when those were labelled
+/// ([`AutoEncoder::encode_dataset`](crate::models::AutoEncoder::encode_dataset) of a
+/// [`load_labelled`](crate::data::load_labelled) set).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CodeDataset {
     shape: [usize; 4],

@@ -2,7 +2,6 @@
 //! [`ImageDataset`] of square uint8 images out, with every skipped file reported.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::cache;
@@ -137,7 +136,7 @@ pub fn load_celeba_hq(path: impl AsRef<Path>, resolution: u32) -> Result<ImageDa
 /// Checks the resolution, opens the source and lists its images: what every loader does before
 /// decoding. Returns the source, its image entries, the files skipped so far and the hint for
 /// "no images" errors.
-fn list(
+pub(super) fn list(
     path: &Path,
     options: &LoadOptions,
 ) -> Result<(Source, Vec<Entry>, Vec<Skipped>, &'static str)> {
@@ -175,7 +174,7 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
         return Ok(dataset);
     }
     let source = dataset.report().source.clone();
-    dataset.with_class_folders(&source, &class_folders_at(&source))
+    dataset.with_class_folders(&source, &super::classes::list_folders(&source))
 }
 
 /// [`load_images_with`] without the labels.
@@ -216,7 +215,7 @@ fn load_pixels(path: &Path, options: &LoadOptions) -> Result<ImageDataset> {
 }
 
 /// The [`LoadReport`] of a load of `source` that started at `start`.
-fn report(
+pub(super) fn report(
     source: &Source,
     loaded: usize,
     skipped: Vec<Skipped>,
@@ -248,123 +247,6 @@ fn no_images(source: &Source, skipped: &[Skipped], hint: &str) -> Error {
     Error::NoImages {
         path: source.path().to_path_buf(),
         hint,
-    }
-}
-
-/// The images of a folder or archive, listed but not decoded ([`list_images`]): decoded a range
-/// at a time ([`ImageList::decode`]), for datasets larger than memory. Only the list of names
-/// is held.
-#[derive(Debug)]
-pub struct ImageList {
-    source: Source,
-    entries: Vec<Entry>,
-    skipped: Vec<Skipped>,
-    options: LoadOptions,
-    fingerprint: u64,
-    /// With [`LoadOptions::class_folders`]: the classes and each listed file's label.
-    labels: Option<(Arc<[String]>, Vec<u32>)>,
-}
-
-/// Lists the images under `path` as [`load_images_with`] would load them (same options: split,
-/// limit, CelebA-HQ layout, strictness), without decoding any.
-pub fn list_images(path: impl AsRef<Path>, options: &LoadOptions) -> Result<ImageList> {
-    let (source, entries, skipped, _) = list(path.as_ref(), options)?;
-    let fingerprint = listing_key(&source, &entries, options).1;
-    let labels = match options.class_folders {
-        true => {
-            let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-            let folders = class_folders_at(source.path());
-            let (classes, of) = super::classes::class_folders(source.path(), &names, &folders)?;
-            Some((classes.into(), of))
-        }
-        false => None,
-    };
-    Ok(ImageList {
-        source,
-        entries,
-        skipped,
-        options: options.clone(),
-        fingerprint,
-        labels,
-    })
-}
-
-/// The class folders at the root of a folder source (none for a zip: its names say them).
-fn class_folders_at(source: &Path) -> Vec<String> {
-    match source.is_dir() {
-        true => super::classes::list_folders(source),
-        false => Vec::new(),
-    }
-}
-
-impl ImageList {
-    /// Number of image files listed (some may still fail to decode).
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Always false: an empty listing is a [`Error::NoImages`].
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The folder or archive.
-    pub fn source(&self) -> &Path {
-        self.source.path()
-    }
-
-    /// The side the images are decoded at.
-    pub fn resolution(&self) -> u32 {
-        self.options.resolution
-    }
-
-    /// Files left out while listing (not images, missing from the split).
-    pub fn skipped(&self) -> &[Skipped] {
-        &self.skipped
-    }
-
-    /// A stable key of what is listed (paths, sizes, modification times, resolution): equal
-    /// keys mean the same images.
-    pub fn fingerprint(&self) -> u64 {
-        self.fingerprint
-    }
-
-    /// The classes of a listing with [`LoadOptions::class_folders`] (sorted, as
-    /// [`ImageDataset::classes`]); empty otherwise.
-    pub fn classes(&self) -> &[String] {
-        self.labels.as_ref().map_or(&[], |(classes, _)| classes)
-    }
-
-    /// Decodes files `range` of the listing (clamped to it), in parallel. Files that fail to
-    /// decode are left out and reported in the dataset's [`LoadReport`] (strict options: the first
-    /// is an error), so the result may hold fewer images, or none. With class folders the images
-    /// carry their labels among all the listing's [`classes`](Self::classes).
-    pub fn decode(&self, range: std::ops::Range<usize>) -> Result<ImageDataset> {
-        let start = Instant::now();
-        let end = range.end.min(self.entries.len());
-        let first = range.start.min(end);
-        let entries = &self.entries[first..end];
-        let (names, pixels, skipped) = decode_to_memory(&self.source, entries, &self.options)?;
-        // The decoded names are the listed ones in order, less the files that failed.
-        let labels = self.labels.as_ref().map(|(classes, of)| {
-            let mut listed = entries.iter().zip(&of[first..end]);
-            let of: Vec<u32> = names
-                .iter()
-                .map(|name| {
-                    let (_, &label) = listed
-                        .find(|(entry, _)| &entry.name == name)
-                        .expect("decoded names follow the listing");
-                    label
-                })
-                .collect();
-            (classes.clone(), of)
-        });
-        let report = report(&self.source, names.len(), skipped, false, None, start);
-        let dataset = ImageDataset::from_parts(self.options.resolution, names, pixels, report);
-        Ok(match labels {
-            Some((classes, of)) => dataset.with_labels(classes, of),
-            None => dataset,
-        })
     }
 }
 
@@ -430,7 +312,11 @@ fn select_entries(source: &Source, options: &LoadOptions) -> Result<(Vec<Entry>,
 }
 
 /// A file-name stem for the source and a hash of what decoding `entries` with `options` gives.
-fn listing_key(source: &Source, entries: &[Entry], options: &LoadOptions) -> (String, u64) {
+pub(super) fn listing_key(
+    source: &Source,
+    entries: &[Entry],
+    options: &LoadOptions,
+) -> (String, u64) {
     let root = std::fs::canonicalize(source.path()).unwrap_or_else(|_| source.path().to_path_buf());
     let mut key = format!(
         "{PIPELINE_VERSION}|{}|{}|",
@@ -506,7 +392,7 @@ fn build_shards(
 }
 
 /// Decodes `entries` into memory: their names, pixels and skipped files.
-fn decode_to_memory(
+pub(super) fn decode_to_memory(
     source: &Source,
     entries: &[Entry],
     options: &LoadOptions,

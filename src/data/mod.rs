@@ -7,6 +7,7 @@ mod classes;
 mod codes;
 mod dataset;
 mod decode;
+mod list;
 mod load;
 mod report;
 pub(crate) mod source;
@@ -15,9 +16,9 @@ mod store;
 pub use codes::{CodeDataset, Codes};
 pub use dataset::{Batches, ImageDataset};
 pub use decode::decode_rgb8;
+pub use list::{list_images, ImageList};
 pub use load::{
-    default_cache_dir, list_images, load_celeba_hq, load_images, load_images_with, load_labelled,
-    ImageList, LoadOptions,
+    default_cache_dir, load_celeba_hq, load_images, load_images_with, load_labelled, LoadOptions,
 };
 pub use report::{LoadReport, Skipped};
 pub use source::{IMAGE_EXTENSIONS, MAX_FILE_BYTES};

@@ -10,7 +10,7 @@ use super::{open_shard, read_manifest, shard_path, write_manifest, CodeStore, Dt
 use crate::error::{Error, Result};
 use crate::io::{AtomicFile, Element};
 
-/// Writes a store shard by shard; see the [store's docs](super). Shards already written by an earlier,
+/// Writes a store shard by shard; see [`CodeStore`]. Shards already written by an earlier,
 /// interrupted writer with the same [`StoreSpec`] are kept ([`StoreWriter::has_shard`]).
 #[derive(Debug)]
 pub struct StoreWriter {
