@@ -225,6 +225,13 @@ fn against_pytorch(
         line.trim().to_string()
     };
     println!("pytorch peer: {}", read());
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        println!(
+            "allocator: Burn's process keeps freed tensors for reuse (backend::keep_freed_memory), \
+             the peer runs glibc's defaults; MALLOC_MMAP_THRESHOLD_=33554432 \
+             MALLOC_TRIM_THRESHOLD_=2147483647 in the environment gives both the same"
+        );
+    }
     let (mut burn, mut torch) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         burn.push(throughput(

@@ -43,9 +43,41 @@ pub type TrainBackend = Autodiff<Backend>;
 pub type Device = <Backend as burn::tensor::backend::BackendTypes>::Device;
 
 /// The device every helper uses unless told otherwise: the CPU, or the first GPU with `cuda` or
-/// `wgpu`.
+/// `wgpu`. On the CPU it first tunes the host allocator once ([`keep_freed_memory`]).
 pub fn default_device() -> Device {
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    keep_freed_memory();
     Device::default()
+}
+
+/// Stops glibc's `malloc` from handing every freed tensor back to the kernel (once per process;
+/// not on other C libraries, and not when the environment sets glibc's own `MALLOC_MMAP_THRESHOLD_`
+/// or `MALLOC_TRIM_THRESHOLD_`).
+///
+/// On the CPU backend every op allocates its output and frees its inputs, megabytes each. By
+/// default glibc serves such blocks with `mmap` and unmaps them on free, so the next op faults
+/// its output in page by page, each page zeroed by the kernel: about 12% of a pixel-GAN step
+/// at 64² (`perf`, 2026-12-04). Raising the `mmap` threshold to glibc's maximum (32 MiB) and not
+/// trimming the heap keeps those blocks for reuse; the process keeps its peak heap instead of
+/// returning it. Measured with `cargo bench --bench stage2 -- --res 64 --peer-only` (BENCHMARKS.md).
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let set_by_user = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
+                .iter()
+                .any(|name| std::env::var_os(name).is_some());
+            if !set_by_user {
+                // SAFETY: `mallopt` only changes the allocator's parameters; glibc serialises it
+                // with allocations.
+                unsafe {
+                    libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                    libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+                }
+            }
+        });
+    }
 }
 
 /// A short human-readable name of the compiled-in backend, e.g. `"flex (CPU)"`.

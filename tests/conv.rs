@@ -5,11 +5,14 @@
 //! stride 1–2, kernel 1–4, padding, output padding, dilation, 1–3 and many channels, batch 1
 //! and 8, and images large enough to be cut into several tiles.
 
+mod common;
+
 use std::sync::Mutex;
 
 use burn::tensor::module::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Tensor, TensorData};
+use common::values;
 use latentgan::backend::{default_device, TrainBackend};
 
 type B = TrainBackend;
@@ -168,18 +171,6 @@ impl Case {
 }
 
 /// Deterministic values in [-1, 1].
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 20_001) as f32 / 10_000.0 - 1.0
-        })
-        .collect()
-}
-
 /// Random cases from `seed`: stride 1–2, kernel 1–4, padding up to k − 1, output padding below
 /// the stride, dilation 1–2, channels 1–3 or 16–32, batch 1 or 8, sides 5–12.
 fn cases(seed: u64, n: usize) -> Vec<Case> {
@@ -246,8 +237,8 @@ fn convolutions_and_their_gradients_match_the_direct_f64_convolution() {
     for (i, case) in all.iter().enumerate() {
         check(case, 100 + i as u64);
     }
-    // The shapes of the Table-2 nets (4×4 stride-2 critic convs, 3×3 generator convs), and
-    // patch matrices the kernels cut into several column tiles.
+    // The shapes of the Table-2 nets (4×4 stride-2 critic convs, 3×3 generator convs), patch
+    // matrices the kernels cut into several column tiles, and pointwise convolutions.
     let table2 = [
         (false, 8, 3, 64, [32, 32], 4, 2, 1, 0),
         (true, 8, 64, 3, [16, 16], 4, 2, 1, 0),
@@ -256,6 +247,12 @@ fn convolutions_and_their_gradients_match_the_direct_f64_convolution() {
         // 128·3·3 patch rows over 40² columns: more than one tile of 2^20 floats.
         (false, 2, 128, 4, [40, 40], 3, 1, 1, 0),
         (true, 1, 4, 128, [40, 40], 3, 1, 1, 0),
+        // 1×1 kernels with stride 1 and no padding (Inception's, attention's): the image is
+        // its own patch matrix, no im2col; batch 8 and batch 1 (one GEMM on every thread).
+        (false, 8, 16, 32, [9, 11], 1, 1, 0, 0),
+        (true, 8, 24, 8, [6, 7], 1, 1, 0, 0),
+        (false, 1, 32, 16, [12, 12], 1, 1, 0, 0),
+        (true, 1, 16, 32, [12, 12], 1, 1, 0, 0),
     ];
     for (i, (transposed, batch, c_in, c_out, hw, k, s, p, op)) in table2.into_iter().enumerate() {
         let case = Case {

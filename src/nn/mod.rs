@@ -11,6 +11,8 @@ pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::backend::Backend;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::Tensor;
 
 /// Slope of the leaky ReLUs used throughout (DCGAN/PGGAN convention).
@@ -36,12 +38,17 @@ pub fn padding(k: usize, stride: usize) -> usize {
     (k - stride).div_ceil(2)
 }
 
-/// Nearest-neighbour 2× upsampling of `[B, C, H, W]`, from reshapes (differentiable everywhere).
+/// Nearest-neighbour 2× upsampling of `[B, C, H, W]`: each value fills a 2×2 block. Burn's
+/// nearest `interpolate` has its own kernel and backward on every backend (the gradient sums
+/// each block), where the same map written as reshape + expand + reshape made the CPU backend
+/// copy through strided iterators, forward and back.
 pub fn upsample2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
+    let [_, _, h, w] = x.dims();
+    interpolate(
+        x,
+        [2 * h, 2 * w],
+        InterpolateOptions::new(InterpolateMode::Nearest),
+    )
 }
 
 #[cfg(test)]
@@ -60,6 +67,34 @@ mod tests {
             y,
             [1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.]
         );
+    }
+
+    #[test]
+    fn upsample_gradient_sums_each_2x2_block() {
+        type AD = burn::backend::Autodiff<crate::backend::Backend>;
+        let x = Tensor::<AD, 4>::from_data(
+            TensorData::new(vec![1f32, 2., 3., 4., 5., 6.], [1, 1, 2, 3]),
+            &Default::default(),
+        )
+        .require_grad();
+        // Weights 0..24 over the 4×6 output: the gradient of Σ wᵢ·yᵢ at each input is the sum
+        // of its block's weights.
+        let weights = Tensor::<AD, 4>::from_data(
+            TensorData::new((0..24).map(|v| v as f32).collect(), [1, 1, 4, 6]),
+            &Default::default(),
+        );
+        let grads = (upsample2x(x.clone()) * weights).sum().backward();
+        let g = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+        let block = |r: usize, c: usize| {
+            [(0, 0), (0, 1), (1, 0), (1, 1)]
+                .iter()
+                .map(|(i, j)| ((2 * r + i) * 6 + 2 * c + j) as f32)
+                .sum::<f32>()
+        };
+        let expected: Vec<f32> = (0..2)
+            .flat_map(|r| (0..3).map(move |c| block(r, c)))
+            .collect();
+        assert_eq!(g, expected);
     }
 
     #[test]

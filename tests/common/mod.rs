@@ -150,3 +150,17 @@ pub fn small_gan(steps: usize) -> latentgan::train::Stage2Config {
         .with_sample_every(10)
         .with_checkpoint_every(10)
 }
+
+/// `n` values in [-1, 1] from a xorshift stream seeded by `seed` (the kernels' differential
+/// tests' inputs).
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 20_001) as f32 / 10_000.0 - 1.0
+        })
+        .collect()
+}

@@ -11,7 +11,9 @@
 //! * [`data_grad`]: `x_b = col2im(Wᵀ · y_b)` (the conv2d input gradient, and the conv-transpose
 //!   forward);
 //! * [`weight_grad`]: `dW = Σ_b dy_b · col(x_b)ᵀ` (the conv2d weight gradient, and with the roles
-//!   of input and output swapped the conv-transpose one).
+//!   of input and output swapped the conv-transpose one);
+//! * [`bias_grad`]: `db = Σ_{b,y,x} dy` (both bias gradients), without burn-backend's default
+//!   `swap_dims` copy of the whole output gradient.
 //!
 //! Images of a batch run in parallel (rayon), each GEMM on one thread; a batch of one lets the
 //! GEMM itself use every thread. Setting `BURN_FLEX_STOCK_CONV=1` (or calling [`set_stock`])
@@ -36,8 +38,8 @@ const TILE_FLOATS: usize = 1 << 20;
 /// 1 these kernels, 2 stock.
 static STOCK: AtomicU8 = AtomicU8::new(0);
 
-/// Whether the stock burn-flex convolutions are chosen: `BURN_FLEX_STOCK_CONV=1` in the
-/// environment, or [`set_stock`].
+/// Whether the stock burn-flex convolutions (and poolings, [`pool_nchw`](super::pool_nchw)) are
+/// chosen: `BURN_FLEX_STOCK_CONV=1` in the environment, or [`set_stock`].
 pub fn stock() -> bool {
     match STOCK.load(Ordering::Relaxed) {
         0 => {
@@ -91,6 +93,12 @@ impl Geometry {
         self.oh * self.ow
     }
 
+    /// Whether the patch matrix is the image itself (`[c_in, h·w]`): a 1×1 kernel with stride
+    /// 1 and no padding, so no im2col or col2im is needed.
+    fn pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
     /// Columns per tile.
     fn tile(&self) -> usize {
         (TILE_FLOATS / self.k().max(1)).max(64).min(self.n().max(1))
@@ -126,7 +134,10 @@ fn tap(
     let (s, shift) = (g.stride[1], j * g.dilation[1]);
     // ox·s + shift − p ≥ 0 ⇔ ox ≥ ⌈(p − shift)/s⌉;  ox·s + shift − p < w ⇔ ox < ⌈(w + p − shift)/s⌉.
     let lo = g.padding[1].saturating_sub(shift).div_ceil(s).max(ox0);
-    let hi = (g.w + g.padding[1]).saturating_sub(shift).div_ceil(s).min(ox1);
+    let hi = (g.w + g.padding[1])
+        .saturating_sub(shift)
+        .div_ceil(s)
+        .min(ox1);
     (y < g.h && lo < hi).then_some((y, lo, hi))
 }
 
@@ -190,6 +201,31 @@ fn col2im(g: &Geometry, col: &[f32], t0: usize, cols: usize, x: &mut [f32]) {
                 .for_each(|(n, v)| x[first + n * s] += v),
         }
     });
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// Each thread's patch-matrix buffer, kept between calls.
+    static SCRATCH: core::cell::Cell<Vec<f32>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on a buffer of `len` floats (contents unspecified) that the calling thread keeps
+/// for its next convolution: a fresh 4 MiB tile each call costs page faults and zeroing.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    #[cfg(feature = "std")]
+    {
+        // Taken out while in use: a nested call on this thread (a rayon worker taking another
+        // image while its GEMM waits) finds none and makes its own.
+        let mut buf = SCRATCH.take();
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        let out = f(&mut buf[..len]);
+        SCRATCH.set(buf);
+        out
+    }
+    #[cfg(not(feature = "std"))]
+    f(&mut vec![0.0f32; len])
 }
 
 /// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, each given by its row and column strides.
@@ -267,22 +303,37 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let tile = g.tile();
     per_image(&mut y, g.c_out * n, |b, y_b, parallel| {
         let x_b = &x[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
-        let mut col = vec![0.0f32; k * tile];
-        for t0 in (0..n).step_by(tile) {
-            let cols = tile.min(n - t0);
-            im2col(g, x_b, t0, cols, &mut col[..k * cols]);
-            gemm(
-                [g.c_out, cols, k],
-                y_b[t0..].as_mut_ptr(),
+        if g.pointwise() {
+            let (y_b, w) = (y_b.as_mut_ptr(), weight.as_ptr());
+            return gemm(
+                [g.c_out, n, k],
+                y_b,
                 [n as isize, 1],
                 false,
-                weight.as_ptr(),
+                w,
                 [k as isize, 1],
-                col.as_ptr(),
-                [cols as isize, 1],
+                x_b.as_ptr(),
+                [n as isize, 1],
                 parallel,
             );
         }
+        with_scratch(k * tile, |col| {
+            for t0 in (0..n).step_by(tile) {
+                let cols = tile.min(n - t0);
+                im2col(g, x_b, t0, cols, &mut col[..k * cols]);
+                gemm(
+                    [g.c_out, cols, k],
+                    y_b[t0..].as_mut_ptr(),
+                    [n as isize, 1],
+                    false,
+                    weight.as_ptr(),
+                    [k as isize, 1],
+                    col.as_ptr(),
+                    [cols as isize, 1],
+                    parallel,
+                );
+            }
+        })
     });
     y
 }
@@ -295,22 +346,37 @@ pub fn data_grad(g: &Geometry, y: &[f32], weight: &[f32]) -> Vec<f32> {
     let tile = g.tile();
     per_image(&mut x, g.c_in * g.h * g.w, |b, x_b, parallel| {
         let y_b = &y[b * g.c_out * n..(b + 1) * g.c_out * n];
-        let mut col = vec![0.0f32; k * tile];
-        for t0 in (0..n).step_by(tile) {
-            let cols = tile.min(n - t0);
-            gemm(
-                [k, cols, g.c_out],
-                col.as_mut_ptr(),
-                [cols as isize, 1],
+        if g.pointwise() {
+            let (x_b, w) = (x_b.as_mut_ptr(), weight.as_ptr());
+            return gemm(
+                [k, n, g.c_out],
+                x_b,
+                [n as isize, 1],
                 false,
-                weight.as_ptr(),
+                w,
                 [1, k as isize],
-                y_b[t0..].as_ptr(),
+                y_b.as_ptr(),
                 [n as isize, 1],
                 parallel,
             );
-            col2im(g, &col[..k * cols], t0, cols, x_b);
         }
+        with_scratch(k * tile, |col| {
+            for t0 in (0..n).step_by(tile) {
+                let cols = tile.min(n - t0);
+                gemm(
+                    [k, cols, g.c_out],
+                    col.as_mut_ptr(),
+                    [cols as isize, 1],
+                    false,
+                    weight.as_ptr(),
+                    [1, k as isize],
+                    y_b[t0..].as_ptr(),
+                    [n as isize, 1],
+                    parallel,
+                );
+                col2im(g, &col[..k * cols], t0, cols, x_b);
+            }
+        })
     });
     x
 }
@@ -323,22 +389,37 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let image = |b: usize, dw: &mut [f32], parallel: bool| {
         let x_b = &x[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
         let dy_b = &dy[b * g.c_out * n..(b + 1) * g.c_out * n];
-        let mut col = vec![0.0f32; k * tile];
-        for t0 in (0..n).step_by(tile) {
-            let cols = tile.min(n - t0);
-            im2col(g, x_b, t0, cols, &mut col[..k * cols]);
-            gemm(
-                [g.c_out, k, cols],
-                dw.as_mut_ptr(),
+        if g.pointwise() {
+            let (dw, dy_b) = (dw.as_mut_ptr(), dy_b.as_ptr());
+            return gemm(
+                [g.c_out, k, n],
+                dw,
                 [k as isize, 1],
                 true,
-                dy_b[t0..].as_ptr(),
+                dy_b,
                 [n as isize, 1],
-                col.as_ptr(),
-                [1, cols as isize],
+                x_b.as_ptr(),
+                [1, n as isize],
                 parallel,
             );
         }
+        with_scratch(k * tile, |col| {
+            for t0 in (0..n).step_by(tile) {
+                let cols = tile.min(n - t0);
+                im2col(g, x_b, t0, cols, &mut col[..k * cols]);
+                gemm(
+                    [g.c_out, k, cols],
+                    dw.as_mut_ptr(),
+                    [k as isize, 1],
+                    true,
+                    dy_b[t0..].as_ptr(),
+                    [n as isize, 1],
+                    col.as_ptr(),
+                    [1, cols as isize],
+                    parallel,
+                );
+            }
+        })
     };
     #[cfg(feature = "rayon")]
     if g.batch > 1 {
@@ -364,6 +445,31 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         image(b, &mut dw, g.batch == 1);
     }
     dw
+}
+
+/// The bias gradient `db[c] = Σ_{b, y, x} dy[b, c, y, x]` of a convolution whose output gradient
+/// `dy` is `[batch, channels, hw]` (contiguous), each channel's sum in 16 lanes.
+pub fn bias_grad(dy: &[f32], [batch, channels, hw]: [usize; 3]) -> Vec<f32> {
+    let sum = |c: usize| {
+        let mut lanes = [0.0f32; 16];
+        let mut rest = 0.0f32;
+        for b in 0..batch {
+            let plane = &dy[(b * channels + c) * hw..][..hw];
+            let chunks = plane.chunks_exact(16);
+            rest += chunks.remainder().iter().sum::<f32>();
+            for chunk in chunks {
+                lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
+            }
+        }
+        lanes.iter().sum::<f32>() + rest
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        (0..channels).into_par_iter().map(sum).collect()
+    }
+    #[cfg(not(feature = "rayon"))]
+    (0..channels).map(sum).collect()
 }
 
 /// A contiguous `f32` tensor of `shape` holding `values`.

@@ -365,3 +365,22 @@ fn conv_transpose2d_weight_grad_groups<B: Backend>(
 
     weight_grad
 }
+
+/// Calculate the [2D convolution](crate::ops::ModuleOps::conv2d) backward pass, returning the gradient for `bias`.
+pub fn conv2d_bias_backward<B: Backend>(
+    x: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let [batch_size, _, _, _] = x.shape().dims();
+    let [_, channels_out, height_out, width_out] = output_grad.shape().dims();
+
+    let grad = B::float_swap_dims(output_grad, 0, 1);
+    let grad = B::float_reshape(
+        grad,
+        Shape::new([channels_out, batch_size * height_out * width_out]),
+    );
+    let grad = B::float_sum_dim(grad, 1);
+
+    B::float_reshape(grad, bias.shape())
+}

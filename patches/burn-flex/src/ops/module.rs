@@ -2,7 +2,9 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_nchw, conv_stock, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{
+    conv, conv_nchw, conv_stock, conv_transpose, deform_conv, interpolate, pool, pool_nchw,
+};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -300,6 +302,29 @@ impl ModuleOps<Flex> for Flex {
         conv_stock::conv2d_weight_backward::<Flex>(x, weight, output_grad, options)
     }
 
+    fn conv2d_bias_backward(
+        x: FloatTensor<Flex>,
+        bias: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+    ) -> FloatTensor<Flex> {
+        if conv_nchw::handles(output_grad.dtype(), 1) {
+            return nchw::bias_backward(bias, output_grad);
+        }
+        conv_stock::conv2d_bias_backward::<Flex>(x, bias, output_grad)
+    }
+
+    fn conv_transpose2d_bias_backward(
+        x: FloatTensor<Flex>,
+        bias: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+    ) -> FloatTensor<Flex> {
+        if conv_nchw::handles(output_grad.dtype(), 1) {
+            return nchw::bias_backward(bias, output_grad);
+        }
+        // burn-backend's conv_transpose2d_bias_backward is the same code.
+        conv_stock::conv2d_bias_backward::<Flex>(x, bias, output_grad)
+    }
+
     fn conv_transpose2d_x_backward(
         weight: FloatTensor<Flex>,
         output_grad: FloatTensor<Flex>,
@@ -364,6 +389,9 @@ impl ModuleOps<Flex> for Flex {
         count_include_pad: bool,
         ceil_mode: bool,
     ) -> FloatTensor<Flex> {
+        if pool_nchw::handles(x.dtype(), kernel_size, padding, [1, 1], ceil_mode) {
+            return pool_nchw::avg_pool2d(x, kernel_size, stride, padding, count_include_pad);
+        }
         match x.dtype() {
             DType::F32 => pool::avg_pool2d_f32(
                 x,
@@ -481,6 +509,9 @@ impl ModuleOps<Flex> for Flex {
         dilation: [usize; 2],
         ceil_mode: bool,
     ) -> FloatTensor<Flex> {
+        if pool_nchw::handles(x.dtype(), kernel_size, padding, dilation, ceil_mode) {
+            return pool_nchw::max_pool2d(x, kernel_size, stride, padding);
+        }
         match x.dtype() {
             DType::F32 => {
                 pool::max_pool2d_f32(x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -952,6 +983,15 @@ mod nchw {
         let xd = [dyd[0], wd[0], size(0), size(1)];
         let g = conv(dyd, xd, wd, o.stride, o.padding, o.dilation);
         conv_nchw::tensor(conv_nchw::forward(&g, dy.storage(), weight.storage()), &xd)
+    }
+
+    /// The bias gradient of either convolution: the output gradient summed over all but the
+    /// channel axis.
+    pub fn bias_backward(bias: FlexTensor, dy: FlexTensor) -> FlexTensor {
+        let dy = dy.to_contiguous();
+        let [b, c, h, w] = dims(&dy);
+        let db = conv_nchw::bias_grad(dy.storage(), [b, c, h * w]);
+        conv_nchw::tensor(db, bias.layout().shape())
     }
 
     pub fn conv_transpose2d_weight_backward(
