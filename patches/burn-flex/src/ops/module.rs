@@ -318,11 +318,9 @@ impl ModuleOps<Flex> for Flex {
         bias: FloatTensor<Flex>,
         output_grad: FloatTensor<Flex>,
     ) -> FloatTensor<Flex> {
-        if conv_nchw::handles(output_grad.dtype(), 1) {
-            return nchw::bias_backward(bias, output_grad);
-        }
-        // burn-backend's conv_transpose2d_bias_backward is the same code.
-        conv_stock::conv2d_bias_backward::<Flex>(x, bias, output_grad)
+        // The same gradient (burn-backend's two defaults are the same code): the output
+        // gradient summed over all but the channel axis.
+        Self::conv2d_bias_backward(x, bias, output_grad)
     }
 
     fn conv_transpose2d_x_backward(
@@ -904,14 +902,27 @@ mod nchw {
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
         let (xd, wd) = (dims(&x), dims(&weight));
         let size = |i: usize| {
-            calculate_conv_output_size(wd[2 + i], o.stride[i], o.padding[i], o.dilation[i], xd[2 + i])
+            calculate_conv_output_size(
+                wd[2 + i],
+                o.stride[i],
+                o.padding[i],
+                o.dilation[i],
+                xd[2 + i],
+            )
         };
         let yd = [xd[0], wd[0], size(0), size(1)];
         let g = conv(xd, yd, wd, o.stride, o.padding, o.dilation);
         let mut y = conv_nchw::forward(&g, x.storage(), weight.storage());
         if let Some(bias) = bias {
             let bias = bias.to_contiguous();
-            add_bias(&mut y, bias.storage(), yd[0], yd[1], yd[2] * yd[3], |a, b| a + b);
+            add_bias(
+                &mut y,
+                bias.storage(),
+                yd[0],
+                yd[1],
+                yd[2] * yd[3],
+                |a, b| a + b,
+            );
         }
         conv_nchw::tensor(y, &yd)
     }
@@ -924,8 +935,18 @@ mod nchw {
     ) -> FlexTensor {
         let (weight, dy) = (weight.to_contiguous(), dy.to_contiguous());
         let xd = dims(&x);
-        let g = conv(xd, dims(&dy), dims(&weight), o.stride, o.padding, o.dilation);
-        conv_nchw::tensor(conv_nchw::data_grad(&g, dy.storage(), weight.storage()), &xd)
+        let g = conv(
+            xd,
+            dims(&dy),
+            dims(&weight),
+            o.stride,
+            o.padding,
+            o.dilation,
+        );
+        conv_nchw::tensor(
+            conv_nchw::data_grad(&g, dy.storage(), weight.storage()),
+            &xd,
+        )
     }
 
     pub fn conv2d_weight_backward(
@@ -943,7 +964,11 @@ mod nchw {
     /// A transposed convolution from `x` (`[b, c_in, h, w]`) with weight `[c_in, c_out, kh, kw]`
     /// is the input gradient of the conv2d from its output back to `x`: the geometry of that
     /// conv2d.
-    fn transposed(x: [usize; 4], w: [usize; 4], o: &ConvTransposeOptions<2>) -> (Geometry, [usize; 4]) {
+    fn transposed(
+        x: [usize; 4],
+        w: [usize; 4],
+        o: &ConvTransposeOptions<2>,
+    ) -> (Geometry, [usize; 4]) {
         let size = |i: usize| {
             let (k, s, p, d) = (w[2 + i], o.stride[i], o.padding[i], o.dilation[i]);
             calculate_conv_transpose_output_size(k, s, p, o.padding_out[i], d, x[2 + i])
@@ -963,7 +988,14 @@ mod nchw {
         let mut y = conv_nchw::data_grad(&g, x.storage(), weight.storage());
         if let Some(bias) = bias {
             let bias = bias.to_contiguous();
-            add_bias(&mut y, bias.storage(), yd[0], yd[1], yd[2] * yd[3], |a, b| a + b);
+            add_bias(
+                &mut y,
+                bias.storage(),
+                yd[0],
+                yd[1],
+                yd[2] * yd[3],
+                |a, b| a + b,
+            );
         }
         conv_nchw::tensor(y, &yd)
     }

@@ -15,6 +15,7 @@ use burn_backend::DType;
 
 use crate::FlexTensor;
 use crate::ops::conv_nchw;
+use crate::ops::pool::pool_output_size;
 
 /// Whether [`max_pool2d`] and [`avg_pool2d`] handle this pooling.
 pub fn handles(
@@ -141,12 +142,8 @@ fn pool(
     let x = x.to_contiguous();
     let shape = x.layout().shape();
     let [b, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
-    let size = |n: usize, a: usize| (n + 2 * padding[a] - kernel[a]) / stride[a] + 1;
-    let (oh, ow) = if h + 2 * padding[0] < kernel[0] || w + 2 * padding[1] < kernel[1] {
-        (0, 0)
-    } else {
-        (size(h, 0), size(w, 1))
-    };
+    let size = |n: usize, a: usize| pool_output_size(n, kernel[a], padding[a], stride[a], 1, false);
+    let (oh, ow) = (size(h, 0), size(w, 1));
     let window = Window {
         h,
         w,
