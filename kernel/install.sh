@@ -7,12 +7,17 @@
 #   3. our kernel spec "latentgan" ("Rust (latentgan)"), registered for this user, with
 #      EVCXR_TMPDIR shared by all notebooks (Burn compiles once: 6.6 min on 2 cores, measured
 #      2026-12-04), EVCXR_CONFIG_DIR=kernel/config (init.evcxr sets opt-level 3) and cargo's
-#      dev profile without debug assertions or overflow checks (kernel.json's env: evcxr
-#      always builds `dev`, with both on);
+#      dev profile without debug assertions, overflow checks or incremental builds
+#      (kernel.json's env: evcxr always builds `dev`, with all three on);
 #   4. a .cargo/config.toml beside EVCXR_TMPDIR (in its parent folder, where cargo looks; evcxr
 #      rewrites the one inside it) that patches burn-flex with patches/burn-flex, as
 #      Cargo.toml's [patch] does for cargo builds: evcxr writes its own root manifest, so a
-#      dependency's [patch] never reaches it (evcxr issue #370).
+#      dependency's [patch] never reaches it (evcxr issue #370);
+#   5. the kernel's first build, now, with a progress line (kernel/prebuild.py runs the cells
+#      every notebook starts with on the real kernel): the first notebook's `:dep` cell then
+#      meets a warm build directory. LATENTGAN_SKIP_PREBUILD=1 leaves it to that first cell.
+# The build directory is per user; the kernel spec and the patch point at this checkout, so
+# running install.sh from another checkout moves the kernel there (and rebuilds latentgan).
 # Usage: bash kernel/install.sh [--lab]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -67,4 +72,7 @@ sed -e "s|@EVCXR_JUPYTER@|$EVCXR_BIN|" \
 "$VENV/bin/jupyter-kernelspec" install --user --replace --name latentgan "$SPEC" >/dev/null
 rm -rf "$(dirname "$SPEC")"
 echo "kernel 'latentgan' (Rust (latentgan)) registered; EVCXR_TMPDIR=$EVCXR_TMPDIR"
+if [ "${LATENTGAN_SKIP_PREBUILD:-0}" != 1 ]; then
+  "$VENV/bin/python" "$ROOT/kernel/prebuild.py"
+fi
 echo "open the notebooks: $VENV/bin/jupyter lab notebooks/   (after: bash kernel/install.sh --lab)"

@@ -27,8 +27,13 @@ compile_error!(
 );
 
 /// The backend used for inference: decoding, sampling, metrics.
+///
+/// On the CPU a re-export rather than an alias: the notebook kernel (evcxr) names a variable's
+/// type through rust-analyzer, which expands aliases and then needs a path the notebook can
+/// write. `Flex` lives in `burn_flex`, a crate the notebook does not depend on; re-exported here
+/// it is `latentgan::prelude::Backend`, so `let ae = train_stage1(..)?;` needs no annotation.
 #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
-pub type Backend = burn::backend::Flex;
+pub use burn::backend::Flex as Backend;
 /// The backend used for inference: decoding, sampling, metrics.
 #[cfg(feature = "cuda")]
 pub type Backend = burn::backend::Cuda;
