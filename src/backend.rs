@@ -4,8 +4,8 @@
 //! CPU and the GPU is a cargo feature, never a code change:
 //!
 //! * default: [`burn::backend::Flex`], a pure-Rust CPU backend (gemm convolutions, SIMD, rayon);
-//! * `--features cuda`: [`burn::backend::Cuda`] on the first NVIDIA GPU;
-//! * `--features wgpu`: [`burn::backend::Wgpu`], the same CubeCL kernels compiled to WGSL, on
+//! * `--features cuda`: `burn::backend::Cuda` on the first NVIDIA GPU;
+//! * `--features wgpu`: `burn::backend::Wgpu`, the same CubeCL kernels compiled to WGSL, on
 //!   the first GPU that wgpu finds: Vulkan (AMD, Intel, NVIDIA, or Mesa's lavapipe on the CPU for
 //!   tests), Metal on Apple machines, DX12 on Windows.
 //!

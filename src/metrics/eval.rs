@@ -23,7 +23,7 @@ use crate::progress::Progress;
 #[derive(Clone, Debug)]
 pub struct FidOptions {
     /// Images per forward pass of the network (default 32; fewer where the GPU's buffers cannot
-    /// hold them, see [`max_batch`](super::inception::max_batch)).
+    /// hold them, see [`max_batch`]).
     pub batch_size: usize,
     /// The Inception weights (default [`default_weights_path`]).
     pub weights: PathBuf,
@@ -316,8 +316,8 @@ fn scratch_file(options: &FidOptions) -> PathBuf {
 }
 
 /// pool3 features of every image of `set` (row-major `n × 2048`) with the default weights, for
-/// [`frechet_distance_features`](super::frechet_distance_features) and
-/// [`kid_from_features`] on subsets.
+/// [`frechet_distance_features`] and
+/// [`kid_from_features`](super::kid_from_features) on subsets.
 pub fn features(set: &impl FidImages) -> Result<Vec<f32>> {
     let net = InceptionV3::<Backend>::load(&default_device())?;
     extract(&net, set, "fid features", &FidOptions::default())

@@ -2,7 +2,7 @@
 //! with the cubic polynomial kernel `k(x, y) = (x·y / d + 1)³`, averaged over random subsets, as
 //! in StyleGAN2-ADA's `kernel_inception_distance.py` and clean-fid's `kernel_distance`. Unlike FID
 //! it is unbiased, so it can compare models on a few hundred samples. On image sets:
-//! [`kid`](super::kid) and [`evaluate`](super::evaluate), which compute the features.
+//! [`kid()`](super::kid()) and [`evaluate`](super::evaluate), which compute the features.
 
 use faer::Mat;
 

@@ -104,7 +104,7 @@ fn read_labels(file: &mut File, path: &Path, spec: &StoreSpec, n: usize) -> Resu
     }
 }
 
-/// Codes on disk ([module docs](self)), read a batch at a time: memory does not grow with the
+/// Codes on disk (the `data::store` module's docs), read a batch at a time: memory does not grow with the
 /// number of codes. Implements [`Codes`], so stage 2 trains on it as on a
 /// [`CodeDataset`](super::CodeDataset).
 #[derive(Debug)]
