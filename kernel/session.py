@@ -5,6 +5,7 @@ A cell's result is its wall time as the client sees it (execute request to idle)
 outputs, and its errors; a cell that errs, or panics (evcxr reports a panic as a success),
 raises `CellError` naming the cell.
 """
+import queue
 import subprocess
 import time
 from pathlib import Path
@@ -51,9 +52,11 @@ class Kernel:
         while True:
             try:
                 msg = self.client.get_iopub_msg(timeout=1)
-            except Exception:  # queue.Empty: nothing in the last second
+            except queue.Empty:  # nothing in the last second
                 if on_wait:
                     on_wait()
+                if not self.manager.is_alive():
+                    raise CellError(f"the kernel died while running `{code.splitlines()[0]}`")
                 if time.monotonic() - start > timeout:
                     raise CellError(f"cell `{code.splitlines()[0]}` ran past {timeout} s")
                 continue

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
 from session import ROOT, Kernel  # noqa: E402
 
 FACES = ROOT / "datasets" / "lfw-faces"
@@ -58,7 +59,9 @@ def main():
             shutil.copy(FACES / f"{i:03}.png", folder / f"{i:03}.png")
 
     rows = []
-    warm = (Path(os.environ.get("LATENTGAN_EVCXR_TMPDIR", Path.home() / ".cache/latentgan/kernel/build")) / "target").exists()
+    # The build directory the installed kernel spec uses (kernel/install.sh wrote it there).
+    build_dir = Path(KernelSpecManager().get_kernel_spec("latentgan").env["EVCXR_TMPDIR"])
+    warm = (build_dir / "target").exists()
     with Kernel() as k:
         def cell(label, code):
             c = k.run(code)
