@@ -912,7 +912,16 @@ mod nchw {
         };
         let yd = [xd[0], wd[0], size(0), size(1)];
         let g = conv(xd, yd, wd, o.stride, o.padding, o.dilation);
-        let mut y = conv_nchw::forward(&g, x.storage(), weight.storage());
+        with_bias(
+            conv_nchw::forward(&g, x.storage(), weight.storage()),
+            bias,
+            &yd,
+        )
+    }
+
+    /// The NCHW output `y` of shape `yd` as a tensor, with the per-channel `bias` added if any
+    /// (the last step of conv2d and conv_transpose2d alike).
+    fn with_bias(mut y: Vec<f32>, bias: Option<FlexTensor>, yd: &[usize; 4]) -> FlexTensor {
         if let Some(bias) = bias {
             let bias = bias.to_contiguous();
             add_bias(
@@ -924,7 +933,7 @@ mod nchw {
                 |a, b| a + b,
             );
         }
-        conv_nchw::tensor(y, &yd)
+        conv_nchw::tensor(y, yd)
     }
 
     pub fn conv2d_x_backward(
@@ -985,19 +994,11 @@ mod nchw {
     ) -> FlexTensor {
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
         let (g, yd) = transposed(dims(&x), dims(&weight), o);
-        let mut y = conv_nchw::data_grad(&g, x.storage(), weight.storage());
-        if let Some(bias) = bias {
-            let bias = bias.to_contiguous();
-            add_bias(
-                &mut y,
-                bias.storage(),
-                yd[0],
-                yd[1],
-                yd[2] * yd[3],
-                |a, b| a + b,
-            );
-        }
-        conv_nchw::tensor(y, &yd)
+        with_bias(
+            conv_nchw::data_grad(&g, x.storage(), weight.storage()),
+            bias,
+            &yd,
+        )
     }
 
     pub fn conv_transpose2d_x_backward(
