@@ -36,7 +36,36 @@ struct Case {
     d: usize,
 }
 
+/// A case without dilation as a row: `(transposed, batch, c_in, c_out, [h, w], kernel, stride,
+/// padding, output padding)`.
+type Row = (
+    bool,
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    usize,
+    usize,
+    usize,
+    usize,
+);
+
 impl Case {
+    fn undilated((transposed, batch, c_in, c_out, hw, k, s, p, op): Row) -> Self {
+        Self {
+            transposed,
+            batch,
+            c_in,
+            c_out,
+            hw,
+            k,
+            s,
+            p,
+            op,
+            d: 1,
+        }
+    }
+
     fn out(&self, n: usize) -> usize {
         match self.transposed {
             true => (n - 1) * self.s + self.d * (self.k - 1) + 1 + self.op - 2 * self.p,
@@ -254,20 +283,8 @@ fn convolutions_and_their_gradients_match_the_direct_f64_convolution() {
         (false, 1, 32, 16, [12, 12], 1, 1, 0, 0),
         (true, 1, 16, 32, [12, 12], 1, 1, 0, 0),
     ];
-    for (i, (transposed, batch, c_in, c_out, hw, k, s, p, op)) in table2.into_iter().enumerate() {
-        let case = Case {
-            transposed,
-            batch,
-            c_in,
-            c_out,
-            hw,
-            k,
-            s,
-            p,
-            op,
-            d: 1,
-        };
-        check(&case, 900 + i as u64);
+    for (i, row) in table2.into_iter().enumerate() {
+        check(&Case::undilated(row), 900 + i as u64);
     }
 }
 
@@ -291,4 +308,80 @@ fn the_new_kernels_agree_with_burn_flex_s_stock_paths() {
             assert_close(a, &b, what, case);
         }
     }
+}
+
+/// Whether `case` takes the AVX-512 kernels of the patched burn-flex on a CPU that has them: the
+/// conditions of `conv_nchw::avx512` and `conv_avx512::handles` in `patches/burn-flex`, for the
+/// convolution behind `case` (a transposed one is the input gradient of the convolution back
+/// from its output).
+#[cfg(all(target_arch = "x86_64", not(any(feature = "cuda", feature = "wgpu"))))]
+fn takes_avx512(case: &Case) -> bool {
+    let (k, [h, w]) = (case.k, case.hw);
+    let (patch_rows, [oh, ow]) = match case.transposed {
+        true => (case.c_out * k * k, [h, w]),
+        false => (case.c_in * k * k, [case.out(h), case.out(w)]),
+    };
+    let pointwise = k == 1 && case.s == 1 && case.p == 0;
+    case.batch > 1 && !pointwise && patch_rows >= 64 && oh * ow >= 128 && ow >= 4 && case.d == 1
+}
+
+/// Random cases of the shapes the AVX-512 kernels take: batch 2–8, sides 9–30 (so output rows
+/// of 4 to 30 values, one to five per vector of 16), kernel 1–4, stride 1–2, padding up to
+/// k − 1, output padding below the stride, 8–40 channels (row and column counts that are not
+/// multiples of the micro-kernel's 12 × 32); then a few that cross its blocks: more than 256
+/// output channels (two depth blocks of the input gradient), output rows of 4 and 5.
+#[cfg(all(target_arch = "x86_64", not(any(feature = "cuda", feature = "wgpu"))))]
+fn avx512_cases(seed: u64, n: usize) -> Vec<Case> {
+    let r = values(n * 10, seed);
+    let pick = |v: f32, n: usize| ((v + 1.0) / 2.0 * n as f32).min(n as f32 - 1.0) as usize;
+    let random = (0..n).map(|i| {
+        let v = &r[i * 10..(i + 1) * 10];
+        let (k, s) = (1 + pick(v[0], 4), 1 + pick(v[1], 2));
+        Case {
+            transposed: i % 2 == 1,
+            batch: 2 + pick(v[2], 7),
+            c_in: 8 + pick(v[3], 33),
+            c_out: 8 + pick(v[4], 33),
+            hw: [9 + pick(v[5], 22), 9 + pick(v[6], 22)],
+            k,
+            s,
+            p: pick(v[7], k),
+            op: if s > 1 { pick(v[8], s) } else { 0 },
+            d: 1,
+        }
+    });
+    let fixed = [
+        (false, 2, 8, 300, [12, 12], 3, 1, 1, 0),
+        (true, 2, 300, 8, [12, 12], 3, 1, 1, 0),
+        (false, 3, 16, 24, [64, 10], 4, 2, 1, 0),
+        (true, 3, 24, 16, [40, 4], 4, 2, 1, 1),
+        (false, 2, 20, 13, [40, 5], 3, 1, 1, 0),
+    ]
+    .map(Case::undilated);
+    random.chain(fixed).collect()
+}
+
+/// The AVX-512 kernels (direct packing from the image, col2im as the micro-kernel's store) and
+/// the im2col + `gemm` path they replace, each against the direct f64 convolution, on the
+/// shapes those kernels take. On a CPU without AVX-512 both runs take the fallback.
+#[cfg(all(target_arch = "x86_64", not(any(feature = "cuda", feature = "wgpu"))))]
+#[test]
+fn the_avx512_kernels_and_their_fallback_match_the_direct_f64_convolution() {
+    use burn_flex::ops::conv_avx512::{enabled, set_enabled};
+    let _turn = STOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let all = avx512_cases(3, 24);
+    let taken = all.iter().filter(|c| takes_avx512(c)).count();
+    assert!(
+        taken >= 20,
+        "only {taken} of {} cases take the kernels",
+        all.len()
+    );
+    println!("AVX-512 kernels on this CPU: {}", enabled());
+    for on in [true, false] {
+        set_enabled(on);
+        for (i, case) in all.iter().enumerate() {
+            check(case, 300 + i as u64);
+        }
+    }
+    set_enabled(true);
 }

@@ -141,6 +141,16 @@ enum BroadcastView {
         row_len: usize,
         rhs_scalar_base: usize,
     },
+    /// (latentgan's patch) rhs's inner `row_len` elements form a contiguous row shared across
+    /// `middle_count` positions of broadcast dims before them, and the `outer_count` positions
+    /// of the dims before those step through consecutive rows from `rhs_row_offset` (`x /
+    /// x.mean_dim(1)` on NCHW: a `[hw]` row per image, shared by its channels).
+    BlockedRows {
+        outer_count: usize,
+        middle_count: usize,
+        row_len: usize,
+        rhs_row_offset: usize,
+    },
 }
 
 /// Detect whether rhs can be handled as one of the accelerated
@@ -188,6 +198,41 @@ fn detect_broadcast_pattern(lhs: &Layout, rhs: &FlexTensor) -> Option<BroadcastV
                 row_len,
                 rhs_row_offset,
             });
+        }
+    }
+
+    // Case C (latentgan's patch): blocks of shared rows. The innermost dims walk a contiguous
+    // rhs row, the dims before them are broadcast (stride 0), and the outer dims step through
+    // consecutive rows. Dims of size 1 fit anywhere.
+    if last_stride == 1 {
+        let mut d = ndims;
+        let (mut row_len, mut middle_count, mut outer_count) = (1usize, 1usize, 1usize);
+        while d > 0 && (rhs_strides[d - 1] == row_len as isize || lhs_shape[d - 1] == 1) {
+            row_len *= lhs_shape[d - 1];
+            d -= 1;
+        }
+        let inner_end = d;
+        while d > 0 && (rhs_strides[d - 1] == 0 || lhs_shape[d - 1] == 1) {
+            middle_count *= lhs_shape[d - 1];
+            d -= 1;
+        }
+        let broadcast = (d..inner_end).any(|d| rhs_strides[d] == 0 && lhs_shape[d] > 1);
+        while d > 0
+            && (rhs_strides[d - 1] == (outer_count * row_len) as isize || lhs_shape[d - 1] == 1)
+        {
+            outer_count *= lhs_shape[d - 1];
+            d -= 1;
+        }
+        if d == 0 && broadcast && row_len > 0 && outer_count > 0 {
+            let rhs_row_offset = rhs_layout.start_offset();
+            if rhs_row_offset.checked_add(outer_count * row_len)? <= rhs_storage_elems {
+                return Some(BroadcastView::BlockedRows {
+                    outer_count,
+                    middle_count,
+                    row_len,
+                    rhs_row_offset,
+                });
+            }
         }
     }
 
@@ -290,6 +335,26 @@ fn run_broadcast_pattern_f32(
                 BinaryOp::Sub => simd::sub_shared_row_inplace_f32(dst_full, rhs_row),
                 BinaryOp::Mul => simd::mul_shared_row_inplace_f32(dst_full, rhs_row),
                 BinaryOp::Div => simd::div_shared_row_inplace_f32(dst_full, rhs_row),
+            }
+        }
+        BroadcastView::BlockedRows {
+            outer_count,
+            middle_count,
+            row_len,
+            rhs_row_offset,
+        } => {
+            let block = middle_count * row_len;
+            for (o, dst) in dst[..outer_count * block]
+                .chunks_exact_mut(block)
+                .enumerate()
+            {
+                let rhs_row = &rhs_storage[rhs_row_offset + o * row_len..][..row_len];
+                match simd_op {
+                    BinaryOp::Add => simd::add_shared_row_inplace_f32(dst, rhs_row),
+                    BinaryOp::Sub => simd::sub_shared_row_inplace_f32(dst, rhs_row),
+                    BinaryOp::Mul => simd::mul_shared_row_inplace_f32(dst, rhs_row),
+                    BinaryOp::Div => simd::div_shared_row_inplace_f32(dst, rhs_row),
+                }
             }
         }
         BroadcastView::PerRowScalar {

@@ -16,8 +16,10 @@
 //!   `swap_dims` copy of the whole output gradient.
 //!
 //! Images of a batch run in parallel (rayon), each GEMM on one thread; a batch of one lets the
-//! GEMM itself use every thread. Setting `BURN_FLEX_STOCK_CONV=1` (or calling [`set_stock`])
-//! keeps burn-flex 0.21.0's own paths, for side-by-side comparison; groups other than 1 and
+//! GEMM itself use every thread. On CPUs with AVX-512, [`conv_avx512`](super::conv_avx512) runs
+//! the three kernels for most geometries without writing the patch matrix out; elsewhere they
+//! are im2col (or col2im) around the `gemm` crate. Setting `BURN_FLEX_STOCK_CONV=1` (or calling
+//! [`set_stock`]) keeps burn-flex 0.21.0's own paths, for side-by-side comparison; groups other than 1 and
 //! dtypes other than `f32` always take them. The differential tests (each kernel against f64
 //! loops and against the stock path) are latentgan's `tests/conv.rs`: a patched dependency's
 //! own tests do not run in the workspace that patches it.
@@ -29,6 +31,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use burn_backend::DType;
 use burn_std::{Bytes, Shape};
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+use super::conv_avx512 as avx512;
 use crate::{FlexTensor, Layout};
 
 /// Floats of the patch matrix one tile holds at most (4 MiB).
@@ -143,8 +147,8 @@ fn tap(
 
 /// Every run of tile columns `t0..t0 + cols` of the patch matrix that reads inside the image:
 /// `f(row, at, first, step)` for tile columns `at` of patch row `row` (`(channel, tap)`),
-/// reading image values `first, first + step, …` of `[c_in, h, w]`. The entries no run covers
-/// are the zero padding.
+/// reading image values `first, first + step, …` of `[c_in, h, w]`, in increasing order of
+/// `(row, at)`. The entries no run covers are the zero padding.
 fn runs(
     g: &Geometry,
     t0: usize,
@@ -170,19 +174,25 @@ fn runs(
 }
 
 /// Columns `t0..t0 + cols` of the patch matrix of one image `x` (`[c_in, h, w]`) into `col`
-/// (`K × cols`, row-major).
+/// (`K × cols`, row-major). Each entry is written once: the runs inside the image are copied,
+/// the padding between them zeroed.
 fn im2col(g: &Geometry, x: &[f32], t0: usize, cols: usize, col: &mut [f32]) {
-    col.fill(0.0);
+    // `done`: entries of `col` written so far; runs arrive in that order.
+    let mut done = 0;
     runs(g, t0, cols, |row, at, first, step| {
-        let dst = &mut col[row * cols..][at];
+        let start = row * cols;
+        col[done..start + at.start].fill(0.0);
+        let dst = &mut col[start + at.start..start + at.end];
         match step {
             1 => dst.copy_from_slice(&x[first..first + dst.len()]),
             s => dst
                 .iter_mut()
-                .enumerate()
-                .for_each(|(n, v)| *v = x[first + n * s]),
+                .zip(x[first..].iter().step_by(s))
+                .for_each(|(v, x)| *v = *x),
         }
+        done = start + at.end;
     });
+    col[done..].fill(0.0);
 }
 
 /// Adds columns `t0..t0 + cols` of a patch matrix `col` back onto one image `x`: the adjoint of
@@ -211,7 +221,7 @@ std::thread_local! {
 
 /// Runs `f` on a buffer of `len` floats (contents unspecified) that the calling thread keeps
 /// for its next convolution: a fresh 4 MiB tile each call costs page faults and zeroing.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     #[cfg(feature = "std")]
     {
         // Taken out while in use: a nested call on this thread (a rayon worker taking another
@@ -278,31 +288,73 @@ fn gemm(
     }
 }
 
-/// Runs `f(b, out_b)` for every image `b` of `out` (chunks of `per` floats), in parallel when
-/// there are several; `f` learns whether it may use every thread itself (a batch of one).
-fn per_image(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32], bool) + Sync + Send) {
-    let batch = out.len() / per.max(1);
+/// The `batch` images of an output, `per` floats each: runs `f(b, out_b)` for every image `b`
+/// on a zeroed `out_b`, in parallel when there are several; `f` learns whether it may use every
+/// thread itself (a batch of one). Each image is zeroed by the thread that fills it, so a large
+/// output's fresh pages are first touched by a write, in parallel (`vec![0.0; n]` would zero it
+/// serially, or leave the kernel to map shared zero pages that each first `+=` then copies).
+fn per_image(
+    batch: usize,
+    per: usize,
+    f: impl Fn(usize, &mut [f32], bool) + Sync + Send,
+) -> Vec<f32> {
+    use core::mem::MaybeUninit;
+    let mut out = Vec::<f32>::with_capacity(batch * per);
+    let image = |b: usize, o: &mut [MaybeUninit<f32>], parallel: bool| {
+        o.fill(MaybeUninit::new(0.0));
+        // SAFETY: every element of `o` was just initialised, and `MaybeUninit<f32>` has the
+        // layout of `f32`.
+        f(
+            b,
+            unsafe { &mut *(o as *mut [MaybeUninit<f32>] as *mut [f32]) },
+            parallel,
+        );
+    };
+    let spare = &mut out.spare_capacity_mut()[..batch * per];
     #[cfg(feature = "rayon")]
     if batch > 1 {
         use rayon::prelude::*;
-        out.par_chunks_mut(per)
+        spare
+            .par_chunks_mut(per.max(1))
             .enumerate()
-            .for_each(|(b, o)| f(b, o, false));
-        return;
+            .for_each(|(b, o)| image(b, o, false));
+        // SAFETY: `image` initialised all `batch` chunks of `per` elements.
+        unsafe { out.set_len(batch * per) };
+        return out;
     }
-    for (b, o) in out.chunks_mut(per.max(1)).enumerate() {
-        f(b, o, batch == 1);
+    for (b, o) in spare.chunks_mut(per.max(1)).enumerate() {
+        image(b, o, batch == 1);
     }
+    // SAFETY: as above.
+    unsafe { out.set_len(batch * per) };
+    out
+}
+
+/// Whether the AVX-512 kernels take a convolution: they can ([`avx512::handles`]), its images
+/// run one per thread (a batch of one keeps the `gemm` crate's threads), it needs patches (a
+/// pointwise one multiplies the images directly), and it is large enough for packing to pay:
+/// at least 64 patch rows (a stem over 3 channels has 27) and 128 output positions (an 8×8
+/// output leaves half of each 32-wide block of the micro-kernel empty, and its packing costs
+/// more than it saves).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn avx512(g: &Geometry) -> bool {
+    g.batch > 1 && !g.pointwise() && g.k() >= 64 && g.n() >= 128 && avx512::handles(g)
 }
 
 /// The output grid `y` (`[batch, c_out, oh, ow]`) of the convolution of `x` (`[batch, c_in, h,
 /// w]`) with `weight` (`[c_out, c_in, kh, kw]`).
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
-    let mut y = vec![0.0f32; g.batch * g.c_out * n];
     let tile = g.tile();
-    per_image(&mut y, g.c_out * n, |b, y_b, parallel| {
+    // With AVX-512 and an image per thread: the weight packed once for every image.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    let packed = avx512(g).then(|| avx512::pack_rows(weight, [g.c_out, k], [k, 1]));
+    per_image(g.batch, g.c_out * n, |b, y_b, parallel| {
         let x_b = &x[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if let Some(weight) = &packed {
+            return avx512::forward_image(g, x_b, weight, y_b);
+        }
         if g.pointwise() {
             let (y_b, w) = (y_b.as_mut_ptr(), weight.as_ptr());
             return gemm(
@@ -334,18 +386,22 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 );
             }
         })
-    });
-    y
+    })
 }
 
 /// The input grid `x` (`[batch, c_in, h, w]`) that `weight`ᵀ maps the output grid `y`
 /// (`[batch, c_out, oh, ow]`) to: the convolution's input gradient for output gradient `y`.
 pub fn data_grad(g: &Geometry, y: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
-    let mut x = vec![0.0f32; g.batch * g.c_in * g.h * g.w];
     let tile = g.tile();
-    per_image(&mut x, g.c_in * g.h * g.w, |b, x_b, parallel| {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    let packed = avx512(g).then(|| avx512::pack_rows(weight, [k, g.c_out], [1, k]));
+    per_image(g.batch, g.c_in * g.h * g.w, |b, x_b, parallel| {
         let y_b = &y[b * g.c_out * n..(b + 1) * g.c_out * n];
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if let Some(weight_t) = &packed {
+            return avx512::data_grad_image(g, y_b, weight_t, x_b);
+        }
         if g.pointwise() {
             let (x_b, w) = (x_b.as_mut_ptr(), weight.as_ptr());
             return gemm(
@@ -377,8 +433,7 @@ pub fn data_grad(g: &Geometry, y: &[f32], weight: &[f32]) -> Vec<f32> {
                 col2im(g, &col[..k * cols], t0, cols, x_b);
             }
         })
-    });
-    x
+    })
 }
 
 /// The weight gradient `Σ_b dy_b · col(x_b)ᵀ` (`[c_out, c_in, kh, kw]`) for input `x` and output
@@ -386,9 +441,15 @@ pub fn data_grad(g: &Geometry, y: &[f32], weight: &[f32]) -> Vec<f32> {
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let tile = g.tile();
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    let fast = avx512(g);
     let image = |b: usize, dw: &mut [f32], parallel: bool| {
         let x_b = &x[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
         let dy_b = &dy[b * g.c_out * n..(b + 1) * g.c_out * n];
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if fast {
+            return avx512::weight_grad_image(g, x_b, dy_b, dw);
+        }
         if g.pointwise() {
             let (dw, dy_b) = (dw.as_mut_ptr(), dy_b.as_ptr());
             return gemm(

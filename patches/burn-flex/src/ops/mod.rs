@@ -97,6 +97,8 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 pub mod conv;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub mod conv_avx512;
 pub mod conv_nchw;
 mod conv_stock;
 pub mod conv_transpose;
