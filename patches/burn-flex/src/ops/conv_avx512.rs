@@ -95,6 +95,7 @@ pub fn forward_image(g: &Geometry, x_b: &[f32], weight: &[f32], y_b: &mut [f32])
     let (m, k, n) = (g.c_out, g.c_in * g.kernel[0] * g.kernel[1], g.oh * g.ow);
     assert!(handles(g) && weight.len() >= m * k && y_b.len() >= m * n);
     assert!(x_b.len() >= g.c_in * g.h * g.w);
+    let taps = taps(g);
     aligned_scratch(KC * NC, |panels| {
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
@@ -104,7 +105,7 @@ pub fn forward_image(g: &Geometry, x_b: &[f32], weight: &[f32], y_b: &mut [f32])
                     let t0 = j0 + p * NR;
                     let chunks = Chunk::pair(g, t0, NR.min(nc - p * NR));
                     // SAFETY: AVX-512F is available and `g` is one `handles` takes (asserted).
-                    unsafe { pack_patches(g, x_b, &chunks, k0..k0 + kc, panel) };
+                    unsafe { pack_patches(g, x_b, &chunks, &taps[k0..k0 + kc], panel) };
                 }
                 for (p, panel) in panels.chunks(kc * NR).take(nc.div_ceil(NR)).enumerate() {
                     let cols = NR.min(nc - p * NR);
@@ -137,7 +138,7 @@ pub fn data_grad_image(g: &Geometry, dy_b: &[f32], weight_t: &[f32], x_b: &mut [
     let (m, k, n) = (g.c_in * kh * kw, g.c_out, g.oh * g.ow);
     assert!(handles(g) && weight_t.len() >= m * k && dy_b.len() >= k * n);
     assert!(x_b.len() >= g.c_in * g.h * g.w);
-    let panels = n.div_ceil(NR);
+    let (panels, taps) = (n.div_ceil(NR), taps(g));
     aligned_scratch(panels * k * NR, |packed| {
         // dy_b in panels of NR output positions, `[c_out][NR]` each.
         for (p, panel) in packed.chunks_exact_mut(k * NR).enumerate() {
@@ -162,7 +163,7 @@ pub fn data_grad_image(g: &Geometry, dy_b: &[f32], weight_t: &[f32], x_b: &mut [
                         // rows and `panel` `kc` rows of NR; the sink adds only inside `x_b`
                         // (asserted to hold the image); AVX-512F is available.
                         unsafe {
-                            let sink = Col2im::new(g, x_b.as_mut_ptr(), i0, &chunks);
+                            let sink = Col2im::new(g, x_b.as_mut_ptr(), &taps[i0..], &chunks);
                             kernel(r, kc, weight_t.as_ptr().add(i0 * k + k0 * r), panel, sink)
                         }
                     }
@@ -178,6 +179,7 @@ pub fn weight_grad_image(g: &Geometry, x_b: &[f32], dy_b: &[f32], dw: &mut [f32]
     let (m, k, n) = (g.c_out, g.oh * g.ow, g.c_in * g.kernel[0] * g.kernel[1]);
     assert!(handles(g) && dw.len() >= m * n && dy_b.len() >= m * k);
     assert!(x_b.len() >= g.c_in * g.h * g.w);
+    let taps = taps(g);
     // The depth here is the output positions, in blocks of KT, each packed in whole chunks of
     // 16 (the last one padded with zeros).
     aligned_scratch(KT * (m + NR), |buf| {
@@ -204,7 +206,7 @@ pub fn weight_grad_image(g: &Geometry, x_b: &[f32], dy_b: &[f32], dw: &mut [f32]
             for j0 in (0..n).step_by(NR) {
                 let cols = NR.min(n - j0);
                 // SAFETY: AVX-512F is available and `g` is one `handles` takes (asserted).
-                unsafe { pack_patches_t(g, x_b, &chunks, j0..j0 + cols, panel) };
+                unsafe { pack_patches_t(g, x_b, &chunks, &taps[j0..j0 + cols], panel) };
                 for i0 in (0..m).step_by(MR) {
                     let r = MR.min(m - i0);
                     // SAFETY: `a[i0·depth..]` holds the panel's `depth` rows of `r`, `panel`
@@ -318,11 +320,15 @@ impl Chunk {
     }
 }
 
-/// Patch row `row` as `(channel, kernel row, kernel column)`.
-#[inline(always)]
-fn tap_of(g: &Geometry, row: usize) -> (usize, usize, usize) {
+/// A patch row: its channel, kernel row and kernel column.
+type Tap = (usize, usize, usize);
+
+/// Every patch row of `g` as a [`Tap`], worked out once per call (not per packed row or block).
+fn taps(g: &Geometry) -> Vec<Tap> {
     let [kh, kw] = g.kernel;
-    (row / (kh * kw), row / kw % kh, row % kw)
+    (0..g.c_in * kh * kw)
+        .map(|row| (row / (kh * kw), row / kw % kh, row % kw))
+        .collect()
 }
 
 /// Patch row `(c, i, j)` of `chunk`: 16 values, zero where they read padding (see
@@ -331,12 +337,7 @@ fn tap_of(g: &Geometry, row: usize) -> (usize, usize, usize) {
 /// # Safety
 /// AVX-512F must be available; `x` is the image `chunk` was made for.
 #[inline(always)]
-unsafe fn gather(
-    g: &Geometry,
-    x: &[f32],
-    chunk: &Chunk,
-    (c, i, j): (usize, usize, usize),
-) -> __m512 {
+unsafe fn gather(g: &Geometry, x: &[f32], chunk: &Chunk, (c, i, j): Tap) -> __m512 {
     // SAFETY: AVX-512F is available (the caller's contract); every value a mask keeps lies in
     // the image (`sources`), and values outside it are masked off: nothing is read there.
     unsafe {
@@ -362,13 +363,7 @@ unsafe fn gather(
 /// # Safety
 /// AVX-512F must be available; `x` points to the image `chunk` was made for.
 #[inline(always)]
-unsafe fn scatter_add(
-    g: &Geometry,
-    x: *mut f32,
-    chunk: &Chunk,
-    (c, i, j): (usize, usize, usize),
-    v: __m512,
-) {
+unsafe fn scatter_add(g: &Geometry, x: *mut f32, chunk: &Chunk, (c, i, j): Tap, v: __m512) {
     // SAFETY: AVX-512F is available (the caller's contract); every value a mask keeps lies in
     // the image (`sources`), and nothing is read or written elsewhere.
     unsafe {
@@ -400,7 +395,7 @@ unsafe fn scatter_add(
     }
 }
 
-/// Patch rows `rows` of the two chunks into `out` (`[rows.len()][NR]`).
+/// Patch rows `taps` of the two chunks into `out` (`[taps.len()][NR]`).
 ///
 /// # Safety
 /// AVX-512F must be available, `g` one [`handles`] takes and `x` the image.
@@ -409,12 +404,11 @@ unsafe fn pack_patches(
     g: &Geometry,
     x: &[f32],
     chunks: &[Chunk; 2],
-    rows: core::ops::Range<usize>,
+    taps: &[Tap],
     out: &mut [f32],
 ) {
-    let out = &mut out[..rows.len() * NR];
-    for (row, dst) in rows.zip(out.chunks_exact_mut(NR)) {
-        let tap = tap_of(g, row);
+    let out = &mut out[..taps.len() * NR];
+    for (&tap, dst) in taps.iter().zip(out.chunks_exact_mut(NR)) {
         for (q, chunk) in chunks.iter().enumerate() {
             // SAFETY: AVX-512F is available and `x` is the image; `dst` holds NR = 32 floats.
             unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(16 * q), gather(g, x, chunk, tap)) };
@@ -422,27 +416,20 @@ unsafe fn pack_patches(
     }
 }
 
-/// Patch rows `rows` (at most NR) of `chunks` (16 patch columns each) into `out` transposed:
-/// `[16·chunks.len()][NR]`, patch row `rows.start + q` in column `q`, zero beyond.
+/// Patch rows `taps` (at most NR) of `chunks` (16 patch columns each) into `out` transposed:
+/// `[16·chunks.len()][NR]`, patch row `taps[q]` in column `q`, zero beyond.
 ///
 /// # Safety
 /// AVX-512F must be available, `g` one [`handles`] takes and `x` the image.
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_patches_t(
-    g: &Geometry,
-    x: &[f32],
-    chunks: &[Chunk],
-    rows: core::ops::Range<usize>,
-    out: &mut [f32],
-) {
+unsafe fn pack_patches_t(g: &Geometry, x: &[f32], chunks: &[Chunk], taps: &[Tap], out: &mut [f32]) {
     let out = &mut out[..16 * chunks.len() * NR];
-    if rows.len() < NR {
+    if taps.len() < NR {
         out.fill(0.0);
     }
     let step = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let down = _mm512_mullo_epi32(step, _mm512_set1_epi32(NR as i32));
-    for (q, row) in rows.enumerate() {
-        let tap = tap_of(g, row);
+    for (q, &tap) in taps.iter().enumerate() {
         for (u, chunk) in chunks.iter().enumerate() {
             // SAFETY: AVX-512F is available and `x` is the image; rows `16u..16u + 16` of NR
             // floats, column q < NR, lie inside `out`.
@@ -503,24 +490,25 @@ impl Sink for Rows {
     }
 }
 
-/// Patch rows from `row0` on of two chunks, added onto the image `x` (col2im).
+/// Patch rows `taps` (from the block's first row on) of two chunks, added onto the image `x`
+/// (col2im).
 struct Col2im<'a> {
     g: &'a Geometry,
     x: *mut f32,
-    row0: usize,
+    taps: &'a [Tap],
     chunks: &'a [Chunk; 2],
 }
 
 impl<'a> Col2im<'a> {
-    fn new(g: &'a Geometry, x: *mut f32, row0: usize, chunks: &'a [Chunk; 2]) -> Self {
-        Self { g, x, row0, chunks }
+    fn new(g: &'a Geometry, x: *mut f32, taps: &'a [Tap], chunks: &'a [Chunk; 2]) -> Self {
+        Self { g, x, taps, chunks }
     }
 }
 
 impl Sink for Col2im<'_> {
     #[inline(always)]
     unsafe fn row(&self, r: usize, v: [__m512; 2]) {
-        let tap = tap_of(self.g, self.row0 + r);
+        let tap = self.taps[r];
         for (v, chunk) in v.into_iter().zip(self.chunks) {
             // SAFETY: AVX-512F is available and `x` is the image (see `new`).
             unsafe { scatter_add(self.g, self.x, chunk, tap, v) };
