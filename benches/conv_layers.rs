@@ -15,7 +15,17 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Instant;
 
+#[cfg(target_arch = "x86_64")]
 use burn_flex::ops::conv_avx512::{enabled, set_enabled};
+
+/// Other CPUs have only the im2col path: both columns time it.
+#[cfg(not(target_arch = "x86_64"))]
+fn enabled() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn set_enabled(_: bool) {}
 use burn_flex::ops::conv_nchw::{data_grad, forward, weight_grad, Geometry};
 
 /// Table 2's widths (src/models/gan.rs): 256 up to 32², halving per doubling, at least 64.
