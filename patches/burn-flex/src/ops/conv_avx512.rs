@@ -99,13 +99,15 @@ pub fn forward_image(g: &Geometry, x_b: &[f32], weight: &[f32], y_b: &mut [f32])
     aligned_scratch(KC * NC, |panels| {
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
+            // The block's panels of columns, the same for every depth block.
+            let chunks: Vec<[Chunk; 2]> = (0..nc.div_ceil(NR))
+                .map(|p| Chunk::pair(g, j0 + p * NR, NR.min(nc - p * NR)))
+                .collect();
             for k0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - k0);
-                for (p, panel) in panels.chunks_mut(kc * NR).take(nc.div_ceil(NR)).enumerate() {
-                    let t0 = j0 + p * NR;
-                    let chunks = Chunk::pair(g, t0, NR.min(nc - p * NR));
+                for (panel, chunks) in panels.chunks_mut(kc * NR).zip(&chunks) {
                     // SAFETY: AVX-512F is available and `g` is one `handles` takes (asserted).
-                    unsafe { pack_patches(g, x_b, &chunks, &taps[k0..k0 + kc], panel) };
+                    unsafe { pack_patches(g, x_b, chunks, &taps[k0..k0 + kc], panel) };
                 }
                 for (p, panel) in panels.chunks(kc * NR).take(nc.div_ceil(NR)).enumerate() {
                     let cols = NR.min(nc - p * NR);
@@ -113,7 +115,7 @@ pub fn forward_image(g: &Geometry, x_b: &[f32], weight: &[f32], y_b: &mut [f32])
                         let r = MR.min(m - i0);
                         // SAFETY: `weight[i0·k + k0·r..]` holds the panel's `kc` depths of `r`
                         // rows, `panel` `kc` rows of NR, and `y_b` rows `i0..i0 + r` of `n` from
-                        // column `t0` on, `cols` of them; AVX-512F is available.
+                        // column `j0 + p·NR` on, `cols` of them; AVX-512F is available.
                         unsafe {
                             let y = y_b.as_mut_ptr().add(i0 * n + j0 + p * NR);
                             let sink = Rows::new(y, n, cols, k0 > 0);
@@ -148,12 +150,15 @@ pub fn data_grad_image(g: &Geometry, dy_b: &[f32], weight_t: &[f32], x_b: &mut [
                 row[cols..].fill(0.0);
             }
         }
+        // The panels' columns, the same for every block of rows.
+        let chunks: Vec<[Chunk; 2]> = (0..panels)
+            .map(|p| Chunk::pair(g, p * NR, NR.min(n - p * NR)))
+            .collect();
         // Rows of whole channels, in steps of MR rows.
         let block = (CB * kh * kw).div_ceil(MR) * MR;
         for r0 in (0..m).step_by(block) {
             let rows = block.min(m - r0);
-            for (p, panel) in packed.chunks_exact(k * NR).enumerate() {
-                let chunks = Chunk::pair(g, p * NR, NR.min(n - p * NR));
+            for (panel, chunks) in packed.chunks_exact(k * NR).zip(&chunks) {
                 for k0 in (0..k).step_by(KC) {
                     let kc = KC.min(k - k0);
                     let panel = &panel[k0 * NR..][..kc * NR];
@@ -163,7 +168,7 @@ pub fn data_grad_image(g: &Geometry, dy_b: &[f32], weight_t: &[f32], x_b: &mut [
                         // rows and `panel` `kc` rows of NR; the sink adds only inside `x_b`
                         // (asserted to hold the image); AVX-512F is available.
                         unsafe {
-                            let sink = Col2im::new(g, x_b.as_mut_ptr(), &taps[i0..], &chunks);
+                            let sink = Col2im::new(g, x_b.as_mut_ptr(), &taps[i0..], chunks);
                             kernel(r, kc, weight_t.as_ptr().add(i0 * k + k0 * r), panel, sink)
                         }
                     }

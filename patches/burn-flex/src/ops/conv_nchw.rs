@@ -19,8 +19,8 @@
 //! GEMM itself use every thread. On CPUs with AVX-512, [`conv_avx512`](super::conv_avx512) runs
 //! the three kernels for most geometries without writing the patch matrix out; elsewhere they
 //! are im2col (or col2im) around the `gemm` crate. Setting `BURN_FLEX_STOCK_CONV=1` (or calling
-//! [`set_stock`]) keeps burn-flex 0.21.0's own paths, for side-by-side comparison; groups other than 1 and
-//! dtypes other than `f32` always take them. The differential tests (each kernel against f64
+//! [`set_stock`]) keeps burn-flex 0.21.0's own paths, for side-by-side comparison; groups other
+//! than 1 and dtypes other than `f32` always take them. The differential tests (each kernel against f64
 //! loops and against the stock path) are latentgan's `tests/conv.rs`: a patched dependency's
 //! own tests do not run in the workspace that patches it.
 
