@@ -12,9 +12,12 @@
 //! `BURN_FLEX_STOCK_CONV=1` for burn-flex's published convolutions instead of the patched ones.
 //! Prints `images/s`, `ratio` (>1: the first named is faster) and `gflops` lines.
 
-use std::process::Command;
+mod common;
 
+use std::process::Command;
 use std::time::Instant;
+
+use common::{arg, text};
 
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::Backend;
@@ -23,18 +26,6 @@ use latentgan::backend::{backend_name, default_device, TrainBackend};
 use latentgan::data::{load_images, Codes};
 use latentgan::models::{AutoEncoderConfig, GanArch};
 use latentgan::train::{train_baseline, train_stage2, History, RunOptions, Stage2Config};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn number(name: &str, default: usize) -> usize {
-    arg(name, &default.to_string()).parse().expect("a number")
-}
 
 /// Real images per second over the logged steps after the first (the warm-up).
 fn throughput(history: &History, config: &Stage2Config) -> f64 {
@@ -48,15 +39,15 @@ fn generator_steps(history: &History) -> f64 {
 }
 
 fn main() {
-    let resolutions: Vec<u32> = arg("--res", "64,128")
+    let resolutions: Vec<u32> = text("--res", "64,128")
         .split(',')
         .map(|r| r.parse().expect("resolutions like 64,128"))
         .collect();
     let (batch, steps, n_critic, reps) = (
-        number("--batch", 8),
-        number("--steps", 3),
-        number("--n-critic", 5),
-        number("--reps", 3),
+        arg("--batch", 8),
+        arg("--steps", 3),
+        arg("--n-critic", 5),
+        arg("--reps", 3),
     );
     let peer_only = std::env::args().any(|a| a == "--peer-only");
     let threads = rayon::current_num_threads();
