@@ -199,12 +199,15 @@ impl Case {
     }
 }
 
-/// Deterministic values in [-1, 1].
+/// A value in `0..n` from `v` in `[-1, 1]`.
+fn pick(v: f32, n: usize) -> usize {
+    ((v + 1.0) / 2.0 * n as f32).min(n as f32 - 1.0) as usize
+}
+
 /// Random cases from `seed`: stride 1–2, kernel 1–4, padding up to k − 1, output padding below
 /// the stride, dilation 1–2, channels 1–3 or 16–32, batch 1 or 8, sides 5–12.
 fn cases(seed: u64, n: usize) -> Vec<Case> {
     let r = values(n * 10, seed);
-    let pick = |v: f32, n: usize| ((v + 1.0) / 2.0 * n as f32).min(n as f32 - 1.0) as usize;
     (0..n)
         .map(|i| {
             let v = &r[i * 10..(i + 1) * 10];
@@ -322,18 +325,22 @@ fn takes_avx512(case: &Case) -> bool {
         false => (case.c_in * k * k, [case.out(h), case.out(w)]),
     };
     let pointwise = k == 1 && case.s == 1 && case.p == 0;
-    case.batch > 1 && !pointwise && patch_rows >= 64 && oh * ow >= 128 && ow >= 4 && case.d == 1
+    let n = oh * ow;
+    // A GEMM per image for several images, or one for the whole batch of small outputs.
+    let split = (n >= 128 && case.batch > 1) || (n < 128 && n % 16 == 0);
+    split && !pointwise && patch_rows >= 64 && ow >= 4 && case.d == 1
 }
 
 /// Random cases of the shapes the AVX-512 kernels take: batch 2–8, sides 9–30 (so output rows
 /// of 4 to 30 values, one to five per vector of 16), kernel 1–4, stride 1–2, padding up to
 /// k − 1, output padding below the stride, 8–40 channels (row and column counts that are not
-/// multiples of the micro-kernel's 12 × 32); then a few that cross its blocks: more than 256
-/// output channels (two depth blocks of the input gradient), output rows of 4 and 5.
+/// multiples of the micro-kernel's 12 × 32); then as many with small outputs, which run as one
+/// GEMM for the whole batch ([`small_output_cases`]); then a few that cross the kernels'
+/// blocks: more than 256 output channels (two depth blocks of the input gradient), output rows
+/// of 4 and 5.
 #[cfg(all(target_arch = "x86_64", not(any(feature = "cuda", feature = "wgpu"))))]
 fn avx512_cases(seed: u64, n: usize) -> Vec<Case> {
     let r = values(n * 10, seed);
-    let pick = |v: f32, n: usize| ((v + 1.0) / 2.0 * n as f32).min(n as f32 - 1.0) as usize;
     let random = (0..n).map(|i| {
         let v = &r[i * 10..(i + 1) * 10];
         let (k, s) = (1 + pick(v[0], 4), 1 + pick(v[1], 2));
@@ -356,9 +363,63 @@ fn avx512_cases(seed: u64, n: usize) -> Vec<Case> {
         (false, 3, 16, 24, [64, 10], 4, 2, 1, 0),
         (true, 3, 24, 16, [40, 4], 4, 2, 1, 1),
         (false, 2, 20, 13, [40, 5], 3, 1, 1, 0),
+        // Small outputs: 300 output channels, and 9 input channels (36 patch rows per part of
+        // whole channels, not a multiple of 12 at the end).
+        (false, 6, 16, 300, [16, 8], 4, 2, 1, 0),
+        (true, 5, 300, 16, [8, 4], 4, 2, 1, 1),
+        (false, 4, 9, 37, [6, 8], 3, 1, 1, 0),
     ]
     .map(Case::undilated);
-    random.chain(fixed).collect()
+    random
+        .chain(small_output_cases(seed + 1, n))
+        .chain(fixed)
+        .collect()
+}
+
+/// Random cases whose outputs (the convolution's, or a transposed one's input) have fewer than
+/// 128 positions, a multiple of 16: `oh × ow` of 4 × 4 to 28 × 4, 2 × 8 to 14 × 8, 4 × 12 or
+/// 8 × 12, 1 × 16 to 7 × 16, so that rows and images meet inside vectors of 16; batch 1–8,
+/// kernel 1–4, stride 1–2, 8–40 channels.
+#[cfg(all(target_arch = "x86_64", not(any(feature = "cuda", feature = "wgpu"))))]
+fn small_output_cases(seed: u64, n: usize) -> Vec<Case> {
+    let r = values(n * 10, seed);
+    let grids: Vec<[usize; 2]> = (1..8)
+        .map(|y| [4 * y, 4])
+        .chain((1..8).map(|y| [2 * y, 8]))
+        .chain([[4, 12], [8, 12]])
+        .chain((1..8).map(|y| [y, 16]))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let v = &r[i * 10..(i + 1) * 10];
+            let (k, s) = (1 + pick(v[0], 4), 1 + pick(v[1], 2));
+            let out = grids[pick(v[2], grids.len())];
+            let transposed = i % 2 == 1;
+            // Padding below the kernel and small enough that the input has a row.
+            let p = pick(v[3], k).min((k - 1) / 2);
+            let hw = match transposed {
+                true => out,
+                // The input that gives `out` (with up to s − 1 values the stride skips).
+                false => out.map(|o| (o - 1) * s + k - 2 * p + pick(v[4], s)),
+            };
+            Case {
+                transposed,
+                batch: 1 + pick(v[5], 8),
+                c_in: 8 + pick(v[6], 33),
+                c_out: 8 + pick(v[7], 33),
+                hw,
+                k,
+                s,
+                p,
+                op: if transposed && s > 1 {
+                    pick(v[8], s)
+                } else {
+                    0
+                },
+                d: 1,
+            }
+        })
+        .collect()
 }
 
 /// The AVX-512 kernels (direct packing from the image, col2im as the micro-kernel's store) and
@@ -372,7 +433,7 @@ fn the_avx512_kernels_and_their_fallback_match_the_direct_f64_convolution() {
     let all = avx512_cases(3, 24);
     let taken = all.iter().filter(|c| takes_avx512(c)).count();
     assert!(
-        taken >= 20,
+        taken >= 40,
         "only {taken} of {} cases take the kernels",
         all.len()
     );

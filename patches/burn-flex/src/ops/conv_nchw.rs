@@ -17,8 +17,9 @@
 //!
 //! Images of a batch run in parallel (rayon), each GEMM on one thread; a batch of one lets the
 //! GEMM itself use every thread. On CPUs with AVX-512, [`conv_avx512`](super::conv_avx512) runs
-//! the three kernels for most geometries without writing the patch matrix out; elsewhere they
-//! are im2col (or col2im) around the `gemm` crate. Setting `BURN_FLEX_STOCK_CONV=1` (or calling
+//! the three kernels for most geometries without writing the patch matrix out (and small
+//! outputs as one GEMM for the whole batch, shared out between the threads); elsewhere they are
+//! im2col (or col2im) around the `gemm` crate. Setting `BURN_FLEX_STOCK_CONV=1` (or calling
 //! [`set_stock`]) keeps burn-flex 0.21.0's own paths, for side-by-side comparison; groups other
 //! than 1 and dtypes other than `f32` always take them. The differential tests (each kernel against f64
 //! loops and against the stock path) are latentgan's `tests/conv.rs`: a patched dependency's
@@ -330,15 +331,31 @@ fn per_image(
     out
 }
 
-/// Whether the AVX-512 kernels take a convolution: they can ([`avx512::handles`]), its images
-/// run one per thread (a batch of one keeps the `gemm` crate's threads), it needs patches (a
-/// pointwise one multiplies the images directly), and it is large enough for packing to pay:
-/// at least 64 patch rows (a stem over 3 channels has 27) and 128 output positions (an 8×8
-/// output leaves half of each 32-wide block of the micro-kernel empty, and its packing costs
-/// more than it saves).
+/// How the AVX-512 kernels take a convolution.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-fn avx512(g: &Geometry) -> bool {
-    g.batch > 1 && !g.pointwise() && g.k() >= 64 && g.n() >= 128 && avx512::handles(g)
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Avx512 {
+    /// A GEMM per image, the images one per thread.
+    PerImage,
+    /// One GEMM for the whole batch, its columns (or rows) shared out between the threads.
+    Batch,
+}
+
+/// Whether and how the AVX-512 kernels take a convolution: it needs patches (a pointwise one
+/// multiplies the images directly) and has at least 64 patch rows (a stem over 3 channels has
+/// 27, too few for packing to pay); then a small output ([`avx512::batched`]: fewer than 128
+/// positions, a multiple of 16) runs as one GEMM for the whole batch, a larger one as a GEMM per
+/// image ([`avx512::handles`]) when there are several images (a batch of one keeps the `gemm`
+/// crate's threads).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn avx512(g: &Geometry) -> Option<Avx512> {
+    if g.pointwise() || g.k() < 64 {
+        None
+    } else if g.n() < avx512::BATCHED_BELOW {
+        avx512::batched(g).then_some(Avx512::Batch)
+    } else {
+        (g.batch > 1 && avx512::handles(g)).then_some(Avx512::PerImage)
+    }
 }
 
 /// The output grid `y` (`[batch, c_out, oh, ow]`) of the convolution of `x` (`[batch, c_in, h,
@@ -346,9 +363,14 @@ fn avx512(g: &Geometry) -> bool {
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let tile = g.tile();
-    // With AVX-512 and an image per thread: the weight packed once for every image.
+    // With AVX-512: one GEMM for a batch of small images, or the weight packed once for every
+    // image.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    let packed = avx512(g).then(|| avx512::pack_rows(weight, [g.c_out, k], [k, 1]));
+    let packed = match avx512(g) {
+        Some(Avx512::Batch) => return avx512::forward_batch(g, x, weight),
+        Some(Avx512::PerImage) => Some(avx512::pack_rows(weight, [g.c_out, k], [k, 1])),
+        None => None,
+    };
     per_image(g.batch, g.c_out * n, |b, y_b, parallel| {
         let x_b = &x[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -395,7 +417,11 @@ pub fn data_grad(g: &Geometry, y: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let tile = g.tile();
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    let packed = avx512(g).then(|| avx512::pack_rows(weight, [k, g.c_out], [1, k]));
+    let packed = match avx512(g) {
+        Some(Avx512::Batch) => return avx512::data_grad_batch(g, y, weight),
+        Some(Avx512::PerImage) => Some(avx512::pack_rows(weight, [k, g.c_out], [1, k])),
+        None => None,
+    };
     per_image(g.batch, g.c_in * g.h * g.w, |b, x_b, parallel| {
         let y_b = &y[b * g.c_out * n..(b + 1) * g.c_out * n];
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -442,7 +468,10 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let tile = g.tile();
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    let fast = avx512(g);
+    let fast = match avx512(g) {
+        Some(Avx512::Batch) => return avx512::weight_grad_batch(g, x, dy),
+        mode => mode.is_some(),
+    };
     let image = |b: usize, dw: &mut [f32], parallel: bool| {
         let x_b = &x[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
         let dy_b = &dy[b * g.c_out * n..(b + 1) * g.c_out * n];
