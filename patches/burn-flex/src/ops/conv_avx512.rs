@@ -744,27 +744,26 @@ unsafe fn pack_patches(
 }
 
 /// Patch rows `taps` (at most NR) of `chunks` (16 patch columns each) into `out` transposed:
-/// `[16·chunks.len()][NR]`, patch row `taps[q]` in column `q`, zero beyond.
+/// `[16·chunks.len()][NR]`, patch row `taps[q]` in column `q`, zero beyond. Per chunk, 16 rows
+/// at a time go through a 16 × 16 transpose in registers.
 ///
 /// # Safety
 /// AVX-512F must be available, `g` one [`handles`] takes and `x` the image.
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_patches_t(g: &Geometry, x: &[f32], chunks: &[Chunk], taps: &[Tap], out: &mut [f32]) {
     let out = &mut out[..16 * chunks.len() * NR];
-    if taps.len() < NR {
-        out.fill(0.0);
-    }
-    let step = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let down = _mm512_mullo_epi32(step, _mm512_set1_epi32(NR as i32));
-    for (q, &tap) in taps.iter().enumerate() {
-        for (u, chunk) in chunks.iter().enumerate() {
-            // SAFETY: AVX-512F is available and `x` is the image; rows `16u..16u + 16` of NR
-            // floats, column q < NR, lie inside `out`.
-            unsafe {
-                let v = gather(g, x, chunk, tap);
-                let dst = out.as_mut_ptr().add(16 * u * NR + q);
-                _mm512_i32scatter_ps::<4>(dst, down, v)
-            };
+    for (chunk, out) in chunks.iter().zip(out.chunks_exact_mut(16 * NR)) {
+        for h in 0..NR / 16 {
+            let mut v = [_mm512_setzero_ps(); 16];
+            for (v, &tap) in v.iter_mut().zip(taps.iter().skip(16 * h)) {
+                // SAFETY: AVX-512F is available and `x` is the image.
+                *v = unsafe { gather(g, x, chunk, tap) };
+            }
+            transpose16(&mut v);
+            for (v, row) in v.iter().zip(out.chunks_exact_mut(NR)) {
+                // SAFETY: `row` holds NR = 32 floats, of which these are 16h..16h + 16.
+                unsafe { _mm512_storeu_ps(row.as_mut_ptr().add(16 * h), *v) };
+            }
         }
     }
 }
