@@ -314,9 +314,9 @@ fn the_new_kernels_agree_with_burn_flex_s_stock_paths() {
 }
 
 /// Whether `case` takes the AVX-512 kernels of the patched burn-flex on a CPU that has them: the
-/// conditions of `conv_nchw::avx512` and `conv_avx512::handles` in `patches/burn-flex`, for the
-/// convolution behind `case` (a transposed one is the input gradient of the convolution back
-/// from its output).
+/// conditions of `conv_nchw::avx512`, `conv_avx512::handles` and `conv_avx512::batched` in
+/// `patches/burn-flex`, for the convolution behind `case` (a transposed one is the input gradient
+/// of the convolution back from its output).
 #[cfg(all(target_arch = "x86_64", not(any(feature = "cuda", feature = "wgpu"))))]
 fn takes_avx512(case: &Case) -> bool {
     let (k, [h, w]) = (case.k, case.hw);

@@ -89,8 +89,8 @@ pub fn handles(g: &Geometry) -> bool {
 
 /// `a` (`m × k`, given by its row and column strides) in panels of [`MR`] rows: panel `p` (rows
 /// `p·MR..`, `r = min(MR, m − p·MR)` of them) at `p·MR·k`, as `[k][r]`. The panels are packed in
-/// parallel: a small layer's weight (4 MiB for 256 channels and a 4 × 4 kernel) takes as long
-/// to pack on one thread as its whole GEMM on two.
+/// parallel: packed on one thread, a small layer's weight (4 MiB for 256 channels and a 4 × 4
+/// kernel) took a third to a half of the time of its forward for a batch of 8.
 pub fn pack_rows(a: &[f32], [m, k]: [usize; 2], [rs, cs]: [usize; 2]) -> Vec<f32> {
     use core::mem::MaybeUninit;
     assert!(m == 0 || k == 0 || a.len() > (m - 1) * rs + (k - 1) * cs);
@@ -105,8 +105,9 @@ pub fn pack_rows(a: &[f32], [m, k]: [usize; 2], [rs, cs]: [usize; 2]) -> Vec<f32
         } else if rs == 1 {
             // Each depth's r values are consecutive in `a` (a transposed weight).
             for (kk, dst) in dst.chunks_exact_mut(r).enumerate() {
-                let src = &a[p0 + kk * cs..][..r];
-                dst.iter_mut().zip(src).for_each(|(d, v)| _ = d.write(*v));
+                for (d, v) in dst.iter_mut().zip(&a[p0 + kk * cs..][..r]) {
+                    d.write(*v);
+                }
             }
         } else {
             // Row by row, 64 depths at a time (the destination block stays in L1).
