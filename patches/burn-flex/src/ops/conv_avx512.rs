@@ -539,6 +539,8 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
+    /// The pointer. A method, so that a closure captures the `Shared` (which is `Send`), not
+    /// the raw pointer inside it (which is not).
     fn get(self) -> *mut f32 {
         self.0
     }
