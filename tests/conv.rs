@@ -368,6 +368,9 @@ fn avx512_cases(seed: u64, n: usize) -> Vec<Case> {
         (false, 6, 16, 300, [16, 8], 4, 2, 1, 0),
         (true, 5, 300, 16, [8, 4], 4, 2, 1, 1),
         (false, 4, 9, 37, [6, 8], 3, 1, 1, 0),
+        // Notebook 05's batch of 32 at 8² and 4², channels 32 and 16.
+        (false, 32, 32, 16, [8, 8], 3, 1, 1, 0),
+        (true, 32, 16, 32, [4, 4], 3, 1, 1, 0),
     ]
     .map(Case::undilated);
     random
