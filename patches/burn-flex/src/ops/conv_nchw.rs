@@ -363,12 +363,17 @@ fn avx512(g: &Geometry) -> Option<Avx512> {
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let tile = g.tile();
-    // With AVX-512: one GEMM for a batch of small images, or the weight packed once for every
-    // image.
+    // With AVX-512: the weight packed once, for one GEMM for a batch of small images or for
+    // every image's.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     let packed = match avx512(g) {
-        Some(Avx512::Batch) => return avx512::forward_batch(g, x, weight),
-        Some(Avx512::PerImage) => Some(avx512::pack_rows(weight, [g.c_out, k], [k, 1])),
+        Some(mode) => {
+            let weight = avx512::pack_rows(weight, [g.c_out, k], [k, 1]);
+            if mode == Avx512::Batch {
+                return avx512::forward_batch(g, x, &weight);
+            }
+            Some(weight)
+        }
         None => None,
     };
     per_image(g.batch, g.c_out * n, |b, y_b, parallel| {
@@ -418,8 +423,13 @@ pub fn data_grad(g: &Geometry, y: &[f32], weight: &[f32]) -> Vec<f32> {
     let tile = g.tile();
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     let packed = match avx512(g) {
-        Some(Avx512::Batch) => return avx512::data_grad_batch(g, y, weight),
-        Some(Avx512::PerImage) => Some(avx512::pack_rows(weight, [k, g.c_out], [1, k])),
+        Some(mode) => {
+            let weight_t = avx512::pack_rows(weight, [k, g.c_out], [1, k]);
+            if mode == Avx512::Batch {
+                return avx512::data_grad_batch(g, y, &weight_t);
+            }
+            Some(weight_t)
+        }
         None => None,
     };
     per_image(g.batch, g.c_in * g.h * g.w, |b, x_b, parallel| {
