@@ -104,8 +104,8 @@ fn code_gan_figures(
     println!("ratio code_vs_pixel_{res} {:.3}", code / pixel);
     // SAGAN on the same codes, its attention after the 16² feature maps (the code side at 64²).
     let side = h.min(16);
-    let sagan_config = Stage2Config::sagan()
-        .with_model(GanArch::sagan().with_attention(vec![side]))
+    let sagan_config = Stage2Config::table2_sagan()
+        .with_model(GanArch::table2_sagan().with_attention(vec![side]))
         .with_batch_size(batch)
         .with_steps(steps + 1)
         .with_log_every(1);

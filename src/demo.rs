@@ -208,7 +208,7 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
         grid,
         report: out.join("report.json"),
     };
-    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Render {
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Serialize {
         what: "report.json",
         reason: e.to_string(),
     })?;

@@ -88,6 +88,14 @@ pub enum Error {
         /// What the backend said.
         reason: String,
     },
+    /// A config, report, header or record could not be serialised.
+    #[error("cannot serialise {what}: {reason}")]
+    Serialize {
+        /// What was being serialised.
+        what: &'static str,
+        /// The serialiser's message.
+        reason: String,
+    },
     /// Encoding an image or a plot failed.
     #[error("cannot render {what}: {reason}")]
     Render {

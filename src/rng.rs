@@ -66,6 +66,12 @@ impl SplitMix64 {
         SplitMix64::new(seed ^ SplitMix64::new(key).next_u64()).next_u64()
     }
 
+    /// The seed of item `index` of the stream `key` of `seed`: the noise of step 7 is
+    /// `stream(seed, NOISE, 7)`. Loops key their streams by constants of their own.
+    pub fn stream(seed: u64, key: u64, index: u64) -> u64 {
+        Self::derive(Self::derive(seed, key), index)
+    }
+
     /// A fair coin.
     pub fn coin(&mut self) -> bool {
         self.next_u64() >> 63 == 1

@@ -261,7 +261,7 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
     common::succeed(
         latentgan()
             .args(["stage2", "--codes", &path("s1"), "--out", &path("sa")])
-            .args(["--sagan", "--attention", "8", "--steps", "3"])
+            .args(["--table2-sagan", "--attention", "8", "--steps", "3"])
             .args(small),
     );
     let config = dir.path().join("sa/config.json").display().to_string();
@@ -641,20 +641,11 @@ fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/lfw-subset");
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).display().to_string();
-    let conditional = [
-        "--sagan",
-        "--conditional",
-        "--ch",
-        "8",
-        "--steps",
-        "3",
-        "--batch-size",
-        "8",
-    ];
+    let conditional = ["--ch", "8", "--steps", "3", "--batch-size", "8"];
     common::succeed(
         latentgan()
             .args([
-                "baseline",
+                "sagan",
                 "--data",
                 data,
                 "--resolution",
@@ -737,13 +728,13 @@ fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
     ]));
     common::fail(
         latentgan()
-            .args(["stage2", "--stage1", &path("s1"), "--out", &path("codes")])
+            .args(["sagan", "--codes", &path("s1"), "--out", &path("codes")])
             .args(conditional),
         "--data DIR",
     );
     common::succeed(
         latentgan()
-            .args(["stage2", "--stage1", &path("s1"), "--out", &path("codes")])
+            .args(["sagan", "--codes", &path("s1"), "--out", &path("codes")])
             .args(["--data", data, "--resolution", "32"])
             .args(conditional),
     );
@@ -780,13 +771,7 @@ fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
     );
     let out = common::succeed(
         latentgan()
-            .args([
-                "stage2",
-                "--codes",
-                &path("store"),
-                "--out",
-                &path("stored"),
-            ])
+            .args(["sagan", "--codes", &path("store"), "--out", &path("stored")])
             .args(conditional),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -819,8 +804,17 @@ fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
     ]));
     common::fail(
         latentgan()
-            .args(["stage2", "--codes", &path("plain"), "--out", &path("x")])
+            .args(["sagan", "--codes", &path("plain"), "--out", &path("x")])
             .args(conditional),
         "--class-folders",
     );
+    // The old spelling still trains SAGAN's own model, and says what it is called now.
+    let err = common::fail(
+        latentgan()
+            .args(["stage2", "--codes", &path("plain"), "--out", &path("x")])
+            .args(["--sagan", "--conditional"])
+            .args(conditional),
+        "--class-folders",
+    );
+    assert!(err.contains("is now `latentgan sagan`"), "{err}");
 }

@@ -36,19 +36,6 @@ const AFTER: usize = 4;
 /// step; every other loss within 1e-7.)
 const TOLERANCE: [f64; 2] = [1e-4, 1e-3];
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// Trains with `train(run_dir, steps, on_gpu)` to [`BEFORE`] steps on the CPU, copies the run,
 /// resumes both copies to [`AFTER`] (CPU, then GPU) and checks the losses of the resumed steps.
 /// Returns the GPU run's directory.
@@ -58,7 +45,7 @@ fn cpu_then_both(dir: &Path, what: &str, train: impl Fn(&Path, usize, bool) -> H
         dir.join(format!("{what}-gpu")),
     );
     train(&cpu, BEFORE, false);
-    copy_dir(&cpu, &gpu);
+    common::copy_dir(&cpu, &gpu);
     let (a, b) = (train(&cpu, AFTER, false), train(&gpu, AFTER, true));
     for (i, step) in (BEFORE + 1..=AFTER).enumerate() {
         let find = |h: &History| h.entries.iter().find(|e| e.step == step).cloned().unwrap();
@@ -165,8 +152,8 @@ fn the_sagan_baseline_resumed_on_the_gpu_continues_as_on_the_cpu_and_attends() {
     let dir = tempfile::tempdir().unwrap();
     let faces = common::faces(16);
     let gpu = cpu_then_both(dir.path(), "sagan", |run, steps, gpu| {
-        let model = GanArch::sagan().with_attention(vec![8]);
-        let config = stage2_config(Stage2Config::sagan(), model, run, steps);
+        let model = GanArch::table2_sagan().with_attention(vec![8]);
+        let config = stage2_config(Stage2Config::table2_sagan(), model, run, steps);
         match gpu {
             false => train_baseline_on::<CpuTrain>(&faces, config, &Default::default())
                 .map(|t| t.history),

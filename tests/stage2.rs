@@ -118,7 +118,7 @@ fn learns_the_faces_mean_and_grayness(
     name: &str,
     config: impl Fn(usize) -> Stage2Config,
     steps: usize,
-) -> Trained<ImageGan> {
+) -> Trained<Gan<Backend>> {
     let ds = faces(16);
     let target = mean_image(&ds.images(100));
     let rmse = |m: &[f64]| {
@@ -198,9 +198,9 @@ fn sampling_and_interpolation_agree_and_bad_inputs_are_named() {
 /// The SAGAN preset shrunk like `common::small_gan`: hinge loss, spectral norm, attention at
 /// `attention`, one critic step per generator step, the critic's rate 4× the generator's.
 fn small_sagan(steps: usize, attention: usize) -> Stage2Config {
-    Stage2Config::sagan()
+    Stage2Config::table2_sagan()
         .with_model(
-            GanArch::sagan()
+            GanArch::table2_sagan()
                 .with_attention(vec![attention])
                 .with_latent_dim(16)
                 .with_max_width(32)

@@ -216,7 +216,7 @@ pub fn build(
         map.flush().map_err(io)?;
         header
     };
-    let json = serde_json::to_vec(&header).map_err(|e| Error::Render {
+    let json = serde_json::to_vec(&header).map_err(|e| Error::Serialize {
         what: "dataset cache header",
         reason: e.to_string(),
     })?;

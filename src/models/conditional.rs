@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::gan::{attention_rows, noise_rows, AttentionMap};
+use super::gan::{attention_rows, noise_rows, AttentionWeights};
 use super::samples::{check_range, in_batches};
 use super::{Decoder, SaganGenerator};
 use crate::error::{Error, Result};
@@ -35,7 +35,7 @@ impl<B: Backend> ConditionalGan<B> {
         &self,
         z: Tensor<B, 2>,
         labels: Tensor<B, 1, Int>,
-    ) -> (Tensor<B, 4>, Vec<AttentionMap<B>>) {
+    ) -> (Tensor<B, 4>, Vec<AttentionWeights<B>>) {
         let (x, maps) = self.generator.forward_with_maps(z, labels);
         let images = match &self.decoder {
             Some(h) => h.forward(x),

@@ -88,7 +88,7 @@ impl<B: Backend> Critic<B> {
                 "attention",
                 "the critic's written-out input gradient (for the WGAN-GP penalty) covers \
                  convolutions and dense layers, not self-attention; train a critic with \
-                 attention with the hinge loss (Stage2Config::sagan())",
+                 attention with the hinge loss (Stage2Config::table2_sagan())",
             ));
         }
         Ok(Weights {

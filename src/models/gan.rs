@@ -58,13 +58,23 @@ pub struct GanArch {
 }
 
 impl GanArch {
-    /// SAGAN's switches on this family: spectral norm on every weight, self-attention after the
-    /// 16×16 feature maps (which exist for codes of 64² images and up, and for pixel GANs from
-    /// 16² up; set `attention` for other sizes).
-    pub fn sagan() -> Self {
+    /// SAGAN's switches on this (Table-2) family: spectral norm on every weight,
+    /// self-attention after the 16×16 feature maps (which exist for codes of 64² images and up,
+    /// and for pixel GANs from 16² up; set `attention` for other sizes). SAGAN's own model is
+    /// [`SaganArch`](super::SaganArch).
+    pub fn table2_sagan() -> Self {
         Self::new()
             .with_spectral_norm(true)
             .with_attention(vec![16])
+    }
+
+    /// The old name of [`GanArch::table2_sagan`].
+    #[deprecated(
+        note = "renamed `GanArch::table2_sagan()`: SAGAN's switches on the Table-2 nets \
+                         (SAGAN's own model is `SaganArch`)"
+    )]
+    pub fn sagan() -> Self {
+        Self::table2_sagan()
     }
 
     /// This architecture for generated tensors of shape `[channels, size, size]`.
@@ -195,20 +205,21 @@ pub struct Block<B: Backend> {
 
 impl<B: Backend> Block<B> {
     /// `x` through the attention block if there is one, with its map.
-    pub(crate) fn attend(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Option<AttentionMap<B>>) {
+    pub(crate) fn attend(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Option<AttentionWeights<B>>) {
         match &self.attention {
             Some(attention) => {
                 let (y, weights) = attention.forward_with_map(x);
-                (y, Some(AttentionMap::new(weights)))
+                (y, Some(AttentionWeights::new(weights)))
             }
             None => (x, None),
         }
     }
 }
 
-/// One self-attention block's map for a batch, from [`Generator::forward_with_maps`].
+/// One self-attention block's weights for a batch, from `forward_with_maps` of either family's
+/// generator (the raw tensor: [`AttentionMaps`] is their picture at chosen query pixels).
 #[derive(Debug, Clone)]
-pub struct AttentionMap<B: Backend> {
+pub struct AttentionWeights<B: Backend> {
     /// `[B, N, N']`: row `i` holds the weights query position `i` (row-major over the
     /// `side`×`side` feature map) gives to the key positions (row-major over
     /// `key_side`×`key_side`). Rows sum to 1.
@@ -219,7 +230,7 @@ pub struct AttentionMap<B: Backend> {
     pub key_side: usize,
 }
 
-impl<B: Backend> AttentionMap<B> {
+impl<B: Backend> AttentionWeights<B> {
     pub(crate) fn new(weights: Tensor<B, 3>) -> Self {
         let [_, n, n_keys] = weights.dims();
         let side = |n: usize| (n as f64).sqrt().round() as usize;
@@ -248,7 +259,7 @@ impl<B: Backend> Generator<B> {
 
     /// Generates from `z` and returns the attention maps of its self-attention blocks, from
     /// the smallest feature map to the largest (none without attention).
-    pub fn forward_with_maps(&self, z: Tensor<B, 2>) -> (Tensor<B, 4>, Vec<AttentionMap<B>>) {
+    pub fn forward_with_maps(&self, z: Tensor<B, 2>) -> (Tensor<B, 4>, Vec<AttentionWeights<B>>) {
         let [b, _] = z.dims();
         let [_, features] = self.dense.linear.weight.dims();
         let x = self.dense.forward(z).reshape([b, features / 16, 4, 4]);
@@ -322,14 +333,16 @@ pub struct Gan<B: Backend> {
     pub decoder: Option<Decoder<B>>,
 }
 
-/// A GAN on stage-1 codes, whose samples are decoded by H (what [`train_stage2`] returns).
-///
-/// [`train_stage2`]: crate::train::train_stage2
+/// The old name of one attention block's weights.
+#[deprecated(note = "renamed `AttentionWeights` (`AttentionMaps` is their picture)")]
+pub type AttentionMap<B> = AttentionWeights<B>;
+
+/// A GAN on stage-1 codes: a [`Gan`] whose `decoder` is set.
+#[deprecated(note = "the same type as `Gan`: write `Gan` (a code GAN is one with a decoder)")]
 pub type CodeGan<B = crate::backend::Backend> = Gan<B>;
 
-/// A GAN on pixels, the "before acceleration" baseline (what [`train_baseline`] returns).
-///
-/// [`train_baseline`]: crate::train::train_baseline
+/// A GAN on pixels: a [`Gan`] without a decoder.
+#[deprecated(note = "the same type as `Gan`: write `Gan` (a pixel GAN is one without a decoder)")]
 pub type ImageGan<B = crate::backend::Backend> = Gan<B>;
 
 impl<B: Backend> Gan<B> {
@@ -342,7 +355,10 @@ impl<B: Backend> Gan<B> {
     /// [`Gan::generate`], also returning G's attention maps (smallest feature map first; none
     /// without self-attention). A code GAN's maps live on the code grid, which H decodes
     /// position by position, so they align with the image.
-    pub fn generate_with_attention(&self, z: Tensor<B, 2>) -> (Tensor<B, 4>, Vec<AttentionMap<B>>) {
+    pub fn generate_with_attention(
+        &self,
+        z: Tensor<B, 2>,
+    ) -> (Tensor<B, 4>, Vec<AttentionWeights<B>>) {
         let (x, maps) = self.generator.forward_with_maps(z);
         let images = match &self.decoder {
             Some(h) => h.forward(x),
@@ -400,7 +416,8 @@ impl<B: Backend> Gan<B> {
             images,
             maps,
             queries,
-            "G has no self-attention block; train with Stage2Config::sagan() or set `attention`",
+            "G has no self-attention block; train with Stage2Config::table2_sagan() or set \
+             `attention`",
         )
     }
 }
@@ -410,7 +427,7 @@ impl<B: Backend> Gan<B> {
 /// error when there is no map. Only the queries' rows come to the host.
 pub(crate) fn attention_rows<B: Backend>(
     images: Tensor<B, 4>,
-    maps: Vec<AttentionMap<B>>,
+    maps: Vec<AttentionWeights<B>>,
     queries: &[(usize, usize)],
     none: &str,
 ) -> Result<AttentionMaps> {

@@ -17,6 +17,8 @@ pub use autoencoder::{
 };
 pub use conditional::{ClassSamples, ConditionalGan};
 pub use critic::Critic;
-pub use gan::{attention_map, CodeGan, Gan, GanArch, GanConfig, Generator, ImageGan};
+pub use gan::{attention_map, AttentionWeights, Gan, GanArch, GanConfig, Generator};
+#[allow(deprecated)]
+pub use gan::{AttentionMap, CodeGan, ImageGan};
 pub use sagan::{Attention, SaganArch, SaganConfig, SaganDiscriminator, SaganGenerator};
 pub use samples::Samples;

@@ -24,7 +24,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::{Int, Tensor};
 
-use super::gan::AttentionMap;
+use super::gan::AttentionWeights;
 use crate::error::{Error, Result};
 use crate::nn::{
     upsample2x, ConditionalBatchNorm, ConditionalBatchNormConfig, SelfAttention,
@@ -248,7 +248,7 @@ impl<B: Backend> UpBlock<B> {
         &self,
         x: Tensor<B, 4>,
         labels: &Tensor<B, 1, Int>,
-    ) -> (Tensor<B, 4>, Option<AttentionMap<B>>) {
+    ) -> (Tensor<B, 4>, Option<AttentionWeights<B>>) {
         let h = relu(self.norm1.forward(x.clone(), labels.clone()));
         let h = self.conv1.forward(upsample2x(h));
         let h = self
@@ -271,7 +271,7 @@ pub struct DownBlock<B: Backend> {
 }
 
 impl<B: Backend> DownBlock<B> {
-    fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Option<AttentionMap<B>>) {
+    fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Option<AttentionWeights<B>>) {
         let pool = |t: Tensor<B, 4>| avg_pool2d(t, [2, 2], [2, 2], [0, 0], true, false);
         // The optimised block sees pixels (or codes) and has no ReLU before its first conv.
         let h = if self.first {
@@ -295,11 +295,11 @@ impl<B: Backend> DownBlock<B> {
 fn attend<B: Backend>(
     attention: &Option<SelfAttention<B>>,
     x: Tensor<B, 4>,
-) -> (Tensor<B, 4>, Option<AttentionMap<B>>) {
+) -> (Tensor<B, 4>, Option<AttentionWeights<B>>) {
     match attention {
         Some(block) => {
             let (y, weights) = block.forward_with_map(x);
-            (y, Some(AttentionMap::new(weights)))
+            (y, Some(AttentionWeights::new(weights)))
         }
         None => (x, None),
     }
@@ -327,7 +327,7 @@ impl<B: Backend> SaganGenerator<B> {
         &self,
         z: Tensor<B, 2>,
         labels: Tensor<B, 1, Int>,
-    ) -> (Tensor<B, 4>, Vec<AttentionMap<B>>) {
+    ) -> (Tensor<B, 4>, Vec<AttentionWeights<B>>) {
         let [b, _] = z.dims();
         let [_, features] = self.dense.linear.weight.dims();
         let mut x = self.dense.forward(z).reshape([b, features / 16, 4, 4]);

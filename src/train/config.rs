@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use burn::config::Config;
+use burn::optim::AdamConfig;
 
 use crate::error::{Error, Result};
 
@@ -94,6 +95,35 @@ impl RunConfig {
     }
 }
 
+/// Adam with `β = (beta_1, beta_2)` and ε = 1e-8 (PyTorch's default, which the papers' code
+/// uses; Burn's is 1e-5): the `optimizer` every training config nests, as Burn's examples do.
+pub fn adam(beta_1: f32, beta_2: f32) -> AdamConfig {
+    AdamConfig::new()
+        .with_beta_1(beta_1)
+        .with_beta_2(beta_2)
+        .with_epsilon(1e-8)
+}
+
+/// Checks an `optimizer`: betas in [0, 1) and a positive ε (Burn's Adam takes any value and
+/// then trains on NaN).
+pub(crate) fn validate_adam(adam: &AdamConfig) -> Result<()> {
+    // Burn's `AdamConfig` keeps its fields private; its serialised form names them.
+    let value = serde_json::to_value(adam).unwrap_or_default();
+    let field = |name: &str| value.get(name).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+    let (beta_1, beta_2, epsilon) = (field("beta_1"), field("beta_2"), field("epsilon"));
+    // Written so that NaN fails too.
+    if !((0.0..1.0).contains(&beta_1) && (0.0..1.0).contains(&beta_2) && epsilon > 0.0) {
+        return Err(Error::invalid(
+            "optimizer",
+            format!(
+                "Adam with beta_1 {beta_1}, beta_2 {beta_2}, epsilon {epsilon}; expected betas \
+                 in [0, 1) and epsilon > 0"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Builders for the [`RunConfig`] a training config nests, so a whole run reads as one chain:
 /// `Stage2Config::new().with_steps(500).with_batch_size(8).with_run_dir(Some("runs/a".into()))`.
 pub trait RunOptions: Sized {
@@ -152,6 +182,29 @@ pub trait RunOptions: Sized {
     }
 }
 
+/// The builders of Adam's betas that configs had before Adam's settings were nested as
+/// `optimizer` (kept for notebooks written with them).
+pub trait OldAdamOptions: Sized {
+    /// The nested Adam settings.
+    fn optimizer_mut(&mut self) -> &mut AdamConfig;
+
+    /// Sets Adam's β₁ of both networks.
+    #[deprecated(note = "Adam's settings are nested: `.with_optimizer(adam(beta_1, beta_2))`")]
+    fn with_beta_1(mut self, beta_1: f64) -> Self {
+        let optimizer = self.optimizer_mut();
+        *optimizer = optimizer.clone().with_beta_1(beta_1 as f32);
+        self
+    }
+
+    /// Sets Adam's β₂ of both networks.
+    #[deprecated(note = "Adam's settings are nested: `.with_optimizer(adam(beta_1, beta_2))`")]
+    fn with_beta_2(mut self, beta_2: f64) -> Self {
+        let optimizer = self.optimizer_mut();
+        *optimizer = optimizer.clone().with_beta_2(beta_2 as f32);
+        self
+    }
+}
+
 /// The top-level keys of configs written before [`RunConfig`] was nested, and where they live
 /// now: `(old key, new object)`.
 const LEGACY_KEYS: &[(&str, &str)] = &[
@@ -203,6 +256,7 @@ pub fn upgrade_legacy(value: &mut serde_json::Value) -> bool {
                 moved = true;
             }
         }
+        moved |= upgrade_optimizer(object);
         // model.json: { "gan": { "channels", "size", "latent_dim", ... } }.
         if let Some(gan) = object.get_mut("gan") {
             moved |= upgrade_gan(gan);
@@ -215,6 +269,29 @@ pub fn upgrade_legacy(value: &mut serde_json::Value) -> bool {
         }
     }
     moved
+}
+
+/// A training config saved before Adam's settings were nested as `optimizer`: stage 2's and
+/// SAGAN's flat `beta_1`/`beta_2` move into it, and stage 1's (whose betas were fixed at
+/// (0.5, 0.999)) gets those. ε was 1e-8 in all of them.
+fn upgrade_optimizer(object: &mut serde_json::Map<String, serde_json::Value>) -> bool {
+    if object.contains_key("optimizer") {
+        return false;
+    }
+    let is_stage1 = object.contains_key("alpha") && object.contains_key("discriminator");
+    let beta = |object: &mut serde_json::Map<String, serde_json::Value>, key: &str| {
+        object.remove(key).and_then(|v| v.as_f64())
+    };
+    let (beta_1, beta_2) = (beta(object, "beta_1"), beta(object, "beta_2"));
+    let betas = match (beta_1, beta_2) {
+        (Some(b1), Some(b2)) => (b1, b2),
+        _ if is_stage1 => (0.5, 0.999),
+        _ => return false,
+    };
+    let optimizer = serde_json::to_value(adam(betas.0 as f32, betas.1 as f32))
+        .expect("an AdamConfig serialises");
+    object.insert("optimizer".into(), optimizer);
+    true
 }
 
 /// A `GanConfig` saved flat (`channels`, `size`, `latent_dim`, …) → `{channels, size, arch}`.
@@ -255,9 +332,48 @@ pub fn load_config<C: Config>(path: impl AsRef<Path>, what: &str) -> Result<C> {
     serde_json::from_value(value).map_err(corrupt)
 }
 
+/// Dotted paths (`lr`, `run.steps`) of the leaves whose values differ between two JSON
+/// objects, except those in `ignore`. Objects are compared key by key, anything else as a whole.
+pub(crate) fn differing_keys(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    ignore: &[&str],
+) -> Vec<String> {
+    fn walk(
+        prefix: &str,
+        a: Option<&serde_json::Value>,
+        b: Option<&serde_json::Value>,
+        ignore: &[&str],
+        out: &mut Vec<String>,
+    ) {
+        if ignore.contains(&prefix) {
+            return;
+        }
+        match (a.and_then(|a| a.as_object()), b.and_then(|b| b.as_object())) {
+            (Some(x), Some(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    let path = match prefix {
+                        "" => key.clone(),
+                        _ => format!("{prefix}.{key}"),
+                    };
+                    walk(&path, x.get(key), y.get(key), ignore, out);
+                }
+            }
+            _ if a != b => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(a), Some(b), ignore, &mut out);
+    out
+}
+
 /// `config` as a JSON value (what a run directory saves and compares on resume).
-pub(crate) fn to_json<C: Config>(config: &C) -> Result<serde_json::Value> {
-    serde_json::to_value(config).map_err(|e| Error::Render {
+pub(crate) fn to_json(config: &impl serde::Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(config).map_err(|e| Error::Serialize {
         what: "config",
         reason: e.to_string(),
     })
@@ -358,6 +474,14 @@ mod tests {
             (7, false, Some(30.0))
         );
         assert_eq!(c.model.width, 8);
+    }
+
+    #[test]
+    fn nested_fields_are_compared_by_path() {
+        let a = json!({"run": {"steps": 1, "seed": 0}, "lr": 0.1});
+        let b = json!({"run": {"steps": 2, "seed": 1}, "lr": 0.1});
+        assert_eq!(differing_keys(&a, &b, &["run.steps"]), ["run.seed"]);
+        assert!(differing_keys(&a, &a, &[]).is_empty());
     }
 
     #[test]

@@ -9,8 +9,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use super::checkpoint::{module_to_bytes, record_from_bytes, RunDir};
 use super::config::load_config;
+use super::run_dir::{module_to_bytes, record_from_bytes, RunDir};
 use crate::backend::{default_device, to_host_f32};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;

@@ -1,23 +1,37 @@
-//! Training: the shared run config, losses, the two loops, SAGAN's conditional loop with its EMA, run directories with atomic
-//! checkpoints, history, and a trained GAN's run directory as a model on disk.
+//! Training: the run config every run shares ([`config`]), run directories with atomic
+//! checkpoints ([`run_dir`]), the history, the losses, and the loops — stage 1 ([`stage1`]), the
+//! WGAN-GP/hinge GAN on codes or pixels ([`stage2`]) and SAGAN's conditional model ([`sagan`]),
+//! each a step function plugged into one skeleton (`trainer.rs`: session, optimisers, resume,
+//! checkpoint files, budget, Ctrl-C) — and a trained GAN's run directory as a model on disk
+//! ([`gan_run`]).
 
-pub mod checkpoint;
 pub mod config;
 mod ema;
 pub mod gan_run;
 pub mod history;
 pub mod losses;
+pub mod run_dir;
 pub mod sagan;
 mod session;
 pub mod stage1;
 pub mod stage2;
+mod trainer;
 
 use std::path::PathBuf;
 
-pub use checkpoint::{Checkpoint, RunDir};
-pub use config::{load_config, RunConfig, RunOptions};
+/// Run directories and checkpoints: moved to [`run_dir`].
+#[deprecated(note = "moved to `latentgan::train::run_dir`")]
+pub mod checkpoint {
+    pub use super::run_dir::{
+        module_to_bytes, record_from_bytes, record_to_bytes, training_files, Checkpoint, RunDir,
+        RunLock,
+    };
+}
+
+pub use config::{adam, load_config, OldAdamOptions, RunConfig, RunOptions};
 pub use gan_run::{load_gan, GanModelConfig};
 pub use history::{Entry, History};
+pub use run_dir::{Checkpoint, RunDir};
 pub use sagan::{
     load_sagan, train_sagan, train_sagan_codes, train_sagan_on, SaganModelConfig, SaganTrainConfig,
     Weights,

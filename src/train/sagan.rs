@@ -20,16 +20,16 @@ use std::path::Path;
 
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::AdamConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::checkpoint::{module_to_bytes, training_files, RunDir};
-use super::config::{to_json, RunConfig, RunOptions};
+use super::config::{adam, validate_adam, OldAdamOptions, RunConfig, RunOptions};
 use super::ema::ema_update;
 use super::gan_run::{load_decoder, read_model_config, save_model};
 use super::losses::{hinge_discriminator_loss, hinge_generator_loss};
-use super::session::Session;
+use super::run_dir::RunDir;
+use super::trainer::{Kept, Learner, Saved, Step, Trainer};
 use super::Trained;
 use crate::backend::{default_device, scalar, seeded, Materialize, TrainBackend};
 use crate::data::{Codes, ImageDataset};
@@ -54,12 +54,9 @@ pub struct SaganTrainConfig {
     /// Adam learning rate of D (TTUR: four times G's).
     #[config(default = 4e-4)]
     pub lr_discriminator: f64,
-    /// Adam β₁ of both.
-    #[config(default = 0.0)]
-    pub beta_1: f64,
-    /// Adam β₂ of both.
-    #[config(default = 0.9)]
-    pub beta_2: f64,
+    /// Adam's settings for both (β = (0, 0.9), ε = 1e-8).
+    #[config(default = "adam(0.0, 0.9)")]
+    pub optimizer: AdamConfig,
     /// Decay of the EMA of G's weights.
     #[config(default = 0.9999)]
     pub ema_decay: f64,
@@ -79,23 +76,16 @@ impl SaganTrainConfig {
     pub fn validate(&self, dataset_len: usize) -> Result<()> {
         let rates = [self.lr_generator, self.lr_discriminator];
         // Written so that NaN fails too.
-        if !rates.iter().all(|&lr| lr > 0.0)
-            || !(0.0..1.0).contains(&self.beta_1)
-            || !(0.0..1.0).contains(&self.beta_2)
-            || !(0.0..1.0).contains(&self.ema_decay)
-        {
+        if !rates.iter().all(|&lr| lr > 0.0) || !(0.0..1.0).contains(&self.ema_decay) {
             return Err(Error::invalid(
-                "lr_generator/lr_discriminator/beta_1/beta_2/ema_decay",
+                "lr_generator/lr_discriminator/ema_decay",
                 format!(
-                    "got {}, {}, {}, {}, {}; expected rates > 0, betas and decay in [0, 1)",
-                    self.lr_generator,
-                    self.lr_discriminator,
-                    self.beta_1,
-                    self.beta_2,
-                    self.ema_decay
+                    "got {}, {}, {}; expected rates > 0, decay in [0, 1)",
+                    self.lr_generator, self.lr_discriminator, self.ema_decay
                 ),
             ));
         }
+        validate_adam(&self.optimizer)?;
         if self.samples_per_class == 0 {
             return Err(Error::invalid(
                 "samples_per_class",
@@ -109,6 +99,12 @@ impl SaganTrainConfig {
 impl RunOptions for SaganTrainConfig {
     fn run_mut(&mut self) -> &mut RunConfig {
         &mut self.run
+    }
+}
+
+impl OldAdamOptions for SaganTrainConfig {
+    fn optimizer_mut(&mut self) -> &mut AdamConfig {
+        &mut self.optimizer
     }
 }
 
@@ -220,8 +216,7 @@ pub fn load_sagan(
     let run_dir = run_dir.as_ref();
     let device = default_device();
     let model: SaganModelConfig = read_model_config(run_dir)?;
-    let ckpt =
-        RunDir::open(run_dir).latest_required("train_sagan / `latentgan baseline --sagan`")?;
+    let ckpt = RunDir::open(run_dir).latest_required("train_sagan / `latentgan sagan`")?;
     let name = match weights {
         Weights::Ema => "ema.mpk",
         Weights::Raw => "generator.mpk",
@@ -247,16 +242,12 @@ fn class_names(classes: &[String]) -> Vec<String> {
     }
 }
 
-/// Seeds of the loop's random streams: `SplitMix64::derive(derive(seed, STREAM), index)`.
+/// The keys of the loop's random streams ([`SplitMix64::stream`]).
 const NOISE_D: u64 = 11;
 const NOISE_G: u64 = 12;
 const CLASSES_D: u64 = 13;
 const CLASSES_G: u64 = 14;
 const FIXED_NOISE: u64 = 15;
-
-fn stream(seed: u64, which: u64, index: usize) -> u64 {
-    SplitMix64::derive(SplitMix64::derive(seed, which), index as u64)
-}
 
 /// `n` classes drawn uniformly from `classes` with `seed`.
 fn random_labels<B: AutodiffBackend>(
@@ -280,142 +271,176 @@ fn train<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<ConditionalGan<B::InnerBackend>>> {
     let run = &config.run;
-    let (mut g, mut d) = seeded::<B, _>(device, run.seed, || {
+    let (g, d) = seeded::<B, _>(device, run.seed, || {
         Ok((
             model.sagan.init_generator::<B>(device)?,
             model.sagan.init_discriminator::<B>(device)?,
         ))
     })?;
-    let mut ema = g.valid();
-    let adam = AdamConfig::new()
-        .with_beta_1(config.beta_1 as f32)
-        .with_beta_2(config.beta_2 as f32)
-        .with_epsilon(1e-8);
-    let mut opt_g = adam.init::<B, SaganGenerator<B>>();
-    let mut opt_d = adam.init::<B, SaganDiscriminator<B>>();
-
-    let (mut session, resume_from) = Session::begin(label, run, &to_json(config)?)?;
-    if let Some(dir) = session.run() {
+    let trainer = Trainer::<B>::begin(label, config, run, device)?;
+    if let Some(dir) = trainer.run_dir() {
         let ae = model.autoencoder.as_ref();
-        let resuming = resume_from.is_some();
-        save_model(dir.path(), &model, ae, decoder.as_ref(), resuming, device)?;
+        save_model(
+            dir.path(),
+            &model,
+            ae,
+            decoder.as_ref(),
+            trainer.resuming(),
+            device,
+        )?;
     }
-    if let Some(ckpt) = &resume_from {
-        (g, opt_g) = ckpt.load_training("generator", g, opt_g, device)?;
-        (d, opt_d) = ckpt.load_training("discriminator", d, opt_d, device)?;
-        ema = ckpt.load_module("ema.mpk", ema, device)?;
-    }
-    let classes = model.classes.len();
-    let (n, per_class) = (run.batch_size, config.samples_per_class);
-    let grid_labels: Vec<usize> = (0..classes * per_class).map(|i| i / per_class).collect();
+    let per_class = config.samples_per_class;
     let fixed = noise_rows::<B::InnerBackend>(
         g.latent_dim(),
         0..per_class,
-        stream(run.seed, FIXED_NOISE, 0),
+        SplitMix64::stream(run.seed, FIXED_NOISE, 0),
         device,
     )
-    .repeat_dim(0, classes);
-    let conditional = |gen: SaganGenerator<B::InnerBackend>| ConditionalGan {
-        generator: gen,
-        decoder: decoder.clone(),
-        classes: model.classes.clone(),
+    .repeat_dim(0, model.classes.len());
+    let adam = &config.optimizer;
+    let steps = SaganSteps {
+        ema: trainer.kept("ema.mpk", g.valid())?,
+        g: trainer.learner("generator", g, adam, config.lr_generator)?,
+        d: trainer.learner("discriminator", d, adam, config.lr_discriminator)?,
+        real,
+        decoder,
+        fixed,
+        classes: model.classes,
+        config,
+        device: device.clone(),
     };
+    trainer.fit(steps)
+}
 
-    // A batch of noise and uniformly drawn classes, from the streams `noise` and `labels`.
-    let latent_dim = g.latent_dim();
-    let draw = |noise: u64, labels: u64, step: usize| {
-        let z = noise_rows::<B>(latent_dim, 0..n, stream(run.seed, noise, step), device);
-        let y = random_labels::<B>(n, classes, stream(run.seed, labels, step), device);
+/// SAGAN's step: D on a real batch against G's samples (hinge), then G, then the EMA of G.
+struct SaganSteps<'a, B: AutodiffBackend, R> {
+    g: Learner<B, SaganGenerator<B>>,
+    d: Learner<B, SaganDiscriminator<B>>,
+    ema: Kept<B::InnerBackend, SaganGenerator<B::InnerBackend>>,
+    real: R,
+    decoder: Option<Decoder<B::InnerBackend>>,
+    /// The noise of the sample grids: `samples_per_class` rows, repeated for each class.
+    fixed: Tensor<B::InnerBackend, 2>,
+    classes: Vec<String>,
+    config: &'a SaganTrainConfig,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend, R> SaganSteps<'_, B, R> {
+    /// A batch of noise and uniformly drawn classes, from the streams `noise` and `labels`.
+    fn draw(&self, noise: u64, labels: u64, step: usize) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
+        let (seed, n, device) = (
+            self.config.run.seed,
+            self.config.run.batch_size,
+            &self.device,
+        );
+        let latent_dim = self.g.model().latent_dim();
+        let z = noise_rows::<B>(
+            latent_dim,
+            0..n,
+            SplitMix64::stream(seed, noise, step as u64),
+            device,
+        );
+        let y = random_labels::<B>(
+            n,
+            self.classes.len(),
+            SplitMix64::stream(seed, labels, step as u64),
+            device,
+        );
         (z, y)
-    };
+    }
 
-    for step in session.steps() {
+    /// The model as trained so far, sampling with the EMA of G.
+    fn conditional(
+        &self,
+        generator: SaganGenerator<B::InnerBackend>,
+    ) -> ConditionalGan<B::InnerBackend> {
+        ConditionalGan {
+            generator,
+            decoder: self.decoder.clone(),
+            classes: self.classes.clone(),
+        }
+    }
+}
+
+impl<B, R> Step<B> for SaganSteps<'_, B, R>
+where
+    B: AutodiffBackend,
+    R: Fn(usize) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)>,
+{
+    /// D's hinge loss, its mean real and fake scores, and G's loss.
+    type Logged = [Tensor<B, 1>; 4];
+    type Output = ConditionalGan<B::InnerBackend>;
+
+    fn step(&mut self, step: usize) -> Result<Self::Logged> {
+        let n = self.config.run.batch_size;
         // D: real batch with its labels against G's samples of random classes (hinge loss).
-        let (x, y) = real(step)?;
-        let (z, y_fake) = draw(NOISE_D, CLASSES_D, step);
+        let (x, y) = (self.real)(step)?;
+        let (z, y_fake) = self.draw(NOISE_D, CLASSES_D, step);
         // G in training mode (batch statistics), its graph dropped: D's step does not train it.
-        let fake = g.forward(z, y_fake.clone()).detach();
-        let scores = d.forward(
+        let fake = self.g.model().forward(z, y_fake.clone()).detach();
+        let scores = self.d.model().forward(
             Tensor::cat(vec![x, fake], 0),
             Tensor::cat(vec![y, y_fake], 0),
         );
         let (real_scores, fake_scores) = (scores.clone().slice(0..n), scores.slice(n..2 * n));
         let d_loss = hinge_discriminator_loss(real_scores.clone(), fake_scores.clone());
-        let logged_d = [
-            d_loss.clone().detach(),
-            real_scores.detach().mean(),
-            fake_scores.detach().mean(),
-        ];
-        let grads = GradientsParams::from_grads(d_loss.backward(), &d);
-        d = opt_d.step(config.lr_discriminator, d, grads);
+        self.d.update(&d_loss);
 
         // G: through D, whose weights record no gradients.
-        let (z, y_g) = draw(NOISE_G, CLASSES_G, step);
+        let (z, y_g) = self.draw(NOISE_G, CLASSES_G, step);
+        let d_frozen = self.d.model().clone().no_grad();
         let g_loss =
-            hinge_generator_loss(d.clone().no_grad().forward(g.forward(z, y_g.clone()), y_g));
-        let logged_g = g_loss.clone().detach();
-        let grads = GradientsParams::from_grads(g_loss.backward(), &g);
-        g = opt_g.step(config.lr_generator, g, grads);
-        let decay = if step < config.ema_start {
+            hinge_generator_loss(d_frozen.forward(self.g.model().forward(z, y_g.clone()), y_g));
+        self.g.update(&g_loss);
+        let decay = if step < self.config.ema_start {
             0.0
         } else {
-            config.ema_decay
+            self.config.ema_decay
         };
-        ema = ema_update(ema, &g.valid(), decay);
-
-        let done = step + 1;
-        let go_on = session.end_step(
-            done,
-            || {
-                let [d, d_real, d_fake] = logged_d;
-                Ok(vec![
-                    ("d", scalar(d, "discriminator loss")?),
-                    ("d_real", scalar(d_real, "mean real score")?),
-                    ("d_fake", scalar(d_fake, "mean fake score")?),
-                    ("g", scalar(logged_g, "generator loss")?),
-                ])
-            },
-            |dir| {
-                let gan = conditional(ema.clone());
-                let labels = Tensor::from_data(
-                    TensorData::new(
-                        grid_labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
-                        [grid_labels.len()],
-                    ),
-                    device,
-                );
-                let images = gan.generate(fixed.clone(), labels);
-                let options = GridOptions::signed().nrow(per_class);
-                save_grid(
-                    &images,
-                    dir.sample(&format!("samples-{done:08}.png")),
-                    options,
-                )?;
-                Ok(())
-            },
-            || {
-                let mut files: Vec<(String, Vec<u8>)> = [
-                    training_files("generator", &g, &opt_g)?,
-                    training_files("discriminator", &d, &opt_d)?,
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                files.push((
-                    "ema.mpk".into(),
-                    module_to_bytes::<B::InnerBackend, _>(&ema)?,
-                ));
-                Ok(files)
-            },
-        )?;
-        if !go_on {
-            break;
-        }
+        self.ema.module = ema_update(self.ema.module.clone(), &self.g.model().valid(), decay);
+        Ok([
+            d_loss.detach(),
+            real_scores.detach().mean(),
+            fake_scores.detach().mean(),
+            g_loss.detach(),
+        ])
     }
-    let (history, run_dir) = session.finish();
-    Ok(Trained {
-        model: conditional(ema),
-        history,
-        run_dir,
-    })
+
+    fn read(&self, [d, d_real, d_fake, g]: Self::Logged) -> Result<Vec<(&'static str, f64)>> {
+        Ok(vec![
+            ("d", scalar(d, "discriminator loss")?),
+            ("d_real", scalar(d_real, "mean real score")?),
+            ("d_fake", scalar(d_fake, "mean fake score")?),
+            ("g", scalar(g, "generator loss")?),
+        ])
+    }
+
+    fn sample(&self, run: &RunDir, done: usize) -> Result<()> {
+        let per_class = self.config.samples_per_class;
+        let labels: Vec<i64> = (0..self.classes.len() * per_class)
+            .map(|i| (i / per_class) as i64)
+            .collect();
+        let labels = Tensor::from_data(
+            TensorData::new(labels.clone(), [labels.len()]),
+            &self.device,
+        );
+        let images = self
+            .conditional(self.ema.module.clone())
+            .generate(self.fixed.clone(), labels);
+        save_grid(
+            &images,
+            run.sample(&format!("samples-{done:08}.png")),
+            GridOptions::signed().nrow(per_class),
+        )?;
+        Ok(())
+    }
+
+    fn state(&self) -> Vec<&dyn Saved> {
+        vec![&self.g, &self.d, &self.ema]
+    }
+
+    fn finish(self) -> Self::Output {
+        self.conditional(self.ema.module.clone())
+    }
 }

@@ -1,9 +1,9 @@
-//! The bookkeeping every training loop shares: the run directory (created or resumed), the
-//! history, the progress line, the divergence check, and when to log, sample and checkpoint.
-//! A loop asks [`Session::begin`] for the checkpoint to resume from, runs its steps, and after
-//! each one calls [`Session::end_step`] with three closures — read the losses, draw, save — which
-//! run only when due. Reading the losses is the step's one wait for the device, so it happens at
-//! log and checkpoint steps only.
+//! The schedule of a run, under the loop skeleton (`trainer.rs`): the run directory (created or
+//! resumed), the history, the progress line, the divergence check, and when to log, sample and
+//! checkpoint. [`Session::begin`] gives the checkpoint to resume from; after each step
+//! [`Session::end_step`] takes three closures — read the losses, draw, save — which run only
+//! when due. Reading the losses is the step's one wait for the device, so it happens at log and
+//! checkpoint steps only.
 //!
 //! While a session with a run directory is open, Ctrl-C (SIGINT) ends training after the
 //! current step, as if it were the last: sample grid, checkpoint, history, then a normal return;
@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::checkpoint::{Checkpoint, RunDir};
 use super::config::{RunConfig, MAY_CHANGE};
 use super::history::{Entry, History};
+use super::run_dir::{Checkpoint, RunDir};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 

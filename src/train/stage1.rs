@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use burn::config::Config;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::AdamConfig;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
 
-use super::checkpoint::{training_files, RunDir};
-use super::config::{load_config, to_json, RunConfig, RunOptions};
+use super::config::{adam, load_config, validate_adam, RunConfig, RunOptions};
 use super::losses::{l1, ns_discriminator_loss, ns_generator_loss};
-use super::session::Session;
+use super::run_dir::RunDir;
+use super::trainer::{Learner, Saved, Step, Trainer};
 use super::Trained;
 use crate::backend::{default_device, scalar, seeded, Backend, TrainBackend};
 use crate::data::ImageDataset;
@@ -32,9 +33,12 @@ pub struct Stage1Config {
     /// α, the weight of the adversarial term (eq. 3; the paper does not state its value).
     #[config(default = 0.01)]
     pub alpha: f64,
-    /// Adam learning rate of both F/H and D (β = (0.5, 0.999)).
+    /// Adam learning rate of both F/H and D.
     #[config(default = 2e-4)]
     pub lr: f64,
+    /// Adam's settings for both: β = (0.5, 0.999), ε = 1e-8.
+    #[config(default = "adam(0.5, 0.999)")]
+    pub optimizer: AdamConfig,
     /// Batch size, steps, seed, flips, intervals, run directory, resume, time budget.
     #[config(default = "RunConfig::new()")]
     pub run: RunConfig,
@@ -71,6 +75,7 @@ impl Stage1Config {
                 format!("lr {} must be > 0 and alpha {} >= 0", self.lr, self.alpha),
             ));
         }
+        validate_adam(&self.optimizer)?;
         self.run.validate(dataset_len)
     }
 }
@@ -100,82 +105,86 @@ pub fn train_stage1_on<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<AutoEncoder<B::InnerBackend>>> {
     config.validate(dataset.resolution(), dataset.len())?;
-    let run = &config.run;
-    let (mut ae, mut d) = seeded::<B, _>(device, run.seed, || {
+    let (ae, d) = seeded::<B, _>(device, config.run.seed, || {
         Ok((
             config.model.init::<B>(device)?,
             config.discriminator.init::<B>(device)?,
         ))
     })?;
-    let adam = AdamConfig::new()
-        .with_beta_1(0.5)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8);
-    let mut opt_ae = adam.init::<B, AutoEncoder<B>>();
-    let mut opt_d = adam.init::<B, ImageDiscriminator<B>>();
+    let trainer = Trainer::<B>::begin("stage1", &config, &config.run, device)?;
+    let (lr, adam) = (config.lr, &config.optimizer);
+    let steps = Stage1Steps {
+        ae: trainer.learner("autoencoder", ae, adam, lr)?,
+        d: trainer.learner("discriminator", d, adam, lr)?,
+        // A fixed batch to watch the reconstructions improve.
+        watch: dataset.select(&(0..dataset.len().min(8)).collect::<Vec<_>>())?,
+        dataset,
+        config: &config,
+        device: device.clone(),
+    };
+    trainer.fit(steps)
+}
 
-    let (mut session, resume_from) = Session::begin("stage1", run, &to_json(&config)?)?;
-    if let Some(ckpt) = &resume_from {
-        (ae, opt_ae) = ckpt.load_training("autoencoder", ae, opt_ae, device)?;
-        (d, opt_d) = ckpt.load_training("discriminator", d, opt_d, device)?;
-    }
+/// Stage 1's step: D on real images against reconstructions, then F and H.
+struct Stage1Steps<'a, B: AutodiffBackend> {
+    ae: Learner<B, AutoEncoder<B>>,
+    d: Learner<B, ImageDiscriminator<B>>,
+    dataset: &'a ImageDataset,
+    watch: ImageDataset,
+    config: &'a Stage1Config,
+    device: B::Device,
+}
 
-    // A fixed batch to watch the reconstructions improve.
-    let watch: Vec<usize> = (0..dataset.len().min(8)).collect();
-    let watch = dataset.select(&watch)?;
+impl<B: AutodiffBackend> Step<B> for Stage1Steps<'_, B> {
+    /// The L1 loss, the adversarial loss and D's loss.
+    type Logged = [Tensor<B, 1>; 3];
+    type Output = AutoEncoder<B::InnerBackend>;
 
-    for step in session.steps() {
-        let x = dataset.training_batch::<B>(step, run.batch_size, run.seed, run.flip, device)?;
+    fn step(&mut self, step: usize) -> Result<Self::Logged> {
+        let run = &self.config.run;
+        let x = self.dataset.training_batch::<B>(
+            step,
+            run.batch_size,
+            run.seed,
+            run.flip,
+            &self.device,
+        )?;
+        let ae = self.ae.model();
         let rec = ae.decoder.forward(ae.encoder.forward(x.clone()));
 
         // D: real images vs current reconstructions (eq. 4).
+        let d = self.d.model();
         let d_loss = ns_discriminator_loss(d.forward(x.clone()), d.forward(rec.clone().detach()));
-        let grads = GradientsParams::from_grads(d_loss.backward(), &d);
-        d = opt_d.step(config.lr, d, grads);
+        self.d.update(&d_loss);
 
         // F and H: L1 + α · non-saturating adversarial loss (eqs. 1–3).
         let rec_loss = l1(rec.clone(), x);
-        let adv = ns_generator_loss(d.forward(rec));
-        let loss = rec_loss.clone() + adv.clone() * config.alpha;
-        let grads = GradientsParams::from_grads(loss.backward(), &ae);
-        ae = opt_ae.step(config.lr, ae, grads);
-
-        let done = step + 1;
-        let go_on = session.end_step(
-            done,
-            || {
-                Ok(vec![
-                    ("l1", scalar(rec_loss, "l1 loss")?),
-                    ("adv", scalar(adv, "adversarial loss")?),
-                    ("d", scalar(d_loss, "discriminator loss")?),
-                ])
-            },
-            |run| {
-                save_reconstructions(
-                    &ae.valid(),
-                    &watch,
-                    run.sample(&format!("recon-{done:08}.png")),
-                    device,
-                )
-            },
-            || {
-                let files = [
-                    training_files("autoencoder", &ae, &opt_ae)?,
-                    training_files("discriminator", &d, &opt_d)?,
-                ];
-                Ok(files.into_iter().flatten().collect())
-            },
-        )?;
-        if !go_on {
-            break;
-        }
+        let adv = ns_generator_loss(self.d.model().forward(rec));
+        self.ae
+            .update(&(rec_loss.clone() + adv.clone() * self.config.alpha));
+        Ok([rec_loss, adv, d_loss])
     }
-    let (history, run_dir) = session.finish();
-    Ok(Trained {
-        model: ae.valid(),
-        history,
-        run_dir,
-    })
+
+    fn read(&self, [l1, adv, d]: Self::Logged) -> Result<Vec<(&'static str, f64)>> {
+        Ok(vec![
+            ("l1", scalar(l1, "l1 loss")?),
+            ("adv", scalar(adv, "adversarial loss")?),
+            ("d", scalar(d, "discriminator loss")?),
+        ])
+    }
+
+    fn sample(&self, run: &RunDir, done: usize) -> Result<()> {
+        let path = run.sample(&format!("recon-{done:08}.png"));
+        save_reconstructions(&self.ae.model().valid(), &self.watch, path, &self.device)
+    }
+
+    fn state(&self) -> Vec<&dyn Saved> {
+        vec![&self.ae, &self.d]
+    }
+
+    fn finish(self) -> Self::Output {
+        self.ae.into_valid()
+    }
 }
 
 /// Loads the trained autoencoder of a stage-1 run directory: its `config.json` and latest

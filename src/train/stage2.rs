@@ -12,21 +12,21 @@
 //! exact: [`Critic::gradient_penalty`] builds `∇ₓD(x̂)` from differentiable ops. Noise, ε and the
 //! data order are pure functions of `(seed, step)`, so a resumed run continues exactly.
 //!
-//! [`Stage2Config::sagan`] switches the same loop to SAGAN's recipe: the hinge loss
+//! [`Stage2Config::table2_sagan`] switches the same loop to SAGAN's recipe: the hinge loss
 //! `L_D = mean max(0, 1 − D(x)) + mean max(0, 1 + D(x̃))` with no penalty, spectral norm in G
 //! and D, self-attention, one critic step per generator step and TTUR learning rates.
 
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::AdamConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
-use super::checkpoint::training_files;
-use super::config::{to_json, RunConfig, RunOptions};
+use super::config::{adam, validate_adam, OldAdamOptions, RunConfig, RunOptions};
 use super::gan_run::{save_model, GanModelConfig};
 use super::losses::{hinge_discriminator_loss, wgan_critic_loss, wgan_generator_loss};
-use super::session::Session;
+use super::run_dir::RunDir;
+use super::trainer::{Learner, Saved, Step, Trainer};
 use super::Trained;
 use crate::backend::{default_device, scalar, seeded, Materialize, TrainBackend};
 use crate::data::{Codes, ImageDataset};
@@ -47,7 +47,7 @@ pub enum GanLoss {
 
 /// Everything about a stage-2 run (code GAN or pixel baseline). The shape of the generated
 /// tensors comes from the data; the widths follow the paper's Table 2. The defaults are the
-/// acceleration paper's WGAN-GP; [`Stage2Config::sagan`] is SAGAN's recipe.
+/// acceleration paper's WGAN-GP; [`Stage2Config::table2_sagan`] is SAGAN's recipe.
 #[derive(Config, Debug)]
 pub struct Stage2Config {
     /// The generator/critic architecture (widths, noise length, spectral norm, attention); the
@@ -70,12 +70,9 @@ pub struct Stage2Config {
     /// Adam learning rate of the critic.
     #[config(default = 1e-4)]
     pub lr_critic: f64,
-    /// Adam β₁ of both.
-    #[config(default = 0.0)]
-    pub beta_1: f64,
-    /// Adam β₂ of both.
-    #[config(default = 0.9)]
-    pub beta_2: f64,
+    /// Adam's settings for both (WGAN-GP's β = (0, 0.9); ε = 1e-8).
+    #[config(default = "adam(0.0, 0.9)")]
+    pub optimizer: AdamConfig,
     /// Images in the fixed-noise sample grids.
     #[config(default = 64)]
     pub samples: usize,
@@ -99,22 +96,68 @@ impl Stage2Config {
     /// These are SAGAN's techniques on the acceleration paper's Table-2 nets, not the model the
     /// SAGAN paper trains: that one (class-conditional ResNets, a projection discriminator, an
     /// EMA of G) is [`SaganTrainConfig`](super::SaganTrainConfig) with
-    /// [`train_sagan`](super::train_sagan). [`Stage2Config::table2_sagan`] is this preset under
-    /// the name that says so.
-    pub fn sagan() -> Self {
-        Self::table2_sagan()
-    }
-
-    /// SAGAN's techniques on the Table-2 nets (see [`Stage2Config::sagan`], the same preset).
+    /// [`train_sagan`](super::train_sagan).
     pub fn table2_sagan() -> Self {
         Self::new()
-            .with_model(GanArch::sagan())
+            .with_model(GanArch::table2_sagan())
             .with_loss(GanLoss::Hinge)
             .with_n_critic(1)
             .with_lr_generator(1e-4)
             .with_lr_critic(4e-4)
-            .with_beta_1(0.0)
-            .with_beta_2(0.9)
+            .with_optimizer(adam(0.0, 0.9))
+    }
+
+    /// The old name of [`Stage2Config::table2_sagan`].
+    #[deprecated(
+        note = "renamed `Stage2Config::table2_sagan()`: SAGAN's techniques on the \
+                         Table-2 nets (SAGAN's own model is `train_sagan`)"
+    )]
+    pub fn sagan() -> Self {
+        Self::table2_sagan()
+    }
+
+    /// Sets `model.attention` (the form of notebooks written before `model` was nested).
+    #[deprecated(
+        note = "the architecture is nested: `.with_model(config.model.with_attention(..))`"
+    )]
+    pub fn with_attention(mut self, sides: Vec<usize>) -> Self {
+        self.model.attention = sides;
+        self
+    }
+
+    /// Sets `model.pooled_attention`.
+    #[deprecated(note = "the architecture is nested: `.with_model(GanArch::..)`")]
+    pub fn with_pooled_attention(mut self, pooled: bool) -> Self {
+        self.model.pooled_attention = pooled;
+        self
+    }
+
+    /// Sets `model.max_width`.
+    #[deprecated(note = "the architecture is nested: `.with_model(GanArch::..)`")]
+    pub fn with_max_width(mut self, width: usize) -> Self {
+        self.model.max_width = width;
+        self
+    }
+
+    /// Sets `model.min_width`.
+    #[deprecated(note = "the architecture is nested: `.with_model(GanArch::..)`")]
+    pub fn with_min_width(mut self, width: usize) -> Self {
+        self.model.min_width = width;
+        self
+    }
+
+    /// Sets `model.latent_dim`.
+    #[deprecated(note = "the architecture is nested: `.with_model(GanArch::..)`")]
+    pub fn with_latent_dim(mut self, latent_dim: usize) -> Self {
+        self.model.latent_dim = latent_dim;
+        self
+    }
+
+    /// Sets `model.spectral_norm`.
+    #[deprecated(note = "the architecture is nested: `.with_model(GanArch::..)`")]
+    pub fn with_spectral_norm(mut self, on: bool) -> Self {
+        self.model.spectral_norm = on;
+        self
     }
 
     /// Checks the config against `dataset_len` samples, naming the bad field.
@@ -124,26 +167,22 @@ impl Stage2Config {
         }
         let rates = [self.lr_generator, self.lr_critic];
         // Written so that NaN fails too.
-        if !rates.iter().all(|&lr| lr > 0.0)
-            || self.lambda.is_nan()
-            || self.lambda < 0.0
-            || !(0.0..1.0).contains(&self.beta_1)
-            || !(0.0..1.0).contains(&self.beta_2)
-        {
+        if !rates.iter().all(|&lr| lr > 0.0) || self.lambda.is_nan() || self.lambda < 0.0 {
             return Err(Error::invalid(
-                "lr_generator/lr_critic/lambda/beta_1/beta_2",
+                "lr_generator/lr_critic/lambda",
                 format!(
-                    "got {}, {}, {}, {}, {}; expected rates > 0, lambda ≥ 0, betas in [0, 1)",
-                    self.lr_generator, self.lr_critic, self.lambda, self.beta_1, self.beta_2
+                    "got {}, {}, {}; expected rates > 0, lambda ≥ 0",
+                    self.lr_generator, self.lr_critic, self.lambda
                 ),
             ));
         }
+        validate_adam(&self.optimizer)?;
         if self.loss == GanLoss::WganGp && !self.model.attention.is_empty() {
             return Err(Error::invalid(
                 "attention",
                 "the WGAN-GP penalty needs the critic's input gradient, which is written out \
                  for convolutions and dense layers only; train with attention using \
-                 loss: Hinge (Stage2Config::sagan())",
+                 loss: Hinge (Stage2Config::table2_sagan())",
             ));
         }
         self.run.validate(dataset_len)
@@ -153,6 +192,12 @@ impl Stage2Config {
 impl RunOptions for Stage2Config {
     fn run_mut(&mut self) -> &mut RunConfig {
         &mut self.run
+    }
+}
+
+impl OldAdamOptions for Stage2Config {
+    fn optimizer_mut(&mut self) -> &mut AdamConfig {
+        &mut self.optimizer
     }
 }
 
@@ -242,15 +287,11 @@ fn square(what: &'static str, h: usize, w: usize) -> Result<usize> {
     Ok(h)
 }
 
-/// Seeds of the loop's random streams: `SplitMix64::derive(derive(seed, STREAM), index)`.
+/// The keys of the loop's random streams ([`SplitMix64::stream`]).
 const NOISE_CRITIC: u64 = 1;
 const NOISE_GENERATOR: u64 = 2;
 const MIX: u64 = 3;
 const FIXED_NOISE: u64 = 4;
-
-fn stream(seed: u64, which: u64, index: usize) -> u64 {
-    SplitMix64::derive(SplitMix64::derive(seed, which), index as u64)
-}
 
 /// The loop both stage-2 trainers share, WGAN-GP or hinge (module docs). `real(draw)` is the
 /// `draw`-th real batch of an endless reproducible stream; `decoder` turns generated codes into
@@ -264,105 +305,127 @@ fn train_gan<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<Gan<B::InnerBackend>>> {
     let run = &config.run;
-    let (mut g, mut d) = seeded::<B, _>(device, run.seed, || {
+    let (g, d) = seeded::<B, _>(device, run.seed, || {
         Ok((
             model.gan.init_generator::<B>(device)?,
             model.gan.init_critic::<B>(device)?,
         ))
     })?;
-    let adam = AdamConfig::new()
-        .with_beta_1(config.beta_1 as f32)
-        .with_beta_2(config.beta_2 as f32)
-        .with_epsilon(1e-8);
-    let mut opt_g = adam.init::<B, Generator<B>>();
-    let mut opt_d = adam.init::<B, Critic<B>>();
-
-    let (mut session, resume_from) = Session::begin(label, run, &to_json(config)?)?;
-    if let Some(run) = session.run() {
+    let trainer = Trainer::<B>::begin(label, config, run, device)?;
+    if let Some(dir) = trainer.run_dir() {
+        let ae = model.autoencoder.as_ref();
         save_model(
-            run.path(),
+            dir.path(),
             &model,
-            model.autoencoder.as_ref(),
+            ae,
             decoder.as_ref(),
-            resume_from.is_some(),
+            trainer.resuming(),
             device,
         )?;
     }
-    if let Some(ckpt) = &resume_from {
-        (g, opt_g) = ckpt.load_training("generator", g, opt_g, device)?;
-        (d, opt_d) = ckpt.load_training("critic", d, opt_d, device)?;
-    }
-    let fixed = g
-        .valid()
-        .noise(config.samples, stream(run.seed, FIXED_NOISE, 0), device);
-    let n = run.batch_size;
+    let fixed = g.valid().noise(
+        config.samples,
+        SplitMix64::stream(run.seed, FIXED_NOISE, 0),
+        device,
+    );
+    let adam = &config.optimizer;
+    let steps = GanSteps {
+        g: trainer.learner("generator", g, adam, config.lr_generator)?,
+        d: trainer.learner("critic", d, adam, config.lr_critic)?,
+        real,
+        decoder,
+        fixed,
+        config,
+        device: device.clone(),
+    };
+    trainer.fit(steps)
+}
 
-    for step in session.steps() {
+/// The stage-2 step: `n_critic` critic updates, then one generator update.
+struct GanSteps<'a, B: AutodiffBackend, R> {
+    g: Learner<B, Generator<B>>,
+    d: Learner<B, Critic<B>>,
+    real: R,
+    decoder: Option<Decoder<B::InnerBackend>>,
+    /// The noise of the sample grids.
+    fixed: Tensor<B::InnerBackend, 2>,
+    config: &'a Stage2Config,
+    device: B::Device,
+}
+
+impl<B, R> Step<B> for GanSteps<'_, B, R>
+where
+    B: AutodiffBackend,
+    R: Fn(usize) -> Result<Tensor<B, 4>>,
+{
+    /// The last critic step's terms and the generator's loss.
+    type Logged = (CriticTerms<B>, Tensor<B, 1>);
+    type Output = Gan<B::InnerBackend>;
+
+    fn step(&mut self, step: usize) -> Result<Self::Logged> {
+        let (config, device) = (self.config, &self.device);
+        let (seed, n) = (config.run.seed, config.run.batch_size);
         // The critic: n_critic steps on fresh real batches and generated samples (eqs. 6–8).
-        let mut terms = None;
         // G is not updated here: generate on the inner backend, recording no graph.
-        let g_now = g.valid();
+        let g_now = self.g.model().valid();
+        let mut terms = None;
         for i in 0..config.n_critic {
             let draw = step * config.n_critic + i;
-            let x = real(draw)?;
-            let z = g_now.noise(n, stream(run.seed, NOISE_CRITIC, draw), device);
+            let x = (self.real)(draw)?;
+            let z = g_now.noise(
+                n,
+                SplitMix64::stream(seed, NOISE_CRITIC, draw as u64),
+                device,
+            );
             let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
-            let (loss, step_terms) = critic_loss(&d, x, fake, config, draw)?;
-            let grads = GradientsParams::from_grads(loss.backward(), &d);
-            d = opt_d.step(config.lr_critic, d, grads);
+            let (loss, step_terms) = critic_loss(self.d.model(), x, fake, config, draw)?;
+            self.d.update(&loss);
             terms = Some(step_terms);
         }
-        // Only the last critic step is logged (`validate` guarantees n_critic ≥ 1).
         // The generator (eq. 5; the hinge loss's is the same), through a critic whose weights
         // record no gradients.
-        let z = g.noise(n, stream(run.seed, NOISE_GENERATOR, step), device);
-        let g_loss = wgan_generator_loss(d.clone().no_grad().forward(g.forward(z)));
-        let g_logged = g_loss.clone().detach();
-        let grads = GradientsParams::from_grads(g_loss.backward(), &g);
-        g = opt_g.step(config.lr_generator, g, grads);
+        let g = self.g.model();
+        let z = g.noise(
+            n,
+            SplitMix64::stream(seed, NOISE_GENERATOR, step as u64),
+            device,
+        );
+        let g_loss = wgan_generator_loss(self.d.model().clone().no_grad().forward(g.forward(z)));
+        self.g.update(&g_loss);
+        // Only the last critic step is logged (`validate` guarantees n_critic ≥ 1).
+        let terms = terms.expect("n_critic ≥ 1");
+        Ok((terms, g_loss.detach()))
+    }
 
-        let done = step + 1;
-        let go_on = session.end_step(
-            done,
-            || {
-                let mut values = terms.map_or(Ok(Vec::new()), CriticTerms::read)?;
-                values.push(("g", scalar(g_logged, "generator loss")?));
-                Ok(values)
-            },
-            |run| {
-                let gan = Gan {
-                    generator: g.valid(),
-                    decoder: decoder.clone(),
-                };
-                let images = gan.generate(fixed.clone());
-                save_grid(
-                    &images,
-                    run.sample(&format!("samples-{done:08}.png")),
-                    GridOptions::signed().square(config.samples),
-                )?;
-                Ok(())
-            },
-            || {
-                let files = [
-                    training_files("generator", &g, &opt_g)?,
-                    training_files("critic", &d, &opt_d)?,
-                ];
-                Ok(files.into_iter().flatten().collect())
-            },
+    fn read(&self, (terms, g): Self::Logged) -> Result<Vec<(&'static str, f64)>> {
+        let mut values = terms.read()?;
+        values.push(("g", scalar(g, "generator loss")?));
+        Ok(values)
+    }
+
+    fn sample(&self, run: &RunDir, done: usize) -> Result<()> {
+        let gan = Gan {
+            generator: self.g.model().valid(),
+            decoder: self.decoder.clone(),
+        };
+        save_grid(
+            &gan.generate(self.fixed.clone()),
+            run.sample(&format!("samples-{done:08}.png")),
+            GridOptions::signed().square(self.config.samples),
         )?;
-        if !go_on {
-            break;
+        Ok(())
+    }
+
+    fn state(&self) -> Vec<&dyn Saved> {
+        vec![&self.g, &self.d]
+    }
+
+    fn finish(self) -> Self::Output {
+        Gan {
+            generator: self.g.into_valid(),
+            decoder: self.decoder,
         }
     }
-    let (history, run_dir) = session.finish();
-    Ok(Trained {
-        model: Gan {
-            generator: g.valid(),
-            decoder,
-        },
-        history,
-        run_dir,
-    })
 }
 
 /// What a critic step logs, as detached one-element tensors: its loss, the gradient penalty
@@ -401,7 +464,11 @@ fn critic_loss<B: AutodiffBackend>(
     let wgan = wgan_critic_loss(real.clone(), fake_scores.clone());
     let (loss, penalty) = match config.loss {
         GanLoss::WganGp => {
-            let x_hat = interpolates(x, fake, stream(config.run.seed, MIX, draw));
+            let x_hat = interpolates(
+                x,
+                fake,
+                SplitMix64::stream(config.run.seed, MIX, draw as u64),
+            );
             let gp = d.gradient_penalty(x_hat, config.lambda)?;
             (wgan.clone() + gp.clone(), Some(gp.detach()))
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use latentgan::train::Stage2Config;
+use latentgan::train::{RunConfig, Stage2Config};
 
 use latentgan::train::load_config;
 
@@ -37,9 +37,14 @@ pub(crate) enum Command {
     Stage2(Stage2Args),
     /// Train the same GAN on pixels: the "before acceleration" baseline.
     Baseline(BaselineArgs),
+    /// Train SAGAN's own model — class-conditional ResNets (conditional batch norm in G, a
+    /// projection D), self-attention, spectral norm, hinge loss, TTUR, an EMA of G — on class
+    /// folders `DATA/<class>/<image>` (`--data`), or on stage-1 codes (`--codes`).
+    Sagan(SaganArgs),
     /// Save a grid of samples (or an interpolation strip) from a stage-2 or baseline run.
     Sample(SampleArgs),
-    /// Save SAGAN's Fig. 1 for a run trained with attention (`--sagan`): a sample with coloured
+    /// Save SAGAN's Fig. 1 for a run trained with attention (`latentgan sagan`, or
+    /// `--table2-sagan`): a sample with coloured
     /// query dots, then where G's last attention block looks from each query.
     Attention(AttentionArgs),
     /// FID (as pytorch-fid computes it) and KID between two folders or zips of images, read at
@@ -175,7 +180,7 @@ pub(crate) struct EncodeArgs {
     #[arg(long)]
     pub(crate) strict: bool,
     /// Class folders (`DATA/<class>/<image>`): each code keeps its image's label, for
-    /// `latentgan stage2 --codes STORE --sagan --conditional`.
+    /// `latentgan sagan --codes STORE`.
     #[arg(long)]
     pub(crate) class_folders: bool,
 }
@@ -283,9 +288,51 @@ pub(crate) struct FidArgs {
     pub(crate) kid_subsets: u64,
 }
 
-/// Options shared by `stage2` and `baseline`.
 #[derive(Args)]
-pub(crate) struct GanArgs {
+pub(crate) struct SaganArgs {
+    /// Class folders of images (`DATA/<class>/<image>`; one folder of images trains an
+    /// unconditional model), or with --codes RUN1 the images to encode with that stage-1 run.
+    #[arg(long, required_unless_present = "codes")]
+    pub(crate) data: Option<PathBuf>,
+    /// The side images are read at (with --codes RUN1 and --data: encoded at).
+    #[arg(long, default_value_t = 32)]
+    pub(crate) resolution: u32,
+    /// Train on stage-1 codes: a labelled code store (`latentgan encode --class-folders`) or a
+    /// stage-1 run directory whose encoder encodes --data; samples are decoded by that run.
+    #[arg(long, alias = "stage1")]
+    pub(crate) codes: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// Channel multiplier `ch` [default: 64].
+    #[arg(long)]
+    pub(crate) ch: Option<usize>,
+    /// The side of the feature maps the attention block follows (empty: none) [default: the
+    /// paper's place].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) attention: Option<Vec<usize>>,
+}
+
+impl SaganArgs {
+    /// The same options as `stage2`/`baseline` take them (`--table2-sagan --conditional`, the
+    /// old spelling of this subcommand).
+    pub(crate) fn gan_args(&self) -> GanArgs {
+        GanArgs {
+            run: self.run.clone(),
+            config: None,
+            sagan: true,
+            conditional: true,
+            ch: self.ch,
+            attention: self.attention.clone(),
+            n_critic: None,
+            max_width: None,
+            min_width: None,
+        }
+    }
+}
+
+/// What every GAN run takes from the command line: where, how long, how large a batch.
+#[derive(Args, Clone)]
+pub(crate) struct RunArgs {
     /// Run directory (config, history, samples, checkpoints).
     #[arg(long)]
     pub(crate) out: PathBuf,
@@ -295,28 +342,49 @@ pub(crate) struct GanArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub(crate) resume: bool,
+    /// Samples per (critic) step.
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+    /// Stop after this many seconds of training (with a checkpoint; --resume continues).
+    #[arg(long)]
+    pub(crate) time_budget: Option<f64>,
+}
+
+impl RunArgs {
+    /// Sets `run` from the flags given (the others keep their config values).
+    pub(crate) fn apply(&self, run: &mut RunConfig) {
+        set(&mut run.steps, self.steps);
+        set(&mut run.batch_size, self.batch_size);
+        run.time_budget = self.time_budget.or(run.time_budget);
+        run.resume = self.resume;
+        run.run_dir = Some(self.out.display().to_string());
+    }
+}
+
+/// Options shared by `stage2` and `baseline`.
+#[derive(Args)]
+pub(crate) struct GanArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
     /// Start from a saved config.json (flags below still apply on top of it).
     #[arg(long, conflicts_with = "sagan")]
     pub(crate) config: Option<PathBuf>,
-    /// Start from SAGAN's recipe (hinge loss, spectral norm, attention after the 16² feature
-    /// maps, n_critic 1, lr 1e-4 for G and 4e-4 for D) instead of the paper's WGAN-GP.
-    #[arg(long)]
+    /// Start from SAGAN's techniques on these Table-2 nets (hinge loss, spectral norm, attention
+    /// after the 16² feature maps, n_critic 1, lr 1e-4 for G and 4e-4 for D) instead of the
+    /// paper's WGAN-GP. SAGAN's own model is `latentgan sagan`. (`--sagan` is its old name.)
+    #[arg(long = "table2-sagan", alias = "sagan")]
     pub(crate) sagan: bool,
-    /// With --sagan: SAGAN's own class-conditional ResNet model (conditional batch norm in G,
-    /// a projection D, an EMA of G for sampling) on class folders `<class>/<image>`, instead of
-    /// SAGAN's switches on the Table-2 nets.
-    #[arg(long, requires = "sagan")]
+    /// Deprecated: `latentgan sagan` trains SAGAN's own model (`--table2-sagan --conditional`
+    /// still does, with a note).
+    #[arg(long, requires = "sagan", hide = true)]
     pub(crate) conditional: bool,
     /// Channel multiplier of the conditional model [default: 64].
     #[arg(long, requires = "conditional")]
     pub(crate) ch: Option<usize>,
-    /// Feature-map sides that get self-attention, e.g. `8` or `16,32` (needs --sagan: the
+    /// Feature-map sides that get self-attention, e.g. `8` or `16,32` (needs --table2-sagan: the
     /// WGAN-GP penalty does not cover attention; the conditional model takes one side).
     #[arg(long, value_delimiter = ',')]
     pub(crate) attention: Option<Vec<usize>>,
-    /// Samples per critic step.
-    #[arg(long)]
-    pub(crate) batch_size: Option<usize>,
     /// Critic steps per generator step.
     #[arg(long)]
     pub(crate) n_critic: Option<usize>,
@@ -326,25 +394,17 @@ pub(crate) struct GanArgs {
     /// Fewest channels (Table 2: 64).
     #[arg(long)]
     pub(crate) min_width: Option<usize>,
-    /// Stop after this many seconds of training (with a checkpoint; --resume continues).
-    #[arg(long)]
-    pub(crate) time_budget: Option<f64>,
 }
 
 impl GanArgs {
     /// The --config file (or the chosen recipe), then the flags on top.
     pub(crate) fn config(&self) -> anyhow::Result<Stage2Config> {
         let recipe = || match self.sagan {
-            true => Stage2Config::sagan(),
+            true => Stage2Config::table2_sagan(),
             false => Stage2Config::new(),
         };
         let mut cfg: Stage2Config = config_then_flags(self.config.as_deref(), recipe)?;
-        let run = &mut cfg.run;
-        set(&mut run.steps, self.steps);
-        set(&mut run.batch_size, self.batch_size);
-        run.time_budget = self.time_budget.or(run.time_budget);
-        run.resume = self.resume;
-        run.run_dir = Some(self.out.display().to_string());
+        self.run.apply(&mut cfg.run);
         set(&mut cfg.n_critic, self.n_critic);
         set(&mut cfg.model.max_width, self.max_width);
         set(&mut cfg.model.min_width, self.min_width);

@@ -1,4 +1,4 @@
-//! `--sagan --conditional`: SAGAN's own class-conditional model from the command line (training
+//! `latentgan sagan`: SAGAN's own class-conditional model from the command line (training
 //! on class folders, pixels or stage-1 codes), and the GAN of a run directory whichever family
 //! trained it, for `sample`, `attention` and `fid --run`.
 
@@ -20,12 +20,7 @@ use super::args::{set, GanArgs};
 /// SAGAN's recipe with the flags on top.
 fn config(args: &GanArgs) -> anyhow::Result<SaganTrainConfig> {
     let mut cfg = SaganTrainConfig::new();
-    let run = &mut cfg.run;
-    set(&mut run.steps, args.steps);
-    set(&mut run.batch_size, args.batch_size);
-    run.time_budget = args.time_budget;
-    run.resume = args.resume;
-    run.run_dir = Some(args.out.display().to_string());
+    args.run.apply(&mut cfg.run);
     set(&mut cfg.model.ch, args.ch);
     match args.attention.as_deref() {
         None => {}
@@ -61,10 +56,10 @@ fn print_counts(counts: Vec<(String, usize)>) {
     println!("classes: {}", counts.join(", "));
 }
 
-/// `latentgan baseline --sagan --conditional`: the model on pixels.
+/// `latentgan sagan --data DIR`: the model on pixels.
 pub fn baseline(data: &Path, resolution: u32, args: &GanArgs) -> anyhow::Result<()> {
     let config = config(args)?;
-    latentgan::train::RunDir::check(&args.out, args.resume)?;
+    latentgan::train::RunDir::check(&args.run.out, args.run.resume)?;
     let dataset = labelled(data, resolution)?;
     let start = std::time::Instant::now();
     report(
@@ -74,7 +69,7 @@ pub fn baseline(data: &Path, resolution: u32, args: &GanArgs) -> anyhow::Result<
     Ok(())
 }
 
-/// `latentgan stage2 --sagan --conditional`: the model on stage-1 codes, decoded by that run's
+/// `latentgan sagan --codes RUN1_OR_STORE`: the model on stage-1 codes, decoded by that run's
 /// decoder: a labelled code store (`latentgan encode --class-folders`), or the codes a stage-1
 /// run's encoder gives the class folders `data` at `resolution`.
 pub fn stage2(
@@ -92,7 +87,7 @@ pub fn stage2(
              whose codes carry their labels",
             codes.display()
         );
-        latentgan::train::RunDir::check(&args.out, args.resume)?;
+        latentgan::train::RunDir::check(&args.run.out, args.run.resume)?;
         let store = CodeStore::open(codes)?;
         anyhow::ensure!(
             !store.classes().is_empty(),
@@ -106,12 +101,12 @@ pub fn stage2(
     } else {
         let (Some(data), Some(resolution)) = (data, resolution) else {
             anyhow::bail!(
-                "--conditional on a stage-1 run needs the labelled images: --data DIR (class \
+                "--codes with a stage-1 run needs the labelled images: --data DIR (class \
                  folders DIR/<class>/...) and --resolution N, encoded with the run's encoder; \
                  or give --codes STORE written by `latentgan encode --class-folders`"
             );
         };
-        latentgan::train::RunDir::check(&args.out, args.resume)?;
+        latentgan::train::RunDir::check(&args.run.out, args.run.resume)?;
         let ae = load_stage1(codes)?;
         let codes = ae.encode_dataset(&labelled(data, resolution)?)?;
         train_sagan_codes(&codes, &ae, config)?
@@ -134,9 +129,9 @@ fn report(trained: &Trained<ConditionalGan<Backend>>, seconds: f64) {
 
 /// The GAN of a run directory: the Table-2 family, or SAGAN's conditional model (its EMA).
 pub enum RunGan {
-    /// `latentgan stage2` / `baseline`, with or without `--sagan`.
+    /// `latentgan stage2` / `baseline`, with or without `--table2-sagan`.
     Table2(Box<Gan<Backend>>),
-    /// `--sagan --conditional`.
+    /// `latentgan sagan`.
     Conditional(Box<ConditionalGan<Backend>>),
 }
 
@@ -170,9 +165,7 @@ impl RunGan {
         let strip = GridOptions::default().nrow(n);
         Ok(match (self, class, to_seed) {
             (RunGan::Table2(_), Some(_), _) => {
-                anyhow::bail!(
-                    "--class needs a run of the conditional model (--sagan --conditional)"
-                )
+                anyhow::bail!("--class needs a run of the conditional model (latentgan sagan)")
             }
             (RunGan::Table2(gan), None, Some(b)) => (gan.interpolate(seed, b, n)?, strip),
             (RunGan::Table2(gan), None, None) => (gan.sample(n, seed)?, square),
@@ -196,9 +189,7 @@ impl RunGan {
     ) -> anyhow::Result<latentgan::viz::AttentionMaps> {
         Ok(match (self, class) {
             (RunGan::Table2(_), Some(_)) => {
-                anyhow::bail!(
-                    "--class needs a run of the conditional model (--sagan --conditional)"
-                )
+                anyhow::bail!("--class needs a run of the conditional model (latentgan sagan)")
             }
             (RunGan::Table2(gan), None) => gan.attention_map(seed, queries)?,
             (RunGan::Conditional(gan), class) => {

@@ -21,7 +21,7 @@ use latentgan::viz::{save_grid, GridOptions};
 
 use args::{
     config_then_flags, set, AttentionArgs, BaselineArgs, Cli, Command, DemoArgs, EncodeArgs,
-    FidArgs, GridArgs, InspectArgs, SampleArgs, Stage1Args, Stage2Args,
+    FidArgs, GridArgs, InspectArgs, SaganArgs, SampleArgs, Stage1Args, Stage2Args,
 };
 use conditional::RunGan;
 
@@ -70,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode(args) => encode(args),
         Command::Stage2(args) => stage2(args),
         Command::Baseline(args) => baseline(args),
+        Command::Sagan(args) => sagan(args),
         Command::Sample(args) => sample(args),
         Command::Attention(args) => attention(args),
         Command::Fid(args) => fid(args),
@@ -217,13 +218,36 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The note for `--table2-sagan --conditional`, the old spelling of `latentgan sagan`.
+const CONDITIONAL_MOVED: &str =
+    "note: `--sagan --conditional` is now `latentgan sagan` (`--data DIR`, \
+                                 or `--codes RUN1_OR_STORE`); training SAGAN's own model";
+
+fn sagan(args: SaganArgs) -> anyhow::Result<()> {
+    let gan = args.gan_args();
+    match &args.codes {
+        Some(codes) => {
+            let resolution = args.data.as_ref().map(|_| args.resolution);
+            conditional::stage2(codes, args.data.as_deref(), resolution, &gan)
+        }
+        None => {
+            let data = args
+                .data
+                .as_deref()
+                .expect("clap requires --data without --codes");
+            conditional::baseline(data, args.resolution, &gan)
+        }
+    }
+}
+
 fn stage2(args: Stage2Args) -> anyhow::Result<()> {
     if args.gan.conditional {
+        eprintln!("{CONDITIONAL_MOVED}");
         let data = args.data.as_deref();
         return conditional::stage2(&args.stage1, data, args.resolution, &args.gan);
     }
     let config = args.gan.config()?;
-    RunDir::check(&args.gan.out, args.gan.resume)?; // before the codes load
+    RunDir::check(&args.gan.run.out, args.gan.run.resume)?; // before the codes load
     let start = std::time::Instant::now();
     let trained = if CodeStore::is_store(&args.stage1) {
         let store = CodeStore::open(&args.stage1)?;
@@ -240,10 +264,11 @@ fn stage2(args: Stage2Args) -> anyhow::Result<()> {
 
 fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
     if args.gan.conditional {
+        eprintln!("{CONDITIONAL_MOVED}");
         return conditional::baseline(&args.data, args.resolution, &args.gan);
     }
     let config = args.gan.config()?;
-    RunDir::check(&args.gan.out, args.gan.resume)?; // before the dataset loads
+    RunDir::check(&args.gan.run.out, args.gan.run.resume)?; // before the dataset loads
     let dataset = load_images_with(&args.data, &LoadOptions::new(args.resolution))?;
     println!("{}", dataset.report());
     let start = std::time::Instant::now();
