@@ -71,7 +71,7 @@ impl GanArch {
     /// The old name of [`GanArch::table2_sagan`].
     #[deprecated(
         note = "renamed `GanArch::table2_sagan()`: SAGAN's switches on the Table-2 nets \
-                         (SAGAN's own model is `SaganArch`)"
+                (SAGAN's own model is `SaganArch`)"
     )]
     pub fn sagan() -> Self {
         Self::table2_sagan()

@@ -26,7 +26,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::{adam, validate_adam, OldAdamOptions, RunConfig, RunOptions};
 use super::ema::ema_update;
-use super::gan_run::{load_decoder, read_model_config, save_model};
+use super::gan_run::{load_decoder, read_model_config};
 use super::losses::{hinge_discriminator_loss, hinge_generator_loss};
 use super::run_dir::RunDir;
 use super::trainer::{Kept, Learner, Saved, Step, Trainer};
@@ -278,17 +278,7 @@ fn train<B: AutodiffBackend>(
         ))
     })?;
     let trainer = Trainer::<B>::begin(label, config, run, device)?;
-    if let Some(dir) = trainer.run_dir() {
-        let ae = model.autoencoder.as_ref();
-        save_model(
-            dir.path(),
-            &model,
-            ae,
-            decoder.as_ref(),
-            trainer.resuming(),
-            device,
-        )?;
-    }
+    trainer.save_model(&model, model.autoencoder.as_ref(), decoder.as_ref())?;
     let per_class = config.samples_per_class;
     let fixed = noise_rows::<B::InnerBackend>(
         g.latent_dim(),

@@ -23,7 +23,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
 use super::config::{adam, validate_adam, OldAdamOptions, RunConfig, RunOptions};
-use super::gan_run::{save_model, GanModelConfig};
+use super::gan_run::GanModelConfig;
 use super::losses::{hinge_discriminator_loss, wgan_critic_loss, wgan_generator_loss};
 use super::run_dir::RunDir;
 use super::trainer::{Learner, Saved, Step, Trainer};
@@ -109,17 +109,16 @@ impl Stage2Config {
 
     /// The old name of [`Stage2Config::table2_sagan`].
     #[deprecated(
-        note = "renamed `Stage2Config::table2_sagan()`: SAGAN's techniques on the \
-                         Table-2 nets (SAGAN's own model is `train_sagan`)"
+        note = "renamed `Stage2Config::table2_sagan()`: SAGAN's techniques on the Table-2 \
+                nets (SAGAN's own model is `train_sagan`)"
     )]
     pub fn sagan() -> Self {
         Self::table2_sagan()
     }
 
-    /// Sets `model.attention` (the form of notebooks written before `model` was nested).
-    #[deprecated(
-        note = "the architecture is nested: `.with_model(config.model.with_attention(..))`"
-    )]
+    /// Sets `model.attention` (notebooks written before `model` was nested set the
+    /// architecture on the training config; so do these six builders).
+    #[deprecated(note = "the architecture is nested: `.with_model(GanArch::..)`")]
     pub fn with_attention(mut self, sides: Vec<usize>) -> Self {
         self.model.attention = sides;
         self
@@ -312,17 +311,7 @@ fn train_gan<B: AutodiffBackend>(
         ))
     })?;
     let trainer = Trainer::<B>::begin(label, config, run, device)?;
-    if let Some(dir) = trainer.run_dir() {
-        let ae = model.autoencoder.as_ref();
-        save_model(
-            dir.path(),
-            &model,
-            ae,
-            decoder.as_ref(),
-            trainer.resuming(),
-            device,
-        )?;
-    }
+    trainer.save_model(&model, model.autoencoder.as_ref(), decoder.as_ref())?;
     let fixed = g.valid().noise(
         config.samples,
         SplitMix64::stream(run.seed, FIXED_NOISE, 0),

@@ -19,6 +19,7 @@
 
 use std::marker::PhantomData;
 
+use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
@@ -26,10 +27,12 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
 use super::config::{to_json, RunConfig};
+use super::gan_run::save_model;
 use super::run_dir::{module_to_bytes, training_files, Checkpoint, RunDir};
 use super::session::Session;
 use super::Trained;
 use crate::error::Result;
+use crate::models::{AutoEncoderConfig, Decoder};
 
 /// One training loop's own part, run by [`Trainer::fit`].
 pub(crate) trait Step<B: AutodiffBackend> {
@@ -90,6 +93,31 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// Whether the run continues from a checkpoint.
     pub fn resuming(&self) -> bool {
         self.resume_from.is_some()
+    }
+
+    /// Makes a new run directory a model on disk — `model.json` (`model`) and the weights of
+    /// `decoder` (built from `autoencoder`) — or checks that a resumed one was started with the
+    /// same (see [`gan_run`](super::gan_run)). Nothing without a run directory.
+    pub fn save_model<C: Config + PartialEq + std::fmt::Display>(
+        &self,
+        model: &C,
+        autoencoder: Option<&AutoEncoderConfig>,
+        decoder: Option<&Decoder<B::InnerBackend>>,
+    ) -> Result<()> {
+        match self.run_dir() {
+            Some(dir) => {
+                let resuming = self.resuming();
+                save_model(
+                    dir.path(),
+                    model,
+                    autoencoder,
+                    decoder,
+                    resuming,
+                    &self.device,
+                )
+            }
+            None => Ok(()),
+        }
     }
 
     /// `model` trained by Adam (`optimizer`) at learning rate `lr`, saved in checkpoints as
