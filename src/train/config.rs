@@ -279,15 +279,15 @@ fn upgrade_optimizer(object: &mut serde_json::Map<String, serde_json::Value>) ->
         return false;
     }
     let is_stage1 = object.contains_key("alpha") && object.contains_key("discriminator");
-    let beta = |object: &mut serde_json::Map<String, serde_json::Value>, key: &str| {
-        object.remove(key).and_then(|v| v.as_f64())
-    };
-    let (beta_1, beta_2) = (beta(object, "beta_1"), beta(object, "beta_2"));
-    let betas = match (beta_1, beta_2) {
+    let beta = |key: &str| object.get(key).and_then(|v| v.as_f64());
+    let betas = match (beta("beta_1"), beta("beta_2")) {
         (Some(b1), Some(b2)) => (b1, b2),
         _ if is_stage1 => (0.5, 0.999),
+        // Not a config of this kind: left as it is, for serde to name what is wrong.
         _ => return false,
     };
+    object.remove("beta_1");
+    object.remove("beta_2");
     let optimizer = serde_json::to_value(adam(betas.0 as f32, betas.1 as f32))
         .expect("an AdamConfig serialises");
     object.insert("optimizer".into(), optimizer);

@@ -388,7 +388,8 @@ where
         } else {
             self.config.ema_decay
         };
-        self.ema.module = ema_update(self.ema.module.clone(), &self.g.model().valid(), decay);
+        let g = self.g.model().valid();
+        self.ema.update(|ema| ema_update(ema, &g, decay));
         Ok([
             d_loss.detach(),
             real_scores.detach().mean(),
@@ -408,15 +409,11 @@ where
 
     fn sample(&self, run: &RunDir, done: usize) -> Result<()> {
         let per_class = self.config.samples_per_class;
-        let labels: Vec<i64> = (0..self.classes.len() * per_class)
-            .map(|i| (i / per_class) as i64)
-            .collect();
-        let labels = Tensor::from_data(
-            TensorData::new(labels.clone(), [labels.len()]),
-            &self.device,
-        );
+        let n = self.classes.len() * per_class;
+        let labels: Vec<i64> = (0..n).map(|i| (i / per_class) as i64).collect();
+        let labels = Tensor::from_data(TensorData::new(labels, [n]), &self.device);
         let images = self
-            .conditional(self.ema.module.clone())
+            .conditional(self.ema.module().clone())
             .generate(self.fixed.clone(), labels);
         save_grid(
             &images,
@@ -431,6 +428,6 @@ where
     }
 
     fn finish(self) -> Self::Output {
-        self.conditional(self.ema.module.clone())
+        self.conditional(self.ema.module().clone())
     }
 }

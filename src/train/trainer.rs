@@ -155,7 +155,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         Ok(Kept {
             file,
-            module,
+            module: Some(module),
             backend: PhantomData,
         })
     }
@@ -232,16 +232,29 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Saved for Learner<B, M> {
 /// A module kept in checkpoints but trained by no optimiser (made by [`Trainer::kept`]).
 pub(crate) struct Kept<B: Backend, M: Module<B>> {
     file: &'static str,
-    /// The module.
-    pub module: M,
+    /// Always `Some` between calls: [`Kept::update`] hands the module on by value.
+    module: Option<M>,
     backend: PhantomData<B>,
+}
+
+impl<B: Backend, M: Module<B>> Kept<B, M> {
+    /// The module as it is now.
+    pub fn module(&self) -> &M {
+        self.module.as_ref().expect("a kept module is always there")
+    }
+
+    /// Replaces the module by `f` of it, which owns it (so its tensors can be updated in place).
+    pub fn update(&mut self, f: impl FnOnce(M) -> M) {
+        let module = self.module.take().expect("a kept module is always there");
+        self.module = Some(f(module));
+    }
 }
 
 impl<B: Backend, M: Module<B>> Saved for Kept<B, M> {
     fn files(&self) -> Result<Vec<(String, Vec<u8>)>> {
         Ok(vec![(
             self.file.to_string(),
-            module_to_bytes::<B, _>(&self.module)?,
+            module_to_bytes::<B, _>(self.module())?,
         )])
     }
 }
