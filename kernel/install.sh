@@ -18,19 +18,43 @@
 #      meets a warm build directory. LATENTGAN_SKIP_PREBUILD=1 leaves it to that first cell.
 # The build directory is per user; the kernel spec and the patch point at this checkout, so
 # running install.sh from another checkout moves the kernel there (and rebuilds latentgan).
-# Usage: bash kernel/install.sh [--lab]
+#
+# --backend wgpu (or cuda) installs a second kernel, "Rust (latentgan, wgpu)" (`latentgan-wgpu`),
+# beside the CPU one, with its own build directory (EVCXR_TMPDIR ends in build-wgpu) and its own
+# config directory, whose init.evcxr adds a one-line crate that depends on latentgan with the
+# feature on. Cargo unifies features, so the notebooks' unchanged `:dep latentgan = { path = ".." }`
+# builds latentgan on that backend: the same notebook runs on either kernel, picked by name.
+# wgpu needs a Vulkan driver (without a GPU: bash scripts/install-lavapipe.sh); cuda the CUDA
+# toolkit. The first build compiles the GPU stack too (measured in BENCHMARKS.md).
+# Usage: bash kernel/install.sh [--lab] [--backend flex|wgpu|cuda]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 EVCXR_VERSION=0.22.0
 VENV="${LATENTGAN_VENV:-$ROOT/.venv}"
-EVCXR_TMPDIR="${LATENTGAN_EVCXR_TMPDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/latentgan/kernel/build}"
 LAB=0
-for arg in "$@"; do
-  case "$arg" in
+BACKEND=flex
+usage() { echo "usage: bash kernel/install.sh [--lab] [--backend flex|wgpu|cuda]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
     --lab) LAB=1 ;;
-    *) echo "usage: bash kernel/install.sh [--lab]" >&2; exit 2 ;;
+    --backend) [ $# -ge 2 ] || usage; BACKEND="$2"; shift ;;
+    --backend=*) BACKEND="${1#--backend=}" ;;
+    *) usage ;;
   esac
+  shift
 done
+EVCXR_TMPDIR="${LATENTGAN_EVCXR_TMPDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/latentgan/kernel/build}"
+case "$BACKEND" in
+  flex) NAME=latentgan; DISPLAY_NAME="Rust (latentgan)" ;;
+  wgpu | cuda) NAME="latentgan-$BACKEND"; DISPLAY_NAME="Rust (latentgan, $BACKEND)"
+    EVCXR_TMPDIR="$EVCXR_TMPDIR-$BACKEND" ;;
+  *) usage ;;
+esac
+if [ "$BACKEND" = wgpu ] && ! compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null \
+  && ! compgen -G "/etc/vulkan/icd.d/*.json" >/dev/null; then
+  echo "warning: no Vulkan driver found; the wgpu kernel will find no device (without a GPU:" \
+       "bash scripts/install-lavapipe.sh)" >&2
+fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
 # evcxr_jupyter has no --version flag; cargo's install list records what it installed.
@@ -62,17 +86,47 @@ EOF
 # the same home the path is one level off and every cell fails with "dlopen failed". Pointing
 # the loader at the toolchain's library folder makes it independent of where the two live.
 RUST_STD_LIB="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/lib"
-SPEC="$(mktemp -d)/latentgan"
+
+CONFIG_DIR="$ROOT/kernel/config"
+if [ "$BACKEND" != flex ]; then
+  # The GPU kernel's config: the CPU kernel's init.evcxr plus a `:dep` on a crate whose only
+  # content is latentgan with the backend's feature (written here: it names this checkout).
+  KERNEL_HOME="$(dirname "$EVCXR_TMPDIR")"
+  CONFIG_DIR="$KERNEL_HOME/config-$BACKEND"
+  SHIM="$KERNEL_HOME/backend-$BACKEND"
+  mkdir -p "$CONFIG_DIR" "$SHIM/src"
+  cat > "$SHIM/Cargo.toml" <<EOF
+# Written by latentgan's kernel/install.sh --backend $BACKEND: turns latentgan's $BACKEND feature
+# on in the "$DISPLAY_NAME" kernel (cargo unifies it with the notebook's own :dep).
+[package]
+name = "latentgan-kernel-$BACKEND"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+latentgan = { path = "$ROOT", features = ["$BACKEND"] }
+EOF
+  echo "//! Empty: this crate only turns latentgan's $BACKEND feature on." > "$SHIM/src/lib.rs"
+  {
+    cat "$ROOT/kernel/config/init.evcxr"
+    echo "// Added by kernel/install.sh --backend $BACKEND: latentgan on $BACKEND."
+    echo ":dep latentgan-kernel-$BACKEND = { path = \"$SHIM\" }"
+  } > "$CONFIG_DIR/init.evcxr"
+fi
+
+SPEC="$(mktemp -d)/$NAME"
 mkdir -p "$SPEC"
 sed -e "s|@EVCXR_JUPYTER@|$EVCXR_BIN|" \
+    -e "s|@DISPLAY_NAME@|$DISPLAY_NAME|" \
     -e "s|@EVCXR_TMPDIR@|$EVCXR_TMPDIR|" \
-    -e "s|@EVCXR_CONFIG_DIR@|$ROOT/kernel/config|" \
+    -e "s|@EVCXR_CONFIG_DIR@|$CONFIG_DIR|" \
     -e "s|@RUST_STD_LIB@|$RUST_STD_LIB|" \
     "$ROOT/kernel/latentgan/kernel.json" > "$SPEC/kernel.json"
-"$VENV/bin/jupyter-kernelspec" install --user --replace --name latentgan "$SPEC" >/dev/null
+"$VENV/bin/jupyter-kernelspec" install --user --replace --name "$NAME" "$SPEC" >/dev/null
 rm -rf "$(dirname "$SPEC")"
-echo "kernel 'latentgan' (Rust (latentgan)) registered; EVCXR_TMPDIR=$EVCXR_TMPDIR"
+echo "kernel '$NAME' ($DISPLAY_NAME) registered; EVCXR_TMPDIR=$EVCXR_TMPDIR"
 if [ "${LATENTGAN_SKIP_PREBUILD:-0}" != 1 ]; then
-  "$VENV/bin/python" "$ROOT/kernel/prebuild.py"
+  "$VENV/bin/python" "$ROOT/kernel/prebuild.py" --kernel "$NAME"
 fi
 echo "open the notebooks: $VENV/bin/jupyter lab notebooks/   (after: bash kernel/install.sh --lab)"

@@ -7,6 +7,7 @@ raises `CellError` naming the cell.
 """
 import queue
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -31,18 +32,21 @@ class Cell:
 class Kernel:
     """A fresh kernel started in `cwd` (notebooks/ by default, where the notebooks run).
 
-    With `stderr=True` the kernel's stderr (where evcxr's cargo prints `Compiling ..` lines) is a
-    pipe, `self.stderr`, that the caller must keep reading.
+    The kernel's stderr is where evcxr's cargo prints its `Compiling ..` lines.
     """
 
-    def __init__(self, name="latentgan", cwd=ROOT / "notebooks", stderr=False):
+    def __init__(self, name="latentgan", cwd=ROOT / "notebooks", stderr=None, ready_timeout=300):
+        """`stderr`, if given, is called in a thread with the kernel's stderr pipe (cargo's
+        output) before the kernel is ready: a GPU kernel's init.evcxr builds at start."""
         self.manager = jupyter_client.KernelManager(kernel_name=name)
         extra = {"stderr": subprocess.PIPE} if stderr else {}
         self.manager.start_kernel(cwd=str(cwd), **extra)
-        self.stderr = self.manager.provisioner.process.stderr if stderr else None
+        if stderr:
+            pipe = self.manager.provisioner.process.stderr
+            threading.Thread(target=stderr, args=(pipe,), daemon=True).start()
         self.client = self.manager.client()
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=300)
+        self.client.wait_for_ready(timeout=ready_timeout)
 
     def run(self, code, timeout=5400, on_wait=None):
         """Runs `code`; `on_wait()` is called about once a second while the cell runs."""

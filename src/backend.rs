@@ -35,11 +35,39 @@ compile_error!(
 #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
 pub use burn::backend::Flex as Backend;
 /// The backend used for inference: decoding, sampling, metrics.
+///
+/// On a GPU an alias of `Fusion<CubeBackend<Runtime, f32, i32, _>>`. The notebook kernel
+/// expands it, so the three pieces are re-exported below ([`Fusion`], [`CubeBackend`] and
+/// [`CudaRuntime`] or [`WgpuRuntime`]): `let ae = train_stage1(..)?;` keeps its
+/// `AutoEncoder<Fusion<CubeBackend<..>>>` with no annotation (notebook 02 on the wgpu kernel).
 #[cfg(feature = "cuda")]
 pub type Backend = burn::backend::Cuda;
 /// The backend used for inference: decoding, sampling, metrics.
+///
+/// On a GPU an alias of `Fusion<CubeBackend<Runtime, f32, i32, _>>`. The notebook kernel
+/// expands it, so the three pieces are re-exported below ([`Fusion`], [`CubeBackend`] and
+/// [`CudaRuntime`] or [`WgpuRuntime`]): `let ae = train_stage1(..)?;` keeps its
+/// `AutoEncoder<Fusion<CubeBackend<..>>>` with no annotation (notebook 02 on the wgpu kernel).
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
 pub type Backend = burn::backend::Wgpu;
+
+// The pieces of the GPU backend's type, re-exported for the notebook kernel (see `Backend`).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub use burn_cubecl::CubeBackend;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub use burn_fusion::Fusion;
+#[cfg(feature = "cuda")]
+pub use cubecl::cuda::CudaRuntime;
+#[cfg(feature = "wgpu")]
+pub use cubecl::wgpu::WgpuRuntime;
+
+// The re-exported pieces spell `Backend` exactly (a compile error if Burn changes the alias).
+#[cfg(feature = "cuda")]
+#[allow(clippy::type_complexity)]
+const _: fn(Backend) -> Fusion<CubeBackend<CudaRuntime, f32, i32, u8>> = |backend| backend;
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+#[allow(clippy::type_complexity)]
+const _: fn(Backend) -> Fusion<CubeBackend<WgpuRuntime, f32, i32, u32>> = |backend| backend;
 
 /// The backend used for training: [`Backend`] with reverse-mode automatic differentiation.
 pub type TrainBackend = Autodiff<Backend>;

@@ -233,3 +233,25 @@ fn the_conditional_sagan_resumed_on_the_gpu_continues_as_on_the_cpu() {
         assert!((sum - 1.0).abs() < 1e-4, "an attention row sums to {sum}");
     }
 }
+
+/// What notebook 02 does on a GPU kernel: stage 1 started on the GPU, its codes, then a code GAN
+/// started on the GPU (writing `model.json` and the decoder from GPU weights), sampled from its
+/// run directory.
+#[test]
+fn a_code_gan_started_on_the_gpu_writes_its_run_and_samples_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let faces = common::faces(32);
+    let stage1 = dir.path().join("stage1");
+    let ae = train_stage1_on::<TrainBackend>(&faces, stage1_config(&stage1, 2), &default_device())
+        .unwrap()
+        .model;
+    let codes = ae.encode_dataset(&faces).unwrap();
+    let run = dir.path().join("code-gan");
+    let config = stage2_config(Stage2Config::new(), GanArch::new(), &run, 2);
+    let trained = train_stage2_on::<TrainBackend>(&codes, &ae, config, &default_device()).unwrap();
+    assert_eq!(trained.history.entries.len(), 2);
+    common::assert_files(&run, &["model.json", "decoder.mpk", "config.json"]);
+    let samples = load_gan(&run).unwrap().sample(4, 0).unwrap();
+    assert_eq!(samples.shape(), [4, 3, 32, 32]);
+    assert_eq!(samples, trained.model.sample(4, 0).unwrap());
+}

@@ -192,3 +192,37 @@ fn no_source_file_is_over_650_lines() {
         long.join("\n")
     );
 }
+
+/// A device-to-host read waits for the device, so the crate makes them in one place,
+/// `backend.rs` (`to_host_f32`, `scalar`), where `host_reads()` counts them: no other file's code
+/// (tests aside) calls a tensor read or a device sync. `tests/host_reads.rs` then counts the
+/// reads of every training loop.
+#[test]
+fn only_the_backend_floor_reads_tensors_back() {
+    let reads = [
+        ".into_data(",
+        ".to_data(",
+        ".into_scalar(",
+        ".try_into_data(",
+        ".try_into_scalar(",
+        "into_data_async(",
+        ".sync(",
+        "::sync(",
+    ];
+    let mut all = Vec::new();
+    files(&src(), &mut all);
+    let mut found = Vec::new();
+    for file in all.iter().filter(|f| !f.ends_with("backend.rs")) {
+        for (n, line) in code(file).lines().enumerate() {
+            if let Some(call) = reads.iter().find(|r| line.contains(*r)) {
+                found.push(format!("{}:{}: {call}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(all.len() > 40, "{} files", all.len());
+    assert!(
+        found.is_empty(),
+        "device reads outside src/backend.rs (read through `to_host_f32`/`scalar`):\n{}",
+        found.join("\n")
+    );
+}

@@ -1,6 +1,6 @@
 //! Loading images from disk: folders, zip archives, split lists; decoding, centre crop, resize,
-//! an on-disk cache of decoded pixels in shards that datasets map, seeded batches for training,
-//! and codes in memory or in a store on disk.
+//! an on-disk cache of decoded pixels in shards that datasets map, seeded batches for training
+//! (made ahead on a background thread: [`prefetch`]), and codes in memory or in a store on disk.
 
 mod cache;
 mod classes;
@@ -9,6 +9,7 @@ mod dataset;
 mod decode;
 mod list;
 mod load;
+pub mod prefetch;
 mod report;
 pub(crate) mod source;
 mod store;
@@ -20,6 +21,7 @@ pub use list::{list_images, ImageList};
 pub use load::{
     default_cache_dir, load_celeba_hq, load_images, load_images_with, load_labelled, LoadOptions,
 };
+pub use prefetch::Prefetch;
 pub use report::{LoadReport, Skipped};
 pub use source::{IMAGE_EXTENSIONS, MAX_FILE_BYTES};
 pub use store::{CodeStore, Dtype, ShardWriter, StoreOptions, StoreSpec, StoreWriter};

@@ -32,7 +32,7 @@ use super::run_dir::RunDir;
 use super::trainer::{Kept, Learner, Saved, Step, Trainer};
 use super::Trained;
 use crate::backend::{default_device, scalar, seeded, Materialize, TrainBackend};
-use crate::data::{Codes, ImageDataset};
+use crate::data::{Codes, ImageDataset, Prefetch};
 use crate::error::{Error, Result};
 use crate::models::gan::noise_rows;
 use crate::models::{
@@ -151,10 +151,14 @@ pub fn train_sagan_on<B: AutodiffBackend>(
     let size = dataset.resolution() as usize;
     let model = SaganModelConfig::new(config.model.for_data(3, size, classes.len()), classes);
     let run = &config.run;
-    let real = |draw: usize| {
-        dataset.training_batch_labelled::<B>(draw, run.batch_size, run.seed, run.flip, device)
-    };
-    train::<B>("sagan", &config, model, None, real, device)
+    std::thread::scope(|scope| {
+        let mut batches = Prefetch::new(scope, |draw| {
+            let n = run.batch_size;
+            dataset.training_batch_labelled::<B::InnerBackend>(draw, n, run.seed, run.flip, device)
+        });
+        let real = move |draw| batches.get(draw).map(from_inner);
+        train::<B>("sagan", &config, model, None, real, device)
+    })
 }
 
 /// Trains SAGAN on stage-1 `codes`, class-conditional on the labels they carry
@@ -163,7 +167,7 @@ pub fn train_sagan_on<B: AutodiffBackend>(
 /// `autoencoder`'s decoder turning samples into images: the acceleration framework's stage 2
 /// with SAGAN's conditional model.
 pub fn train_sagan_codes(
-    codes: &impl Codes,
+    codes: &(impl Codes + Sync),
     autoencoder: &AutoEncoder<crate::backend::Backend>,
     config: SaganTrainConfig,
 ) -> Result<Trained<ConditionalGan<crate::backend::Backend>>> {
@@ -172,7 +176,7 @@ pub fn train_sagan_codes(
 
 /// [`train_sagan_codes`] on any autodiff backend and device.
 pub fn train_sagan_codes_on<B: AutodiffBackend>(
-    codes: &impl Codes,
+    codes: &(impl Codes + Sync),
     autoencoder: &AutoEncoder<B::InnerBackend>,
     config: SaganTrainConfig,
     device: &B::Device,
@@ -193,18 +197,30 @@ pub fn train_sagan_codes_on<B: AutodiffBackend>(
     let model = SaganModelConfig::new(config.model.for_data(channels, h, classes.len()), classes)
         .with_autoencoder(Some(autoencoder.config()));
     let run = &config.run;
-    let real = |draw: usize| {
-        let indices = crate::data::training_indices(codes.len(), run.batch_size, run.seed, draw)?;
-        Ok((
-            codes.batch::<B>(&indices, device)?,
-            codes.label_batch::<B>(&indices, device)?,
-        ))
-    };
     // Drawn now if never used (an untrained autoencoder): a clone of a lazy parameter draws
     // its own values, and the run's decoder must be the caller's.
     autoencoder.decoder.materialize();
     let decoder = Some(autoencoder.decoder.clone());
-    train::<B>("sagan-codes", &config, model, decoder, real, device)
+    std::thread::scope(|scope| {
+        let mut batches = Prefetch::new(scope, |draw| {
+            let indices =
+                crate::data::training_indices(codes.len(), run.batch_size, run.seed, draw)?;
+            Ok((
+                codes.batch::<B::InnerBackend>(&indices, device)?,
+                codes.label_batch::<B::InnerBackend>(&indices, device)?,
+            ))
+        });
+        let real = move |draw| batches.get(draw).map(from_inner);
+        train::<B>("sagan-codes", &config, model, decoder, real, device)
+    })
+}
+
+/// A batch and its labels, made on the inner backend (by another thread), as the autodiff
+/// backend's leaves.
+fn from_inner<B: AutodiffBackend>(
+    (x, y): (Tensor<B::InnerBackend, 4>, Tensor<B::InnerBackend, 1, Int>),
+) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    (Tensor::from_inner(x), Tensor::from_inner(y))
 }
 
 /// Loads the generator of a SAGAN run directory (its `model.json`, latest checkpoint and, on
@@ -267,7 +283,7 @@ fn train<B: AutodiffBackend>(
     config: &SaganTrainConfig,
     model: SaganModelConfig,
     decoder: Option<Decoder<B::InnerBackend>>,
-    real: impl Fn(usize) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)>,
+    real: impl FnMut(usize) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)>,
     device: &B::Device,
 ) -> Result<Trained<ConditionalGan<B::InnerBackend>>> {
     let run = &config.run;
@@ -356,7 +372,7 @@ impl<B: AutodiffBackend, R> SaganSteps<'_, B, R> {
 impl<B, R> Step<B> for SaganSteps<'_, B, R>
 where
     B: AutodiffBackend,
-    R: Fn(usize) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)>,
+    R: FnMut(usize) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)>,
 {
     /// D's hinge loss, its mean real and fake scores, and G's loss.
     type Logged = [Tensor<B, 1>; 4];

@@ -15,7 +15,7 @@ use super::run_dir::RunDir;
 use super::trainer::{Learner, Saved, Step, Trainer};
 use super::Trained;
 use crate::backend::{default_device, scalar, seeded, Backend, TrainBackend};
-use crate::data::ImageDataset;
+use crate::data::{ImageDataset, Prefetch};
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminator, ImageDiscriminatorConfig};
 use crate::viz::{save_grid, GridOptions};
@@ -112,43 +112,53 @@ pub fn train_stage1_on<B: AutodiffBackend>(
         ))
     })?;
     let trainer = Trainer::<B>::begin("stage1", &config, &config.run, device)?;
-    let (lr, adam) = (config.lr, &config.optimizer);
-    let steps = Stage1Steps {
-        ae: trainer.learner("autoencoder", ae, adam, lr)?,
-        d: trainer.learner("discriminator", d, adam, lr)?,
-        // A fixed batch to watch the reconstructions improve.
-        watch: dataset.select(&(0..dataset.len().min(8)).collect::<Vec<_>>())?,
-        dataset,
-        config: &config,
-        device: device.clone(),
-    };
-    trainer.fit(steps)
+    let (lr, adam, run) = (config.lr, &config.optimizer, &config.run);
+    std::thread::scope(|scope| {
+        // Step `step` trains on batch `step`, made ahead on another thread.
+        let mut batches = Prefetch::new(scope, |step| {
+            dataset.training_batch::<B::InnerBackend>(
+                step,
+                run.batch_size,
+                run.seed,
+                run.flip,
+                device,
+            )
+        });
+        let steps = Stage1Steps {
+            ae: trainer.learner("autoencoder", ae, adam, lr)?,
+            d: trainer.learner("discriminator", d, adam, lr)?,
+            real: move |step| batches.get(step).map(Tensor::from_inner),
+            // A fixed batch to watch the reconstructions improve.
+            watch: dataset.select(&(0..dataset.len().min(8)).collect::<Vec<_>>())?,
+            config: &config,
+            device: device.clone(),
+        };
+        trainer.fit(steps)
+    })
 }
 
-/// Stage 1's step: D on real images against reconstructions, then F and H.
-struct Stage1Steps<'a, B: AutodiffBackend> {
+/// Stage 1's step: D on real images against reconstructions, then F and H. `real(step)` is the
+/// step's batch of images.
+struct Stage1Steps<'a, B: AutodiffBackend, R> {
     ae: Learner<B, AutoEncoder<B>>,
     d: Learner<B, ImageDiscriminator<B>>,
-    dataset: &'a ImageDataset,
+    real: R,
     watch: ImageDataset,
     config: &'a Stage1Config,
     device: B::Device,
 }
 
-impl<B: AutodiffBackend> Step<B> for Stage1Steps<'_, B> {
+impl<B, R> Step<B> for Stage1Steps<'_, B, R>
+where
+    B: AutodiffBackend,
+    R: FnMut(usize) -> Result<Tensor<B, 4>>,
+{
     /// The L1 loss, the adversarial loss and D's loss.
     type Logged = [Tensor<B, 1>; 3];
     type Output = AutoEncoder<B::InnerBackend>;
 
     fn step(&mut self, step: usize) -> Result<Self::Logged> {
-        let run = &self.config.run;
-        let x = self.dataset.training_batch::<B>(
-            step,
-            run.batch_size,
-            run.seed,
-            run.flip,
-            &self.device,
-        )?;
+        let x = (self.real)(step)?;
         let ae = self.ae.model();
         let rec = ae.decoder.forward(ae.encoder.forward(x.clone()));
 

@@ -29,7 +29,7 @@ use super::run_dir::RunDir;
 use super::trainer::{Learner, Saved, Step, Trainer};
 use super::Trained;
 use crate::backend::{default_device, scalar, seeded, Materialize, TrainBackend};
-use crate::data::{Codes, ImageDataset};
+use crate::data::{Codes, ImageDataset, Prefetch};
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, Critic, Decoder, Gan, GanArch, Generator};
 use crate::rng::SplitMix64;
@@ -209,7 +209,7 @@ impl OldAdamOptions for Stage2Config {
 /// fixed noise, atomic checkpoints, and `decoder.mpk`, so the run directory alone can sample
 /// ([`load_gan`](super::load_gan)).
 pub fn train_stage2(
-    codes: &impl Codes,
+    codes: &(impl Codes + Sync),
     autoencoder: &AutoEncoder<crate::backend::Backend>,
     config: Stage2Config,
 ) -> Result<Trained<Gan<crate::backend::Backend>>> {
@@ -218,7 +218,7 @@ pub fn train_stage2(
 
 /// [`train_stage2`] on any autodiff backend and device.
 pub fn train_stage2_on<B: AutodiffBackend>(
-    codes: &impl Codes,
+    codes: &(impl Codes + Sync),
     autoencoder: &AutoEncoder<B::InnerBackend>,
     config: Stage2Config,
     device: &B::Device,
@@ -238,17 +238,16 @@ pub fn train_stage2_on<B: AutodiffBackend>(
     let model = GanModelConfig::new(config.model.for_data(channels, size))
         .with_autoencoder(Some(autoencoder.config()));
     let run = &config.run;
-    let real = |draw: usize| codes.training_batch::<B>(draw, run.batch_size, run.seed, device);
     // Drawn now if never used: a clone of a lazy parameter draws its own values.
     autoencoder.decoder.materialize();
-    train_gan::<B>(
-        "stage2",
-        &config,
-        model,
-        Some(autoencoder.decoder.clone()),
-        real,
-        device,
-    )
+    let decoder = Some(autoencoder.decoder.clone());
+    std::thread::scope(|scope| {
+        let mut batches = Prefetch::new(scope, |draw| {
+            codes.training_batch::<B::InnerBackend>(draw, run.batch_size, run.seed, device)
+        });
+        let real = move |draw| batches.get(draw).map(Tensor::from_inner);
+        train_gan::<B>("stage2", &config, model, decoder, real, device)
+    })
 }
 
 /// Trains the same GAN on the pixels of `dataset` — the paper's "before acceleration"
@@ -270,9 +269,14 @@ pub fn train_baseline_on<B: AutodiffBackend>(
     let size = dataset.resolution() as usize;
     let model = GanModelConfig::new(config.model.for_data(3, size));
     let run = &config.run;
-    let real =
-        |draw: usize| dataset.training_batch::<B>(draw, run.batch_size, run.seed, run.flip, device);
-    train_gan::<B>("baseline", &config, model, None, real, device)
+    std::thread::scope(|scope| {
+        let mut batches = Prefetch::new(scope, |draw| {
+            let n = run.batch_size;
+            dataset.training_batch::<B::InnerBackend>(draw, n, run.seed, run.flip, device)
+        });
+        let real = move |draw| batches.get(draw).map(Tensor::from_inner);
+        train_gan::<B>("baseline", &config, model, None, real, device)
+    })
 }
 
 /// The side of square data, or an error naming `what`.
@@ -293,14 +297,14 @@ const MIX: u64 = 3;
 const FIXED_NOISE: u64 = 4;
 
 /// The loop both stage-2 trainers share, WGAN-GP or hinge (module docs). `real(draw)` is the
-/// `draw`-th real batch of an endless reproducible stream; `decoder` turns generated codes into
-/// images for the sample grids and the returned [`Gan`].
+/// `draw`-th real batch of an endless reproducible stream, asked for in order; `decoder` turns
+/// generated codes into images for the sample grids and the returned [`Gan`].
 fn train_gan<B: AutodiffBackend>(
     label: &'static str,
     config: &Stage2Config,
     model: GanModelConfig,
     decoder: Option<Decoder<B::InnerBackend>>,
-    real: impl Fn(usize) -> Result<Tensor<B, 4>>,
+    real: impl FnMut(usize) -> Result<Tensor<B, 4>>,
     device: &B::Device,
 ) -> Result<Trained<Gan<B::InnerBackend>>> {
     let run = &config.run;
@@ -345,7 +349,7 @@ struct GanSteps<'a, B: AutodiffBackend, R> {
 impl<B, R> Step<B> for GanSteps<'_, B, R>
 where
     B: AutodiffBackend,
-    R: Fn(usize) -> Result<Tensor<B, 4>>,
+    R: FnMut(usize) -> Result<Tensor<B, 4>>,
 {
     /// The last critic step's terms and the generator's loss.
     type Logged = (CriticTerms<B>, Tensor<B, 1>);
