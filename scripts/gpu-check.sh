@@ -33,8 +33,16 @@ phase() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   cargo build --release --features cuda
   phase "cuda build"
-  LATENTGAN_GPU_FID=all LATENTGAN_GPU_NOTEBOOKS=all bash scripts/gpu-tests.sh cuda
-  phase "GPU-path tests and every notebook on the cuda kernel"
+  LATENTGAN_GPU_FID=all LATENTGAN_GPU_NOTEBOOKS=none bash scripts/gpu-tests.sh cuda
+  phase "GPU-path tests"
+  # Every notebook on the cuda kernel; today those that keep a GPU value from one cell to the
+  # next stop there (docs/GUIDE.md, "On a GPU"), so a failure is reported, not fatal.
+  bash kernel/install.sh --backend cuda
+  LATENTGAN_KERNEL=latentgan-cuda LATENTGAN_NOTEBOOK_SECONDS=30 \
+    LATENTGAN_EXECUTED_DIR="${OUT:-target}/notebooks-cuda" \
+    .venv/bin/python -m pytest -v tests/notebooks \
+    || echo "== notebooks on the cuda kernel: FAILED (above)"
+  phase "every notebook on the cuda kernel"
   cargo bench --features cuda --bench stage2 -- --res 64,128,256 --steps 5
   phase "code GAN and pixel GAN throughput"
   cargo bench --features cuda --bench sagan -- --res 64,128,256 --ch 64 --batch 32 --steps 5

@@ -19,11 +19,12 @@
 #
 # Then the notebooks on the GPU kernel (kernel/install.sh --backend wgpu|cuda, built once into its
 # own directory: see BENCHMARKS.md for the cold build), run by the notebook harness with
-# LATENTGAN_KERNEL=latentgan-wgpu: notebook 00 and notebook 02 with its two GANs trained for
-# LATENTGAN_NOTEBOOK_SECONDS (30 here), without its FID cells (tagged `fid`: Inception on lavapipe
-# takes minutes). LATENTGAN_GPU_NOTEBOOKS=all runs every notebook in full (for a real
-# GPU: scripts/gpu-check.sh), =none none. The executed copies, with their images, are kept in
-# target/notebooks-wgpu/ (LATENTGAN_EXECUTED_DIR).
+# LATENTGAN_KERNEL=latentgan-wgpu, their training capped by LATENTGAN_NOTEBOOK_SECONDS (30 here):
+# LATENTGAN_GPU_NOTEBOOKS=00 (the default) notebook 00; =short also notebook 02 without its FID
+# cells (tagged `fid`: Inception on lavapipe takes minutes), which today stops at its second GPU
+# cell (a GPU tensor does not outlive its cell in evcxr: docs/GUIDE.md, "On a GPU"); =all every
+# notebook (scripts/gpu-check.sh, on a real GPU); =none none. The executed copies, with their
+# images, are kept in target/notebooks-wgpu/ (LATENTGAN_EXECUTED_DIR).
 #
 #   scripts/gpu-tests.sh [wgpu|cuda]      (default wgpu)
 #
@@ -59,13 +60,16 @@ fid_tests=(inception_features_match_pytorch_fid fid_command_agrees_with_pytorch_
 cargo test --release --features "$feature" --test fid -- --test-threads=1 "${fid_tests[@]}"
 echo "== GPU-path tests ($feature) took ${SECONDS}s"
 
-notebooks="${LATENTGAN_GPU_NOTEBOOKS:-short}"
+notebooks="${LATENTGAN_GPU_NOTEBOOKS:-00}"
 if [ "$notebooks" != none ]; then
   t=$SECONDS
   bash kernel/install.sh --backend "$feature"
   echo "== the $feature kernel ready after $((SECONDS - t))s"
-  selection=(-k "00_quickstart or 02_stage2")
-  [ "$notebooks" = all ] && selection=()
+  case "$notebooks" in
+    00) selection=(-k "00_quickstart") ;;
+    short) selection=(-k "00_quickstart or 02_stage2") ;;
+    *) selection=() ;;
+  esac
   # On lavapipe Inception takes minutes per 100 images: leave out the FID cells (tag `fid`).
   skip=""
   [ "$feature" = wgpu ] && [ "$notebooks" != all ] && skip=fid
