@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the notebooks need, idempotently:
-#   1. evcxr_jupyter (the Rust Jupyter kernel), pinned, with `cargo install --locked`
-#      unless that version is already on PATH (~15 CPU-minutes the first time);
+#   1. evcxr_jupyter (the Rust Jupyter kernel), pinned, built from its crate with
+#      kernel/evcxr-dylib.patch applied (its dylib mode on current toolchains, which the GPU
+#      kernels use) and installed with `cargo install --locked`, unless that build is already
+#      on PATH (~15 CPU-minutes the first time);
 #   2. a Python venv (.venv) with the Jupyter client tools from kernel/requirements.txt
 #      (and JupyterLab with --lab);
 #   3. our kernel spec "latentgan" ("Rust (latentgan)"), registered for this user, with
@@ -23,7 +25,10 @@
 # beside the CPU one, with its own build directory (EVCXR_TMPDIR ends in build-wgpu) and its own
 # config directory, whose init.evcxr adds a one-line crate that depends on latentgan with the
 # feature on. Cargo unifies features, so the notebooks' unchanged `:dep latentgan = { path = ".." }`
-# builds latentgan on that backend: the same notebook runs on either kernel, picked by name.
+# builds latentgan on that backend: the same notebook runs on either kernel, picked by name. Its
+# evcxr.toml turns evcxr's static linking off: each cell then links the dependencies' shared
+# libraries instead of its own copy of them, so a GPU tensor made in one cell works in the next
+# (with a copy per cell, CubeCL's device state is not found: BENCHMARKS.md).
 # wgpu needs a Vulkan driver (without a GPU: bash scripts/install-lavapipe.sh); cuda the CUDA
 # toolkit. The first build compiles the GPU stack too (measured in BENCHMARKS.md).
 # Usage: bash kernel/install.sh [--lab] [--backend flex|wgpu|cuda]
@@ -57,12 +62,30 @@ if [ "$BACKEND" = wgpu ] && ! compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/
 fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
-# evcxr_jupyter has no --version flag; cargo's install list records what it installed.
-if command -v evcxr_jupyter >/dev/null && cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
-  echo "evcxr_jupyter $EVCXR_VERSION already installed"
+# evcxr_jupyter has no --version flag; cargo's install list records what it installed, and from
+# where: our patched build is installed from EVCXR_SRC.
+EVCXR_SRC="${XDG_CACHE_HOME:-$HOME/.cache}/latentgan/evcxr-$EVCXR_VERSION-dylib"
+if command -v evcxr_jupyter >/dev/null \
+  && cargo install --list | grep -qF "evcxr_jupyter v$EVCXR_VERSION ($EVCXR_SRC/evcxr_jupyter):"; then
+  echo "evcxr_jupyter $EVCXR_VERSION (patched) already installed"
 else
-  echo "installing evcxr_jupyter $EVCXR_VERSION (cargo install --locked; ~15 CPU-minutes)"
-  cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION"
+  echo "installing evcxr_jupyter $EVCXR_VERSION with kernel/evcxr-dylib.patch (~15 CPU-minutes)"
+  rm -rf "$EVCXR_SRC"
+  mkdir -p "$EVCXR_SRC/fetch/src"
+  # A throwaway package makes cargo fetch and unpack the two crates' sources.
+  printf '[package]\nname = "fetch-evcxr"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nevcxr_jupyter = "=%s"\n' \
+    "$EVCXR_VERSION" > "$EVCXR_SRC/fetch/Cargo.toml"
+  touch "$EVCXR_SRC/fetch/src/lib.rs"
+  cargo metadata --manifest-path "$EVCXR_SRC/fetch/Cargo.toml" --format-version 1 \
+    | python3 -c 'import json, os, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] in ("evcxr", "evcxr_jupyter") and p["version"] == sys.argv[1]:
+        print(p["name"], os.path.dirname(p["manifest_path"]))' "$EVCXR_VERSION" \
+    | while read -r name dir; do cp -r "$dir" "$EVCXR_SRC/$name"; done
+  patch -d "$EVCXR_SRC/evcxr" -p1 < "$ROOT/kernel/evcxr-dylib.patch"
+  printf '\n[patch.crates-io]\nevcxr = { path = "../evcxr" }\n\n[workspace]\n' \
+    >> "$EVCXR_SRC/evcxr_jupyter/Cargo.toml"
+  cargo install --locked --path "$EVCXR_SRC/evcxr_jupyter"
 fi
 EVCXR_BIN="$(command -v evcxr_jupyter)"
 
@@ -113,6 +136,15 @@ EOF
     echo "// Added by kernel/install.sh --backend $BACKEND: latentgan on $BACKEND."
     echo ":dep latentgan-kernel-$BACKEND = { path = \"$SHIM\" }"
   } > "$CONFIG_DIR/init.evcxr"
+  # Read by evcxr at start, before its first build (`:allow_static_linking 0` in init.evcxr
+  # would come after it, and a change of linking makes evcxr clean the build directory).
+  cat > "$CONFIG_DIR/evcxr.toml" <<EOF
+# Written by latentgan's kernel/install.sh --backend $BACKEND: dependencies linked once, as shared
+# libraries (a GPU value made in one cell is used by the next), and opt-level 3 as init.evcxr's.
+[evcxr]
+allow_static_linking = false
+opt_level = "3"
+EOF
 fi
 
 SPEC="$(mktemp -d)/$NAME"

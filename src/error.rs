@@ -88,6 +88,12 @@ pub enum Error {
         /// What the backend said.
         reason: String,
     },
+    /// Data-parallel training failed: a replica stopped, or burn-collective's all-reduce did.
+    #[error("data-parallel training failed: {reason}")]
+    Replicas {
+        /// Which replica and what happened.
+        reason: String,
+    },
     /// A config, report, header or record could not be serialised.
     #[error("cannot serialise {what}: {reason}")]
     Serialize {

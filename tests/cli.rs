@@ -256,15 +256,19 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         latest.starts_with("step-") && latest != "step-00100000",
         "{latest}"
     );
-    // SAGAN from the command line, then its attention figure. The second run takes its config
-    // (steps included) from the first's config.json.
+    // SAGAN from the command line, on two replicas, then its attention figure. The second run
+    // takes its config (steps and devices included) from the first's config.json.
     common::succeed(
         latentgan()
             .args(["stage2", "--codes", &path("s1"), "--out", &path("sa")])
             .args(["--table2-sagan", "--attention", "8", "--steps", "3"])
+            .args(["--devices", "2"])
             .args(small),
     );
     let config = dir.path().join("sa/config.json").display().to_string();
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("\"devices\": 2"));
     common::succeed(latentgan().args([
         "stage2",
         "--codes",

@@ -7,6 +7,7 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use super::BatchPart;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 6] = b"LGCD1\n";
@@ -73,8 +74,21 @@ pub trait Codes {
         seed: u64,
         device: &B::Device,
     ) -> Result<Tensor<B, 4>> {
+        self.training_part(step, batch_size, seed, BatchPart::WHOLE, device)
+    }
+
+    /// Part `part` of [`Codes::training_batch`] (a replica's micro-batch in data-parallel
+    /// training).
+    fn training_part<B: Backend>(
+        &self,
+        step: usize,
+        batch_size: usize,
+        seed: u64,
+        part: BatchPart,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 4>> {
         let indices = super::training_indices(self.len(), batch_size, seed, step)?;
-        self.batch(&indices, device)
+        self.batch(part.of(&indices), device)
     }
 }
 

@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::cache::Shard;
 use super::report::LoadReport;
+use super::BatchPart;
 use crate::error::{Error, Result};
 use crate::images::{Images, ToImages};
 use crate::io::fnv1a;
@@ -148,8 +149,21 @@ impl ImageDataset {
         flip: bool,
         device: &B::Device,
     ) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)> {
-        let indices = super::training_indices(self.len(), batch_size, seed, step)?;
-        let images = self.flipped_batch(&indices, step, seed, flip, device);
+        self.training_part_labelled(step, batch_size, seed, flip, BatchPart::WHOLE, device)
+    }
+
+    /// Part `part` of [`training_batch_labelled`](Self::training_batch_labelled) (a replica's
+    /// micro-batch in data-parallel training).
+    pub fn training_part_labelled<B: Backend>(
+        &self,
+        step: usize,
+        batch_size: usize,
+        seed: u64,
+        flip: bool,
+        part: BatchPart,
+        device: &B::Device,
+    ) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)> {
+        let (indices, images) = self.part_images(step, batch_size, seed, flip, part, device)?;
         Ok((images, self.label_batch(&indices, device)?))
     }
 
@@ -292,22 +306,43 @@ impl ImageDataset {
         flip: bool,
         device: &B::Device,
     ) -> Result<Tensor<B, 4>> {
-        let indices = super::training_indices(self.len(), batch_size, seed, step)?;
-        Ok(self.flipped_batch(&indices, step, seed, flip, device))
+        self.training_part(step, batch_size, seed, flip, BatchPart::WHOLE, device)
     }
 
-    /// The images at `indices` of training batch `step`, mirrored at random (by `(seed, step)`)
-    /// when `flip` is set.
-    fn flipped_batch<B: Backend>(
+    /// Part `part` of [`training_batch`](Self::training_batch) (a replica's micro-batch in
+    /// data-parallel training).
+    pub fn training_part<B: Backend>(
         &self,
-        indices: &[usize],
         step: usize,
+        batch_size: usize,
         seed: u64,
         flip: bool,
+        part: BatchPart,
         device: &B::Device,
-    ) -> Tensor<B, 4> {
+    ) -> Result<Tensor<B, 4>> {
+        Ok(self
+            .part_images(step, batch_size, seed, flip, part, device)?
+            .1)
+    }
+
+    /// Part `part` of training batch `step` — its image indices and its images, mirrored at
+    /// random (by `(seed, step)`) when `flip` is set. The coins are drawn for the whole batch
+    /// and then cut, so a part's images are those rows of the whole batch.
+    fn part_images<B: Backend>(
+        &self,
+        step: usize,
+        batch_size: usize,
+        seed: u64,
+        flip: bool,
+        part: BatchPart,
+        device: &B::Device,
+    ) -> Result<(Vec<usize>, Tensor<B, 4>)> {
+        let indices = super::training_indices(self.len(), batch_size, seed, step)?;
         let mut coins = SplitMix64::new(seed.rotate_left(17) ^ step as u64);
-        self.make_batch(indices, || flip && coins.coin(), device)
+        let flips: Vec<bool> = indices.iter().map(|_| flip && coins.coin()).collect();
+        let (indices, mut flips) = (part.of(&indices), part.of(&flips).iter());
+        let images = self.make_batch(indices, || *flips.next().expect("a coin per image"), device);
+        Ok((indices.to_vec(), images))
     }
 
     /// The images at `indices`, in that order, as a `[B, 3, H, W]` tensor in `[-1, 1]`.

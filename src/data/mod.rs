@@ -2,6 +2,7 @@
 //! an on-disk cache of decoded pixels in shards that datasets map, seeded batches for training
 //! (made ahead on a background thread: [`prefetch`]), and codes in memory or in a store on disk.
 
+mod batch_part;
 mod cache;
 mod classes;
 mod codes;
@@ -14,6 +15,7 @@ mod report;
 pub(crate) mod source;
 mod store;
 
+pub use batch_part::BatchPart;
 pub use codes::{CodeDataset, Codes};
 pub use dataset::{Batches, ImageDataset};
 pub use decode::decode_rgb8;

@@ -68,8 +68,10 @@ impl<B: Backend> ConditionalBatchNorm<B> {
                     + batch.clone().detach() * self.momentum;
                 state.update(running.detach());
             };
-            update(&self.running_mean, &mean);
-            update(&self.running_var, &var);
+            if super::forward_state_updates() {
+                update(&self.running_mean, &mean);
+                update(&self.running_var, &var);
+            }
             (mean, var)
         } else {
             (self.running_mean.value(), self.running_var.value())

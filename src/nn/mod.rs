@@ -15,6 +15,37 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::Tensor;
 
+thread_local! {
+    static STATE_FROZEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While the returned guard lives, training forward passes on this thread leave the state they
+/// otherwise update — spectral-norm vectors, batch-norm running statistics — as it is (they
+/// still read it, and batch norm still normalises with the batch's statistics). Gradient
+/// accumulation holds one for every micro-batch of a step but the first, so a step updates that
+/// state once however it is split, as one whole batch does.
+pub fn freeze_forward_state() -> FrozenState {
+    let was = STATE_FROZEN.with(|f| f.replace(true));
+    FrozenState { was }
+}
+
+/// Whether training forward passes on this thread update their state (see
+/// [`freeze_forward_state`]).
+pub(crate) fn forward_state_updates() -> bool {
+    !STATE_FROZEN.with(|f| f.get())
+}
+
+/// Made by [`freeze_forward_state`]; puts the previous setting back when dropped.
+pub struct FrozenState {
+    was: bool,
+}
+
+impl Drop for FrozenState {
+    fn drop(&mut self) {
+        STATE_FROZEN.with(|f| f.set(self.was));
+    }
+}
+
 /// Slope of the leaky ReLUs used throughout (DCGAN/PGGAN convention).
 pub const LEAK: f64 = 0.2;
 

@@ -1,7 +1,8 @@
 //! Spectral normalisation (Miyato et al. 2018; SAGAN §4 uses it in G and D): a weight W is used as
 //! W/σ(W), where σ is its largest singular value, estimated by power iteration with a persistent
 //! vector u. A training forward pass (an autodiff backend) refines u by one iteration; an
-//! inference pass only reads it. u is module state (saved in checkpoints), not a trained parameter.
+//! inference pass, or one under [`freeze_forward_state`](super::freeze_forward_state), only reads
+//! it. u is module state (saved in checkpoints), not a trained parameter.
 //!
 //! [`SnConv2d`] and [`SnLinear`] are the layers the GANs use: a convolution or dense layer whose
 //! weight is optionally spectrally normalised, switched by a flag so one architecture serves
@@ -58,7 +59,7 @@ impl<B: Backend> SpectralNorm<B> {
                 .matmul(u.clone().unsqueeze_dim(1))
                 .squeeze_dim(1),
         );
-        if B::ad_enabled(&w.device()) {
+        if B::ad_enabled(&w.device()) && super::forward_state_updates() {
             u = unit(
                 fixed
                     .clone()

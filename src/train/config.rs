@@ -18,9 +18,19 @@ use crate::error::{Error, Result};
 /// The options every training run shares.
 #[derive(Config, Debug, PartialEq)]
 pub struct RunConfig {
-    /// Samples per step (per critic step in stage 2).
+    /// Samples per step (per critic step in stage 2): the global batch, cut into `devices ·
+    /// accumulate` equal parts, so a run's numbers do not depend on how it is split.
     #[config(default = 16)]
     pub batch_size: usize,
+    /// Devices to train on, one replica of the models each (data parallelism: the gradients
+    /// are averaged across replicas before every optimiser step). On the CPU, replicas share the
+    /// one device; on GPUs, devices `first..first + devices`.
+    #[config(default = 1)]
+    pub devices: usize,
+    /// Micro-batches per optimiser step on each device, their gradients summed (gradient
+    /// accumulation: a batch larger than device memory trains as one).
+    #[config(default = 1)]
+    pub accumulate: usize,
     /// Total training steps, generator steps in stage 2 (a resumed run continues up to this).
     #[config(default = 1000)]
     pub steps: usize,
@@ -52,6 +62,9 @@ pub struct RunConfig {
     pub time_budget: Option<f64>,
 }
 
+/// The most devices a run trains on.
+pub const MAX_DEVICES: usize = 64;
+
 /// The fields of [`RunConfig`] that may change when a run is resumed: how long and how often,
 /// not what. Paths into the saved `config.json`.
 pub(crate) const MAY_CHANGE: &[&str] = &[
@@ -62,6 +75,8 @@ pub(crate) const MAY_CHANGE: &[&str] = &[
     "run.checkpoint_every",
     "run.run_dir",
     "run.time_budget",
+    "run.devices",
+    "run.accumulate",
 ];
 
 impl RunConfig {
@@ -78,6 +93,26 @@ impl RunConfig {
         }
         if self.steps == 0 {
             return Err(Error::invalid("steps", "got 0, expected at least 1"));
+        }
+        if !(1..=MAX_DEVICES).contains(&self.devices) {
+            return Err(Error::invalid(
+                "devices",
+                format!("got {}, expected 1..={MAX_DEVICES}", self.devices),
+            ));
+        }
+        if self.accumulate == 0 {
+            return Err(Error::invalid("accumulate", "got 0, expected at least 1"));
+        }
+        let parts = self.devices.saturating_mul(self.accumulate);
+        if !self.batch_size.is_multiple_of(parts) {
+            return Err(Error::invalid(
+                "batch_size",
+                format!(
+                    "got {}, which does not split into devices × accumulate = {} × {} equal \
+                     parts; expected a multiple of {parts}",
+                    self.batch_size, self.devices, self.accumulate
+                ),
+            ));
         }
         if self.log_every == 0 || self.sample_every == 0 || self.checkpoint_every == 0 {
             return Err(Error::invalid(
@@ -133,6 +168,16 @@ pub trait RunOptions: Sized {
     /// Sets [`RunConfig::batch_size`].
     fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.run_mut().batch_size = batch_size;
+        self
+    }
+    /// Sets [`RunConfig::devices`].
+    fn with_devices(mut self, devices: usize) -> Self {
+        self.run_mut().devices = devices;
+        self
+    }
+    /// Sets [`RunConfig::accumulate`].
+    fn with_accumulate(mut self, micro_batches: usize) -> Self {
+        self.run_mut().accumulate = micro_batches;
         self
     }
     /// Sets [`RunConfig::steps`].
@@ -230,7 +275,8 @@ const LEGACY_KEYS: &[(&str, &str)] = &[
 /// Rewrites, in place, a config saved before the run options and the GAN architecture were
 /// nested into today's layout: top-level `steps`, `batch_size`, … move into `run`, stage 2's
 /// `max_width`, `attention`, … into `model`, and in a `model.json` the GAN's `latent_dim`, … into
-/// `gan.arch`. Returns whether anything moved; today's layout is left as it is.
+/// `gan.arch`; a `run` saved before data parallelism gets `devices` and `accumulate` 1. Returns
+/// whether anything moved; today's layout is left as it is.
 pub fn upgrade_legacy(value: &mut serde_json::Value) -> bool {
     let mut moved = false;
     if let Some(object) = value.as_object_mut() {
@@ -257,6 +303,15 @@ pub fn upgrade_legacy(value: &mut serde_json::Value) -> bool {
             }
         }
         moved |= upgrade_optimizer(object);
+        // Runs saved before data parallelism trained on one device, one batch per step.
+        if let Some(run) = object.get_mut("run").and_then(|r| r.as_object_mut()) {
+            for key in ["devices", "accumulate"] {
+                if !run.contains_key(key) {
+                    run.insert(key.into(), 1.into());
+                    moved = true;
+                }
+            }
+        }
         // model.json: { "gan": { "channels", "size", "latent_dim", ... } }.
         if let Some(gan) = object.get_mut("gan") {
             moved |= upgrade_gan(gan);
@@ -414,6 +469,10 @@ mod tests {
         assert!(upgrade_legacy(&mut old));
         assert_eq!(old["run"]["steps"], 10);
         assert_eq!(old["run"]["run_dir"], "r");
+        assert_eq!(
+            (&old["run"]["devices"], &old["run"]["accumulate"]),
+            (&json!(1), &json!(1))
+        );
         assert_eq!(old["model"]["max_width"], 64);
         assert_eq!(old["n_critic"], 5);
         assert!(old.get("steps").is_none() && old.get("max_width").is_none());
@@ -424,9 +483,10 @@ mod tests {
         // A stage-1 config keeps its autoencoder `model`.
         let mut s1 = json!({"model": {"code_factor": 4}, "alpha": 0.01, "steps": 3});
         upgrade_legacy(&mut s1);
+        let run = json!({"steps": 3, "devices": 1, "accumulate": 1});
         assert_eq!(
             s1,
-            json!({"model": {"code_factor": 4}, "alpha": 0.01, "run": {"steps": 3}})
+            json!({"model": {"code_factor": 4}, "alpha": 0.01, "run": run})
         );
         // model.json: the GAN's architecture moves into `gan.arch`.
         let mut model = json!({"gan": {"channels": 16, "size": 8, "latent_dim": 32}});

@@ -10,6 +10,7 @@ mod ema;
 pub mod gan_run;
 pub mod history;
 pub mod losses;
+mod replicas;
 pub mod run_dir;
 pub mod sagan;
 mod session;

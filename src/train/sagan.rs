@@ -28,17 +28,19 @@ use super::config::{adam, validate_adam, OldAdamOptions, RunConfig, RunOptions};
 use super::ema::ema_update;
 use super::gan_run::{load_decoder, read_model_config};
 use super::losses::{hinge_discriminator_loss, hinge_generator_loss};
+use super::replicas::Parts;
 use super::run_dir::RunDir;
-use super::trainer::{Kept, Learner, Saved, Step, Trainer};
+use super::trainer::{add_part, Kept, Learner, Logged, Saved, Step, Trainer};
 use super::Trained;
-use crate::backend::{default_device, scalar, seeded, Materialize, TrainBackend};
-use crate::data::{Codes, ImageDataset, Prefetch};
+use crate::backend::{default_device, seeded, Materialize, TrainBackend};
+use crate::data::{BatchPart, Codes, ImageDataset, Prefetch};
 use crate::error::{Error, Result};
 use crate::models::gan::noise_rows;
 use crate::models::{
     AutoEncoder, AutoEncoderConfig, ConditionalGan, Decoder, SaganArch, SaganConfig,
     SaganDiscriminator, SaganGenerator,
 };
+use crate::nn::freeze_forward_state;
 use crate::rng::SplitMix64;
 use crate::viz::{save_grid, GridOptions};
 
@@ -151,14 +153,11 @@ pub fn train_sagan_on<B: AutodiffBackend>(
     let size = dataset.resolution() as usize;
     let model = SaganModelConfig::new(config.model.for_data(3, size, classes.len()), classes);
     let run = &config.run;
-    std::thread::scope(|scope| {
-        let mut batches = Prefetch::new(scope, |draw| {
-            let n = run.batch_size;
-            dataset.training_batch_labelled::<B::InnerBackend>(draw, n, run.seed, run.flip, device)
-        });
-        let real = move |draw| batches.get(draw).map(from_inner);
-        train::<B>("sagan", &config, model, None, real, device)
-    })
+    let data = |draw, part, device: &B::Device| {
+        let (n, seed, flip) = (run.batch_size, run.seed, run.flip);
+        dataset.training_part_labelled::<B::InnerBackend>(draw, n, seed, flip, part, device)
+    };
+    train::<B>("sagan", &config, model, None, data, device)
 }
 
 /// Trains SAGAN on stage-1 `codes`, class-conditional on the labels they carry
@@ -201,18 +200,15 @@ pub fn train_sagan_codes_on<B: AutodiffBackend>(
     // its own values, and the run's decoder must be the caller's.
     autoencoder.decoder.materialize();
     let decoder = Some(autoencoder.decoder.clone());
-    std::thread::scope(|scope| {
-        let mut batches = Prefetch::new(scope, |draw| {
-            let indices =
-                crate::data::training_indices(codes.len(), run.batch_size, run.seed, draw)?;
-            Ok((
-                codes.batch::<B::InnerBackend>(&indices, device)?,
-                codes.label_batch::<B::InnerBackend>(&indices, device)?,
-            ))
-        });
-        let real = move |draw| batches.get(draw).map(from_inner);
-        train::<B>("sagan-codes", &config, model, decoder, real, device)
-    })
+    let data = |draw, part: BatchPart, device: &B::Device| {
+        let indices = crate::data::training_indices(codes.len(), run.batch_size, run.seed, draw)?;
+        let indices = part.of(&indices);
+        Ok((
+            codes.batch::<B::InnerBackend>(indices, device)?,
+            codes.label_batch::<B::InnerBackend>(indices, device)?,
+        ))
+    };
+    train::<B>("sagan-codes", &config, model, decoder, data, device)
 }
 
 /// A batch and its labels, made on the inner backend (by another thread), as the autodiff
@@ -265,25 +261,32 @@ const CLASSES_D: u64 = 13;
 const CLASSES_G: u64 = 14;
 const FIXED_NOISE: u64 = 15;
 
-/// `n` classes drawn uniformly from `classes` with `seed`.
+/// Part `part` of `n` classes drawn uniformly from `classes` with `seed`.
 fn random_labels<B: AutodiffBackend>(
     n: usize,
+    part: BatchPart,
     classes: usize,
     seed: u64,
     device: &B::Device,
 ) -> Tensor<B, 1, Int> {
     let mut rng = SplitMix64::new(seed);
     let labels: Vec<i64> = (0..n).map(|_| rng.below(classes as u64) as i64).collect();
-    Tensor::from_data(TensorData::new(labels, [n]), device)
+    let labels = part.of(&labels).to_vec();
+    let m = labels.len();
+    Tensor::from_data(TensorData::new(labels, [m]), device)
 }
 
-/// The loop (module docs). `real(step)` is the step's real batch and labels.
+/// A labelled batch (of images or codes) and its labels.
+type Labelled<B> = (Tensor<B, 4>, Tensor<B, 1, Int>);
+
+/// The loop (module docs). `data(draw, part, device)` is part `part` of batch `draw` and its
+/// labels, asked for in order on each device.
 fn train<B: AutodiffBackend>(
     label: &'static str,
     config: &SaganTrainConfig,
     model: SaganModelConfig,
     decoder: Option<Decoder<B::InnerBackend>>,
-    real: impl FnMut(usize) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)>,
+    data: impl Fn(usize, BatchPart, &B::Device) -> Result<Labelled<B::InnerBackend>> + Sync,
     device: &B::Device,
 ) -> Result<Trained<ConditionalGan<B::InnerBackend>>> {
     let run = &config.run;
@@ -296,45 +299,71 @@ fn train<B: AutodiffBackend>(
     let trainer = Trainer::<B>::begin(label, config, run, device)?;
     trainer.save_model(&model, model.autoencoder.as_ref(), decoder.as_ref())?;
     let per_class = config.samples_per_class;
-    let fixed = noise_rows::<B::InnerBackend>(
-        g.latent_dim(),
-        0..per_class,
-        SplitMix64::stream(run.seed, FIXED_NOISE, 0),
-        device,
-    )
-    .repeat_dim(0, model.classes.len());
     let adam = &config.optimizer;
-    let steps = SaganSteps {
-        ema: trainer.kept("ema.mpk", g.valid())?,
-        g: trainer.learner("generator", g, adam, config.lr_generator)?,
-        d: trainer.learner("discriminator", d, adam, config.lr_discriminator)?,
-        real,
-        decoder,
-        fixed,
-        classes: model.classes,
-        config,
-        device: device.clone(),
-    };
-    trainer.fit(steps)
+    trainer.fit(|replica| {
+        let (device, parts) = (replica.device().clone(), replica.parts());
+        let fixed = noise_rows::<B::InnerBackend>(
+            g.latent_dim(),
+            0..per_class,
+            SplitMix64::stream(run.seed, FIXED_NOISE, 0),
+            &device,
+        )
+        .repeat_dim(0, model.classes.len());
+        std::thread::scope(|scope| {
+            // This replica's micro-batches, made ahead on another thread.
+            let mut batches = Prefetch::new(scope, |i| {
+                let (draw, part) = parts.locate(i);
+                data(draw, part, &device)
+            });
+            let steps = SaganSteps {
+                // Kept by the replica that checkpoints: the others' would be the same.
+                ema: match replica.logs() {
+                    true => Some(replica.kept("ema.mpk", g.valid())?),
+                    false => None,
+                },
+                g: replica.learner("generator", g.clone(), adam, config.lr_generator)?,
+                d: replica.learner("discriminator", d.clone(), adam, config.lr_discriminator)?,
+                real: move |i| batches.get(i).map(from_inner),
+                decoder: decoder.clone(),
+                fixed,
+                classes: model.classes.clone(),
+                parts,
+                config,
+                device: device.clone(),
+            };
+            replica.fit(steps)
+        })
+    })
 }
 
-/// SAGAN's step: D on a real batch against G's samples (hinge), then G, then the EMA of G.
+/// SAGAN's step: D on a real batch against G's samples (hinge), then G, then the EMA of G, each
+/// network on this replica's parts of the batch.
 struct SaganSteps<'a, B: AutodiffBackend, R> {
     g: Learner<B, SaganGenerator<B>>,
     d: Learner<B, SaganDiscriminator<B>>,
-    ema: Kept<B::InnerBackend, SaganGenerator<B::InnerBackend>>,
+    /// On the replica that checkpoints.
+    ema: Option<Kept<B::InnerBackend, SaganGenerator<B::InnerBackend>>>,
+    /// Micro-batch `i` of the replica's stream of labelled batches ([`Parts::locate`]).
     real: R,
     decoder: Option<Decoder<B::InnerBackend>>,
     /// The noise of the sample grids: `samples_per_class` rows, repeated for each class.
     fixed: Tensor<B::InnerBackend, 2>,
     classes: Vec<String>,
+    parts: Parts,
     config: &'a SaganTrainConfig,
     device: B::Device,
 }
 
 impl<B: AutodiffBackend, R> SaganSteps<'_, B, R> {
-    /// A batch of noise and uniformly drawn classes, from the streams `noise` and `labels`.
-    fn draw(&self, noise: u64, labels: u64, step: usize) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
+    /// Part `part` of a batch of noise and uniformly drawn classes, from the streams `noise`
+    /// and `labels`.
+    fn draw(
+        &self,
+        noise: u64,
+        labels: u64,
+        step: usize,
+        part: BatchPart,
+    ) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
         let (seed, n, device) = (
             self.config.run.seed,
             self.config.run.batch_size,
@@ -343,12 +372,13 @@ impl<B: AutodiffBackend, R> SaganSteps<'_, B, R> {
         let latent_dim = self.g.model().latent_dim();
         let z = noise_rows::<B>(
             latent_dim,
-            0..n,
+            part.rows(n),
             SplitMix64::stream(seed, noise, step as u64),
             device,
         );
         let y = random_labels::<B>(
             n,
+            part,
             self.classes.len(),
             SplitMix64::stream(seed, labels, step as u64),
             device,
@@ -356,7 +386,15 @@ impl<B: AutodiffBackend, R> SaganSteps<'_, B, R> {
         (z, y)
     }
 
-    /// The model as trained so far, sampling with the EMA of G.
+    /// The generator that samples: the EMA of G (G itself on a replica that keeps none).
+    fn sampler(&self) -> SaganGenerator<B::InnerBackend> {
+        match &self.ema {
+            Some(ema) => ema.module().clone(),
+            None => self.g.model().valid(),
+        }
+    }
+
+    /// The model as trained so far, sampling with `generator`.
     fn conditional(
         &self,
         generator: SaganGenerator<B::InnerBackend>,
@@ -372,55 +410,63 @@ impl<B: AutodiffBackend, R> SaganSteps<'_, B, R> {
 impl<B, R> Step<B> for SaganSteps<'_, B, R>
 where
     B: AutodiffBackend,
-    R: FnMut(usize) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)>,
+    R: FnMut(usize) -> Result<Labelled<B>>,
 {
-    /// D's hinge loss, its mean real and fake scores, and G's loss.
-    type Logged = [Tensor<B, 1>; 4];
     type Output = ConditionalGan<B::InnerBackend>;
 
-    fn step(&mut self, step: usize) -> Result<Self::Logged> {
-        let n = self.config.run.batch_size;
+    /// Logs D's hinge loss `d`, its mean real and fake scores `d_real` and `d_fake`, and G's
+    /// loss `g`.
+    fn step(&mut self, step: usize) -> Result<Logged<B>> {
+        let parts = self.parts;
+        let mut logged = Vec::new();
         // D: real batch with its labels against G's samples of random classes (hinge loss).
-        let (x, y) = (self.real)(step)?;
-        let (z, y_fake) = self.draw(NOISE_D, CLASSES_D, step);
-        // G in training mode (batch statistics), its graph dropped: D's step does not train it.
-        let fake = self.g.model().forward(z, y_fake.clone()).detach();
-        let scores = self.d.model().forward(
-            Tensor::cat(vec![x, fake], 0),
-            Tensor::cat(vec![y, y_fake], 0),
-        );
-        let (real_scores, fake_scores) = (scores.clone().slice(0..n), scores.slice(n..2 * n));
-        let d_loss = hinge_discriminator_loss(real_scores.clone(), fake_scores.clone());
-        self.d.update(&d_loss);
+        for (j, part) in parts.iter().enumerate() {
+            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
+            let _frozen = (j > 0).then(freeze_forward_state);
+            let (x, y) = (self.real)(step * parts.len() + j)?;
+            let [m, ..] = x.dims();
+            let (z, y_fake) = self.draw(NOISE_D, CLASSES_D, step, part);
+            // G in training mode (batch statistics), its graph dropped: D's step does not train
+            // it.
+            let fake = self.g.model().forward(z, y_fake.clone()).detach();
+            let scores = self.d.model().forward(
+                Tensor::cat(vec![x, fake], 0),
+                Tensor::cat(vec![y, y_fake], 0),
+            );
+            let (real_scores, fake_scores) = (scores.clone().slice(0..m), scores.slice(m..2 * m));
+            let d_loss = hinge_discriminator_loss(real_scores.clone(), fake_scores.clone());
+            self.d.backward(&d_loss);
+            let terms = vec![
+                ("d", d_loss.detach()),
+                ("d_real", real_scores.detach().mean()),
+                ("d_fake", fake_scores.detach().mean()),
+            ];
+            add_part(&mut logged, terms, parts.len());
+        }
+        self.d.step()?;
 
         // G: through D, whose weights record no gradients.
-        let (z, y_g) = self.draw(NOISE_G, CLASSES_G, step);
         let d_frozen = self.d.model().clone().no_grad();
-        let g_loss =
-            hinge_generator_loss(d_frozen.forward(self.g.model().forward(z, y_g.clone()), y_g));
-        self.g.update(&g_loss);
-        let decay = if step < self.config.ema_start {
-            0.0
-        } else {
-            self.config.ema_decay
-        };
-        let g = self.g.model().valid();
-        self.ema.update(|ema| ema_update(ema, &g, decay));
-        Ok([
-            d_loss.detach(),
-            real_scores.detach().mean(),
-            fake_scores.detach().mean(),
-            g_loss.detach(),
-        ])
-    }
-
-    fn read(&self, [d, d_real, d_fake, g]: Self::Logged) -> Result<Vec<(&'static str, f64)>> {
-        Ok(vec![
-            ("d", scalar(d, "discriminator loss")?),
-            ("d_real", scalar(d_real, "mean real score")?),
-            ("d_fake", scalar(d_fake, "mean fake score")?),
-            ("g", scalar(g, "generator loss")?),
-        ])
+        for (j, part) in parts.iter().enumerate() {
+            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
+            let _frozen = (j > 0).then(freeze_forward_state);
+            let (z, y_g) = self.draw(NOISE_G, CLASSES_G, step, part);
+            let g_loss =
+                hinge_generator_loss(d_frozen.forward(self.g.model().forward(z, y_g.clone()), y_g));
+            self.g.backward(&g_loss);
+            add_part(&mut logged, vec![("g", g_loss.detach())], parts.len());
+        }
+        self.g.step()?;
+        if let Some(ema) = &mut self.ema {
+            let decay = if step < self.config.ema_start {
+                0.0
+            } else {
+                self.config.ema_decay
+            };
+            let g = self.g.model().valid();
+            ema.update(|ema| ema_update(ema, &g, decay));
+        }
+        Ok(logged)
     }
 
     fn sample(&self, run: &RunDir, done: usize) -> Result<()> {
@@ -429,7 +475,7 @@ where
         let labels: Vec<i64> = (0..n).map(|i| (i / per_class) as i64).collect();
         let labels = Tensor::from_data(TensorData::new(labels, [n]), &self.device);
         let images = self
-            .conditional(self.ema.module().clone())
+            .conditional(self.sampler())
             .generate(self.fixed.clone(), labels);
         save_grid(
             &images,
@@ -440,10 +486,12 @@ where
     }
 
     fn state(&self) -> Vec<&dyn Saved> {
-        vec![&self.g, &self.d, &self.ema]
+        let mut state: Vec<&dyn Saved> = vec![&self.g, &self.d];
+        state.extend(self.ema.as_ref().map(|ema| ema as &dyn Saved));
+        state
     }
 
     fn finish(self) -> Self::Output {
-        self.conditional(self.ema.module().clone())
+        self.conditional(self.sampler())
     }
 }

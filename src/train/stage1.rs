@@ -11,13 +11,15 @@ use burn::tensor::Tensor;
 
 use super::config::{adam, load_config, validate_adam, RunConfig, RunOptions};
 use super::losses::{l1, ns_discriminator_loss, ns_generator_loss};
+use super::replicas::Parts;
 use super::run_dir::RunDir;
-use super::trainer::{Learner, Saved, Step, Trainer};
+use super::trainer::{add_part, Learner, Logged, Saved, Step, Trainer};
 use super::Trained;
-use crate::backend::{default_device, scalar, seeded, Backend, TrainBackend};
+use crate::backend::{default_device, seeded, Backend, TrainBackend};
 use crate::data::{ImageDataset, Prefetch};
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminator, ImageDiscriminatorConfig};
+use crate::nn::freeze_forward_state;
 use crate::viz::{save_grid, GridOptions};
 
 /// Everything about a stage-1 run: the networks, the loss weight and learning rate, and the
@@ -113,37 +115,40 @@ pub fn train_stage1_on<B: AutodiffBackend>(
     })?;
     let trainer = Trainer::<B>::begin("stage1", &config, &config.run, device)?;
     let (lr, adam, run) = (config.lr, &config.optimizer, &config.run);
-    std::thread::scope(|scope| {
-        // Step `step` trains on batch `step`, made ahead on another thread.
-        let mut batches = Prefetch::new(scope, |step| {
-            dataset.training_batch::<B::InnerBackend>(
-                step,
-                run.batch_size,
-                run.seed,
-                run.flip,
-                device,
-            )
-        });
-        let steps = Stage1Steps {
-            ae: trainer.learner("autoencoder", ae, adam, lr)?,
-            d: trainer.learner("discriminator", d, adam, lr)?,
-            real: move |step| batches.get(step).map(Tensor::from_inner),
-            // A fixed batch to watch the reconstructions improve.
-            watch: dataset.select(&(0..dataset.len().min(8)).collect::<Vec<_>>())?,
-            config: &config,
-            device: device.clone(),
-        };
-        trainer.fit(steps)
+    // A fixed batch to watch the reconstructions improve.
+    let watch = dataset.select(&(0..dataset.len().min(8)).collect::<Vec<_>>())?;
+    trainer.fit(|replica| {
+        let (device, parts) = (replica.device().clone(), replica.parts());
+        std::thread::scope(|scope| {
+            // This replica's micro-batches, made ahead on another thread.
+            let mut batches = Prefetch::new(scope, |i| {
+                let (step, part) = parts.locate(i);
+                let n = run.batch_size;
+                dataset.training_part::<B::InnerBackend>(step, n, run.seed, run.flip, part, &device)
+            });
+            let steps = Stage1Steps {
+                ae: replica.learner("autoencoder", ae.clone(), adam, lr)?,
+                d: replica.learner("discriminator", d.clone(), adam, lr)?,
+                real: move |i| batches.get(i).map(Tensor::from_inner),
+                watch: watch.clone(),
+                parts,
+                config: &config,
+                device: device.clone(),
+            };
+            replica.fit(steps)
+        })
     })
 }
 
-/// Stage 1's step: D on real images against reconstructions, then F and H. `real(step)` is the
-/// step's batch of images.
+/// Stage 1's step: D on real images against reconstructions, then F and H, each on this
+/// replica's parts of the batch. `real(i)` is micro-batch `i` of the replica's stream of images
+/// ([`Parts::locate`]).
 struct Stage1Steps<'a, B: AutodiffBackend, R> {
     ae: Learner<B, AutoEncoder<B>>,
     d: Learner<B, ImageDiscriminator<B>>,
     real: R,
     watch: ImageDataset,
+    parts: Parts,
     config: &'a Stage1Config,
     device: B::Device,
 }
@@ -153,34 +158,50 @@ where
     B: AutodiffBackend,
     R: FnMut(usize) -> Result<Tensor<B, 4>>,
 {
-    /// The L1 loss, the adversarial loss and D's loss.
-    type Logged = [Tensor<B, 1>; 3];
     type Output = AutoEncoder<B::InnerBackend>;
 
-    fn step(&mut self, step: usize) -> Result<Self::Logged> {
-        let x = (self.real)(step)?;
-        let ae = self.ae.model();
-        let rec = ae.decoder.forward(ae.encoder.forward(x.clone()));
-
+    /// Logs the L1 loss `l1`, the adversarial loss `adv` and D's loss `d`.
+    fn step(&mut self, step: usize) -> Result<Logged<B>> {
+        let parts = self.parts;
+        // One micro-batch: its reconstruction's graph serves D's step and then F and H's. With
+        // several, each micro-batch's graph is made again in F and H's step, so that no more
+        // than one is alive at a time: D's step reconstructs without one.
+        let one = parts.len() == 1;
+        let ae_now = (!one).then(|| self.ae.model().valid());
+        let mut batches = Vec::with_capacity(parts.len());
+        let mut logged = Vec::new();
         // D: real images vs current reconstructions (eq. 4).
-        let d = self.d.model();
-        let d_loss = ns_discriminator_loss(d.forward(x.clone()), d.forward(rec.clone().detach()));
-        self.d.update(&d_loss);
+        for j in 0..parts.len() {
+            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
+            let _frozen = (j > 0).then(freeze_forward_state);
+            let x = (self.real)(step * parts.len() + j)?;
+            let rec = match &ae_now {
+                None => reconstruct(self.ae.model(), x.clone()),
+                Some(ae) => Tensor::from_inner(reconstruct(ae, x.clone().inner())),
+            };
+            let d = self.d.model();
+            let d_loss =
+                ns_discriminator_loss(d.forward(x.clone()), d.forward(rec.clone().detach()));
+            self.d.backward(&d_loss);
+            add_part(&mut logged, vec![("d", d_loss.detach())], parts.len());
+            batches.push((x, one.then_some(rec)));
+        }
+        self.d.step()?;
 
-        // F and H: L1 + α · non-saturating adversarial loss (eqs. 1–3).
-        let rec_loss = l1(rec.clone(), x);
-        let adv = ns_generator_loss(self.d.model().forward(rec));
-        self.ae
-            .update(&(rec_loss.clone() + adv.clone() * self.config.alpha));
-        Ok([rec_loss, adv, d_loss])
-    }
-
-    fn read(&self, [l1, adv, d]: Self::Logged) -> Result<Vec<(&'static str, f64)>> {
-        Ok(vec![
-            ("l1", scalar(l1, "l1 loss")?),
-            ("adv", scalar(adv, "adversarial loss")?),
-            ("d", scalar(d, "discriminator loss")?),
-        ])
+        // F and H: L1 + α · non-saturating adversarial loss (eqs. 1–3), through the updated D.
+        for (j, (x, rec)) in batches.into_iter().enumerate() {
+            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
+            let _frozen = (j > 0).then(freeze_forward_state);
+            let rec = rec.unwrap_or_else(|| reconstruct(self.ae.model(), x.clone()));
+            let rec_loss = l1(rec.clone(), x);
+            let adv = ns_generator_loss(self.d.model().forward(rec));
+            self.ae
+                .backward(&(rec_loss.clone() + adv.clone() * self.config.alpha));
+            let terms = vec![("l1", rec_loss.detach()), ("adv", adv.detach())];
+            add_part(&mut logged, terms, parts.len());
+        }
+        self.ae.step()?;
+        Ok(logged)
     }
 
     fn sample(&self, run: &RunDir, done: usize) -> Result<()> {
@@ -195,6 +216,14 @@ where
     fn finish(self) -> Self::Output {
         self.ae.into_valid()
     }
+}
+
+/// H(F(x)).
+fn reconstruct<B: burn::tensor::backend::Backend>(
+    ae: &AutoEncoder<B>,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    ae.decoder.forward(ae.encoder.forward(x))
 }
 
 /// Loads the trained autoencoder of a stage-1 run directory: its `config.json` and latest

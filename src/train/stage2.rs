@@ -25,13 +25,15 @@ use burn::tensor::{Tensor, TensorData};
 use super::config::{adam, validate_adam, OldAdamOptions, RunConfig, RunOptions};
 use super::gan_run::GanModelConfig;
 use super::losses::{hinge_discriminator_loss, wgan_critic_loss, wgan_generator_loss};
+use super::replicas::Parts;
 use super::run_dir::RunDir;
-use super::trainer::{Learner, Saved, Step, Trainer};
+use super::trainer::{add_part, Learner, Logged, Saved, Step, Trainer};
 use super::Trained;
-use crate::backend::{default_device, scalar, seeded, Materialize, TrainBackend};
-use crate::data::{Codes, ImageDataset, Prefetch};
+use crate::backend::{default_device, seeded, Materialize, TrainBackend};
+use crate::data::{BatchPart, Codes, ImageDataset, Prefetch};
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, Critic, Decoder, Gan, GanArch, Generator};
+use crate::nn::freeze_forward_state;
 use crate::rng::SplitMix64;
 use crate::viz::{save_grid, GridOptions};
 
@@ -241,13 +243,10 @@ pub fn train_stage2_on<B: AutodiffBackend>(
     // Drawn now if never used: a clone of a lazy parameter draws its own values.
     autoencoder.decoder.materialize();
     let decoder = Some(autoencoder.decoder.clone());
-    std::thread::scope(|scope| {
-        let mut batches = Prefetch::new(scope, |draw| {
-            codes.training_batch::<B::InnerBackend>(draw, run.batch_size, run.seed, device)
-        });
-        let real = move |draw| batches.get(draw).map(Tensor::from_inner);
-        train_gan::<B>("stage2", &config, model, decoder, real, device)
-    })
+    let data = |draw, part, device: &B::Device| {
+        codes.training_part::<B::InnerBackend>(draw, run.batch_size, run.seed, part, device)
+    };
+    train_gan::<B>("stage2", &config, model, decoder, data, device)
 }
 
 /// Trains the same GAN on the pixels of `dataset` — the paper's "before acceleration"
@@ -269,14 +268,11 @@ pub fn train_baseline_on<B: AutodiffBackend>(
     let size = dataset.resolution() as usize;
     let model = GanModelConfig::new(config.model.for_data(3, size));
     let run = &config.run;
-    std::thread::scope(|scope| {
-        let mut batches = Prefetch::new(scope, |draw| {
-            let n = run.batch_size;
-            dataset.training_batch::<B::InnerBackend>(draw, n, run.seed, run.flip, device)
-        });
-        let real = move |draw| batches.get(draw).map(Tensor::from_inner);
-        train_gan::<B>("baseline", &config, model, None, real, device)
-    })
+    let data = |draw, part, device: &B::Device| {
+        let n = run.batch_size;
+        dataset.training_part::<B::InnerBackend>(draw, n, run.seed, run.flip, part, device)
+    };
+    train_gan::<B>("baseline", &config, model, None, data, device)
 }
 
 /// The side of square data, or an error naming `what`.
@@ -296,15 +292,16 @@ const NOISE_GENERATOR: u64 = 2;
 const MIX: u64 = 3;
 const FIXED_NOISE: u64 = 4;
 
-/// The loop both stage-2 trainers share, WGAN-GP or hinge (module docs). `real(draw)` is the
-/// `draw`-th real batch of an endless reproducible stream, asked for in order; `decoder` turns
-/// generated codes into images for the sample grids and the returned [`Gan`].
+/// The loop both stage-2 trainers share, WGAN-GP or hinge (module docs). `data(draw, part,
+/// device)` is part `part` of the `draw`-th real batch of an endless reproducible stream, asked
+/// for in order on each device; `decoder` turns generated codes into images for the sample grids
+/// and the returned [`Gan`].
 fn train_gan<B: AutodiffBackend>(
     label: &'static str,
     config: &Stage2Config,
     model: GanModelConfig,
     decoder: Option<Decoder<B::InnerBackend>>,
-    real: impl FnMut(usize) -> Result<Tensor<B, 4>>,
+    data: impl Fn(usize, BatchPart, &B::Device) -> Result<Tensor<B::InnerBackend, 4>> + Sync,
     device: &B::Device,
 ) -> Result<Trained<Gan<B::InnerBackend>>> {
     let run = &config.run;
@@ -316,32 +313,42 @@ fn train_gan<B: AutodiffBackend>(
     })?;
     let trainer = Trainer::<B>::begin(label, config, run, device)?;
     trainer.save_model(&model, model.autoencoder.as_ref(), decoder.as_ref())?;
-    let fixed = g.valid().noise(
-        config.samples,
-        SplitMix64::stream(run.seed, FIXED_NOISE, 0),
-        device,
-    );
     let adam = &config.optimizer;
-    let steps = GanSteps {
-        g: trainer.learner("generator", g, adam, config.lr_generator)?,
-        d: trainer.learner("critic", d, adam, config.lr_critic)?,
-        real,
-        decoder,
-        fixed,
-        config,
-        device: device.clone(),
-    };
-    trainer.fit(steps)
+    trainer.fit(|replica| {
+        let (device, parts) = (replica.device().clone(), replica.parts());
+        let fixed_noise = SplitMix64::stream(run.seed, FIXED_NOISE, 0);
+        std::thread::scope(|scope| {
+            // This replica's micro-batches, made ahead on another thread.
+            let mut batches = Prefetch::new(scope, |i| {
+                let (draw, part) = parts.locate(i);
+                data(draw, part, &device)
+            });
+            let steps = GanSteps {
+                g: replica.learner("generator", g.clone(), adam, config.lr_generator)?,
+                d: replica.learner("critic", d.clone(), adam, config.lr_critic)?,
+                real: move |i| batches.get(i).map(Tensor::from_inner),
+                decoder: decoder.clone(),
+                fixed: g.valid().noise(config.samples, fixed_noise, &device),
+                parts,
+                config,
+                device: device.clone(),
+            };
+            replica.fit(steps)
+        })
+    })
 }
 
-/// The stage-2 step: `n_critic` critic updates, then one generator update.
+/// The stage-2 step: `n_critic` critic updates, then one generator update, each on this
+/// replica's parts of the batch.
 struct GanSteps<'a, B: AutodiffBackend, R> {
     g: Learner<B, Generator<B>>,
     d: Learner<B, Critic<B>>,
+    /// Micro-batch `i` of the replica's stream of real batches ([`Parts::locate`]).
     real: R,
     decoder: Option<Decoder<B::InnerBackend>>,
     /// The noise of the sample grids.
     fixed: Tensor<B::InnerBackend, 2>,
+    parts: Parts,
     config: &'a Stage2Config,
     device: B::Device,
 }
@@ -351,49 +358,47 @@ where
     B: AutodiffBackend,
     R: FnMut(usize) -> Result<Tensor<B, 4>>,
 {
-    /// The last critic step's terms and the generator's loss.
-    type Logged = (CriticTerms<B>, Tensor<B, 1>);
     type Output = Gan<B::InnerBackend>;
 
-    fn step(&mut self, step: usize) -> Result<Self::Logged> {
-        let (config, device) = (self.config, &self.device);
+    /// Logs the last critic step's terms (`d`, `gp` with WGAN-GP, `wd`) and G's loss `g`.
+    fn step(&mut self, step: usize) -> Result<Logged<B>> {
+        let (config, device, parts) = (self.config, &self.device, self.parts);
         let (seed, n) = (config.run.seed, config.run.batch_size);
         // The critic: n_critic steps on fresh real batches and generated samples (eqs. 6–8).
         // G is not updated here: generate on the inner backend, recording no graph.
         let g_now = self.g.model().valid();
-        let mut terms = None;
+        let mut logged = Vec::new();
         for i in 0..config.n_critic {
             let draw = step * config.n_critic + i;
-            let x = (self.real)(draw)?;
-            let z = g_now.noise(
-                n,
-                SplitMix64::stream(seed, NOISE_CRITIC, draw as u64),
-                device,
-            );
-            let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
-            let (loss, step_terms) = critic_loss(self.d.model(), x, fake, config, draw)?;
-            self.d.update(&loss);
-            terms = Some(step_terms);
+            logged = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
+                let _frozen = (j > 0).then(freeze_forward_state);
+                let x = (self.real)(draw * parts.len() + j)?;
+                let noise = SplitMix64::stream(seed, NOISE_CRITIC, draw as u64);
+                let z = g_now.noise_rows(part.rows(n), noise, device);
+                let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
+                let (loss, terms) = critic_loss(self.d.model(), x, fake, config, draw, part)?;
+                self.d.backward(&loss);
+                add_part(&mut logged, terms, parts.len());
+            }
+            self.d.step()?;
         }
         // The generator (eq. 5; the hinge loss's is the same), through a critic whose weights
         // record no gradients.
-        let g = self.g.model();
-        let z = g.noise(
-            n,
-            SplitMix64::stream(seed, NOISE_GENERATOR, step as u64),
-            device,
-        );
-        let g_loss = wgan_generator_loss(self.d.model().clone().no_grad().forward(g.forward(z)));
-        self.g.update(&g_loss);
-        // Only the last critic step is logged (`validate` guarantees n_critic ≥ 1).
-        let terms = terms.expect("n_critic ≥ 1");
-        Ok((terms, g_loss.detach()))
-    }
-
-    fn read(&self, (terms, g): Self::Logged) -> Result<Vec<(&'static str, f64)>> {
-        let mut values = terms.read()?;
-        values.push(("g", scalar(g, "generator loss")?));
-        Ok(values)
+        let d_frozen = self.d.model().clone().no_grad();
+        for (j, part) in parts.iter().enumerate() {
+            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
+            let _frozen = (j > 0).then(freeze_forward_state);
+            let g = self.g.model();
+            let noise = SplitMix64::stream(seed, NOISE_GENERATOR, step as u64);
+            let z = g.noise_rows(part.rows(n), noise, device);
+            let g_loss = wgan_generator_loss(d_frozen.forward(g.forward(z)));
+            self.g.backward(&g_loss);
+            add_part(&mut logged, vec![("g", g_loss.detach())], parts.len());
+        }
+        self.g.step()?;
+        Ok(logged)
     }
 
     fn sample(&self, run: &RunDir, done: usize) -> Result<()> {
@@ -421,66 +426,50 @@ where
     }
 }
 
-/// What a critic step logs, as detached one-element tensors: its loss, the gradient penalty
-/// (WGAN-GP only) and the Wasserstein critic loss `mean D(x̃) − mean D(x)`.
-struct CriticTerms<B: Backend> {
-    total: Tensor<B, 1>,
-    penalty: Option<Tensor<B, 1>>,
-    wgan: Tensor<B, 1>,
-}
-
-impl<B: Backend> CriticTerms<B> {
-    /// `d`, `gp` (WGAN-GP only) and `wd`, the Wasserstein estimate `mean D(x) − mean D(x̃)`.
-    fn read(self) -> Result<Vec<(&'static str, f64)>> {
-        let mut values = vec![("d", scalar(self.total, "critic loss")?)];
-        if let Some(gp) = self.penalty {
-            values.push(("gp", scalar(gp, "gradient penalty")?));
-        }
-        values.push(("wd", -scalar(self.wgan, "Wasserstein estimate")?));
-        Ok(values)
-    }
-}
-
-/// The critic's loss on real `x` and generated `fake` (the `draw`-th critic step), by
-/// `config.loss`, with the terms to log.
+/// The critic's loss on real `x` and generated `fake` (part `part` of the `draw`-th critic
+/// step's batch), by `config.loss`, with what it logs: its loss `d`, the gradient penalty `gp`
+/// (WGAN-GP only) and `wd`, the Wasserstein estimate `mean D(x) − mean D(x̃)`.
 fn critic_loss<B: AutodiffBackend>(
     d: &Critic<B>,
     x: Tensor<B, 4>,
     fake: Tensor<B, 4>,
     config: &Stage2Config,
     draw: usize,
-) -> Result<(Tensor<B, 1>, CriticTerms<B>)> {
-    let n = config.run.batch_size;
+    part: BatchPart,
+) -> Result<(Tensor<B, 1>, Logged<B>)> {
+    let [m, ..] = x.dims();
     // One critic pass over real and fake together (larger matrix products).
     let scores = d.forward(Tensor::cat(vec![x.clone(), fake.clone()], 0));
-    let (real, fake_scores) = (scores.clone().slice(0..n), scores.slice(n..2 * n));
+    let (real, fake_scores) = (scores.clone().slice(0..m), scores.slice(m..2 * m));
     let wgan = wgan_critic_loss(real.clone(), fake_scores.clone());
     let (loss, penalty) = match config.loss {
         GanLoss::WganGp => {
-            let x_hat = interpolates(
-                x,
-                fake,
-                SplitMix64::stream(config.run.seed, MIX, draw as u64),
-            );
+            let mix = SplitMix64::stream(config.run.seed, MIX, draw as u64);
+            let x_hat = interpolates(x, fake, mix, part, config.run.batch_size);
             let gp = d.gradient_penalty(x_hat, config.lambda)?;
             (wgan.clone() + gp.clone(), Some(gp.detach()))
         }
         GanLoss::Hinge => (hinge_discriminator_loss(real, fake_scores), None),
     };
-    let terms = CriticTerms {
-        total: loss.clone().detach(),
-        penalty,
-        wgan: wgan.detach(),
-    };
-    Ok((loss, terms))
+    let mut logged = vec![("d", loss.clone().detach())];
+    logged.extend(penalty.map(|gp| ("gp", gp)));
+    logged.push(("wd", wgan.detach().neg()));
+    Ok((loss, logged))
 }
 
-/// `εx + (1 − ε)x̃` with one ε ~ U[0, 1) per sample, drawn from `seed` (WGAN-GP's random
-/// interpolates).
-fn interpolates<B: Backend>(x: Tensor<B, 4>, fake: Tensor<B, 4>, seed: u64) -> Tensor<B, 4> {
-    let [n, ..] = x.dims();
+/// `εx + (1 − ε)x̃` with one ε ~ U[0, 1) per sample (WGAN-GP's random interpolates): `x` and
+/// `fake` are part `part` of a batch of `n`, whose ε are drawn from `seed`.
+fn interpolates<B: Backend>(
+    x: Tensor<B, 4>,
+    fake: Tensor<B, 4>,
+    seed: u64,
+    part: BatchPart,
+    n: usize,
+) -> Tensor<B, 4> {
     let mut rng = SplitMix64::new(seed);
     let eps: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
-    let eps = Tensor::<B, 4>::from_data(TensorData::new(eps, [n, 1, 1, 1]), &x.device());
+    let eps = part.of(&eps).to_vec();
+    let m = eps.len();
+    let eps = Tensor::<B, 4>::from_data(TensorData::new(eps, [m, 1, 1, 1]), &x.device());
     x * eps.clone() + fake * (eps.neg() + 1.0)
 }

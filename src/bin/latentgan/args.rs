@@ -149,6 +149,8 @@ pub(crate) struct Stage1Args {
     /// Images per step.
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
+    #[command(flatten)]
+    pub(crate) split: SplitArgs,
     /// Channels of the full-resolution layers.
     #[arg(long)]
     pub(crate) width: Option<usize>,
@@ -348,11 +350,35 @@ pub(crate) struct RunArgs {
     /// Stop after this many seconds of training (with a checkpoint; --resume continues).
     #[arg(long)]
     pub(crate) time_budget: Option<f64>,
+    #[command(flatten)]
+    pub(crate) split: SplitArgs,
+}
+
+/// How a run's batch is split: across devices, and into micro-batches.
+#[derive(Args, Clone)]
+pub(crate) struct SplitArgs {
+    /// Devices to train on, one replica each, the batch split between them (data parallelism;
+    /// on the CPU, replicas share its cores) [default: 1, or the --config file's].
+    #[arg(long)]
+    pub(crate) devices: Option<usize>,
+    /// Micro-batches per optimiser step on each device, gradients summed (a batch larger than
+    /// memory) [default: 1, or the --config file's].
+    #[arg(long)]
+    pub(crate) accumulate: Option<usize>,
+}
+
+impl SplitArgs {
+    /// Sets `run`'s devices and micro-batches from the flags given.
+    pub(crate) fn apply(&self, run: &mut RunConfig) {
+        set(&mut run.devices, self.devices);
+        set(&mut run.accumulate, self.accumulate);
+    }
 }
 
 impl RunArgs {
     /// Sets `run` from the flags given (the others keep their config values).
     pub(crate) fn apply(&self, run: &mut RunConfig) {
+        self.split.apply(run);
         set(&mut run.steps, self.steps);
         set(&mut run.batch_size, self.batch_size);
         run.time_budget = self.time_budget.or(run.time_budget);

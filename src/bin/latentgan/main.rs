@@ -165,6 +165,7 @@ fn stage1(args: Stage1Args) -> anyhow::Result<()> {
     set(&mut cfg.model.width, args.width);
     set(&mut cfg.run.steps, args.steps);
     set(&mut cfg.run.batch_size, args.batch_size);
+    args.split.apply(&mut cfg.run);
     cfg.run.resume = args.resume;
     cfg.run.run_dir = Some(args.out.display().to_string());
     RunDir::check(&args.out, args.resume)?; // before the dataset loads
