@@ -35,8 +35,8 @@ phase() {
   phase "cuda build"
   LATENTGAN_GPU_FID=all LATENTGAN_GPU_NOTEBOOKS=none bash scripts/gpu-tests.sh cuda
   phase "GPU-path tests"
-  # Every notebook on the cuda kernel; today those that keep a GPU value from one cell to the
-  # next stop there (docs/GUIDE.md, "On a GPU"), so a failure is reported, not fatal.
+  # Every notebook on the cuda kernel (in evcxr's dylib mode: docs/GUIDE.md, "On a GPU"); a
+  # failure is reported, not fatal, so that the benchmarks below still run.
   bash kernel/install.sh --backend cuda
   LATENTGAN_KERNEL=latentgan-cuda LATENTGAN_NOTEBOOK_SECONDS=30 \
     LATENTGAN_EXECUTED_DIR="${OUT:-target}/notebooks-cuda" \

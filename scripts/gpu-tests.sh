@@ -21,9 +21,9 @@
 # own directory: see BENCHMARKS.md for the cold build), run by the notebook harness with
 # LATENTGAN_KERNEL=latentgan-wgpu, their training capped by LATENTGAN_NOTEBOOK_SECONDS (30 here):
 # LATENTGAN_GPU_NOTEBOOKS=00 (the default) notebook 00; =short also notebook 02 without its FID
-# cells (tagged `fid`: Inception on lavapipe takes minutes), which today stops at its second GPU
-# cell (a GPU tensor does not outlive its cell in evcxr: docs/GUIDE.md, "On a GPU"); =all every
-# notebook (scripts/gpu-check.sh, on a real GPU); =none none. The executed copies, with their
+# cells (tagged `fid`: Inception on lavapipe takes minutes; both passed on lavapipe, 46 min with
+# the machine busy: BENCHMARKS.md); =all every notebook (scripts/gpu-check.sh, on a real GPU);
+# =none none. The executed copies, with their
 # images, are kept in target/notebooks-wgpu/ (LATENTGAN_EXECUTED_DIR).
 #
 #   scripts/gpu-tests.sh [wgpu|cuda]      (default wgpu)

@@ -7,7 +7,7 @@
 //! ([`train::train_sagan`]), and its self-attention, spectral norm and hinge loss on the first
 //! paper's nets ([`train::Stage2Config::table2_sagan`]). Built on [Burn](https://burn.dev) and
 //! meant to be driven from Jupyter notebooks through the evcxr Rust kernel. The README's notebook
-//! cell (`tests/readme.rs` keeps the two the same, and this doc test compiles it):
+//! cells (`tests/readme.rs` keeps them the same as this example, and this doc test compiles it):
 //!
 //! ```no_run
 //! use latentgan::prelude::*;
