@@ -16,7 +16,8 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::Tensor;
 
 thread_local! {
-    static STATE_FROZEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How many [`FrozenState`] guards live on this thread.
+    static STATE_FROZEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// While the returned guard lives, training forward passes on this thread leave the state they
@@ -25,24 +26,25 @@ thread_local! {
 /// accumulation holds one for every micro-batch of a step but the first, so a step updates that
 /// state once however it is split, as one whole batch does.
 pub fn freeze_forward_state() -> FrozenState {
-    let was = STATE_FROZEN.with(|f| f.replace(true));
-    FrozenState { was }
+    STATE_FROZEN.with(|f| f.set(f.get() + 1));
+    FrozenState { _private: () }
 }
 
 /// Whether training forward passes on this thread update their state (see
 /// [`freeze_forward_state`]).
 pub(crate) fn forward_state_updates() -> bool {
-    !STATE_FROZEN.with(|f| f.get())
+    STATE_FROZEN.with(|f| f.get()) == 0
 }
 
-/// Made by [`freeze_forward_state`]; puts the previous setting back when dropped.
+/// Made by [`freeze_forward_state`]; the state updates again once every guard is dropped, in
+/// any order.
 pub struct FrozenState {
-    was: bool,
+    _private: (),
 }
 
 impl Drop for FrozenState {
     fn drop(&mut self) {
-        STATE_FROZEN.with(|f| f.set(self.was));
+        STATE_FROZEN.with(|f| f.set(f.get() - 1));
     }
 }
 

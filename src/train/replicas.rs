@@ -22,6 +22,7 @@ use burn::tensor::{Tensor, TensorPrimitive};
 
 use crate::data::BatchPart;
 use crate::error::{Error, Result};
+use crate::nn::{freeze_forward_state, FrozenState};
 
 /// The replicas of one run and the gate where they meet after each step.
 pub(crate) struct Team {
@@ -200,10 +201,19 @@ impl Parts {
         self.count
     }
 
-    /// This replica's parts of a batch, in order.
-    pub fn iter(&self) -> impl Iterator<Item = BatchPart> {
-        let of = self.of;
-        (self.first..self.first + self.count).map(move |part| BatchPart { part, parts: of })
+    /// This replica's micro-batches of a step, in order. Every one after the first freezes the
+    /// forward-pass state while it lives ([`freeze_forward_state`]), so a step updates it once
+    /// however it is split, as one whole batch does.
+    pub fn iter(&self) -> impl Iterator<Item = Micro> {
+        let (first, of) = (self.first, self.of);
+        (0..self.count).map(move |index| Micro {
+            index,
+            part: BatchPart {
+                part: first + index,
+                parts: of,
+            },
+            _frozen: (index > 0).then(freeze_forward_state),
+        })
     }
 
     /// Micro-batch `i` of this replica's stream, numbered across batches (how a loop's
@@ -218,6 +228,15 @@ impl Parts {
             },
         )
     }
+}
+
+/// One of a replica's micro-batches in a step (made by [`Parts::iter`]).
+pub(crate) struct Micro {
+    /// Which of the step's micro-batches, `0..Parts::len()`.
+    pub index: usize,
+    /// The part of the batch it holds.
+    pub part: BatchPart,
+    _frozen: Option<FrozenState>,
 }
 
 #[cfg(test)]

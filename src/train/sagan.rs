@@ -40,7 +40,6 @@ use crate::models::{
     AutoEncoder, AutoEncoderConfig, ConditionalGan, Decoder, SaganArch, SaganConfig,
     SaganDiscriminator, SaganGenerator,
 };
-use crate::nn::freeze_forward_state;
 use crate::rng::SplitMix64;
 use crate::viz::{save_grid, GridOptions};
 
@@ -420,10 +419,9 @@ where
         let parts = self.parts;
         let mut logged = Vec::new();
         // D: real batch with its labels against G's samples of random classes (hinge loss).
-        for (j, part) in parts.iter().enumerate() {
-            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
-            let _frozen = (j > 0).then(freeze_forward_state);
-            let (x, y) = (self.real)(step * parts.len() + j)?;
+        for micro in parts.iter() {
+            let (index, part) = (micro.index, micro.part);
+            let (x, y) = (self.real)(step * parts.len() + index)?;
             let [m, ..] = x.dims();
             let (z, y_fake) = self.draw(NOISE_D, CLASSES_D, step, part);
             // G in training mode (batch statistics), its graph dropped: D's step does not train
@@ -447,9 +445,8 @@ where
 
         // G: through D, whose weights record no gradients.
         let d_frozen = self.d.model().clone().no_grad();
-        for (j, part) in parts.iter().enumerate() {
-            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
-            let _frozen = (j > 0).then(freeze_forward_state);
+        for micro in parts.iter() {
+            let part = micro.part;
             let (z, y_g) = self.draw(NOISE_G, CLASSES_G, step, part);
             let g_loss =
                 hinge_generator_loss(d_frozen.forward(self.g.model().forward(z, y_g.clone()), y_g));

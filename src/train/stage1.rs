@@ -19,7 +19,6 @@ use crate::backend::{default_device, seeded, Backend, TrainBackend};
 use crate::data::{ImageDataset, Prefetch};
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, AutoEncoderConfig, ImageDiscriminator, ImageDiscriminatorConfig};
-use crate::nn::freeze_forward_state;
 use crate::viz::{save_grid, GridOptions};
 
 /// Everything about a stage-1 run: the networks, the loss weight and learning rate, and the
@@ -171,10 +170,9 @@ where
         let mut batches = Vec::with_capacity(parts.len());
         let mut logged = Vec::new();
         // D: real images vs current reconstructions (eq. 4).
-        for j in 0..parts.len() {
-            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
-            let _frozen = (j > 0).then(freeze_forward_state);
-            let x = (self.real)(step * parts.len() + j)?;
+        for micro in parts.iter() {
+            let index = micro.index;
+            let x = (self.real)(step * parts.len() + index)?;
             let rec = match &ae_now {
                 None => reconstruct(self.ae.model(), x.clone()),
                 Some(ae) => Tensor::from_inner(reconstruct(ae, x.clone().inner())),
@@ -189,9 +187,7 @@ where
         self.d.step()?;
 
         // F and H: L1 + α · non-saturating adversarial loss (eqs. 1–3), through the updated D.
-        for (j, (x, rec)) in batches.into_iter().enumerate() {
-            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
-            let _frozen = (j > 0).then(freeze_forward_state);
+        for (_micro, (x, rec)) in parts.iter().zip(batches) {
             let rec = rec.unwrap_or_else(|| reconstruct(self.ae.model(), x.clone()));
             let rec_loss = l1(rec.clone(), x);
             let adv = ns_generator_loss(self.d.model().forward(rec));

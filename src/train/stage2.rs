@@ -33,7 +33,6 @@ use crate::backend::{default_device, seeded, Materialize, TrainBackend};
 use crate::data::{BatchPart, Codes, ImageDataset, Prefetch};
 use crate::error::{Error, Result};
 use crate::models::{AutoEncoder, Critic, Decoder, Gan, GanArch, Generator};
-use crate::nn::freeze_forward_state;
 use crate::rng::SplitMix64;
 use crate::viz::{save_grid, GridOptions};
 
@@ -371,10 +370,9 @@ where
         for i in 0..config.n_critic {
             let draw = step * config.n_critic + i;
             logged = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
-                let _frozen = (j > 0).then(freeze_forward_state);
-                let x = (self.real)(draw * parts.len() + j)?;
+            for micro in parts.iter() {
+                let (index, part) = (micro.index, micro.part);
+                let x = (self.real)(draw * parts.len() + index)?;
                 let noise = SplitMix64::stream(seed, NOISE_CRITIC, draw as u64);
                 let z = g_now.noise_rows(part.rows(n), noise, device);
                 let fake = Tensor::<B, 4>::from_inner(g_now.forward(z));
@@ -387,9 +385,8 @@ where
         // The generator (eq. 5; the hinge loss's is the same), through a critic whose weights
         // record no gradients.
         let d_frozen = self.d.model().clone().no_grad();
-        for (j, part) in parts.iter().enumerate() {
-            // Forward-pass state is updated once per optimiser step (`freeze_forward_state`).
-            let _frozen = (j > 0).then(freeze_forward_state);
+        for micro in parts.iter() {
+            let part = micro.part;
             let g = self.g.model();
             let noise = SplitMix64::stream(seed, NOISE_GENERATOR, step as u64);
             let z = g.noise_rows(part.rows(n), noise, device);
