@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the notebooks need, idempotently:
 #   1. evcxr_jupyter (the Rust Jupyter kernel), pinned, built from its crate with
-#      kernel/evcxr-dylib.patch applied (its dylib mode on current toolchains, which the GPU
-#      kernels use) and installed with `cargo install --locked`, unless that build is already
-#      on PATH (~15 CPU-minutes the first time);
+#      kernel/evcxr-*.patch applied (evcxr-dylib.patch: its dylib mode on current toolchains,
+#      which the GPU kernels use; evcxr-display.patch: a final `..?` shows its image in a cell's
+#      first use of `?`) and installed with `cargo install --locked`, unless that build is
+#      already on PATH (~15 CPU-minutes the first time; a changed patch rebuilds it);
 #   2. a Python venv (.venv) with the Jupyter client tools from kernel/requirements.txt
 #      (and JupyterLab with --lab);
 #   3. our kernel spec "latentgan" ("Rust (latentgan)"), registered for this user, with
@@ -63,13 +64,15 @@ fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
 # evcxr_jupyter has no --version flag; cargo's install list records what it installed, and from
-# where: our patched build is installed from EVCXR_SRC.
-EVCXR_SRC="${XDG_CACHE_HOME:-$HOME/.cache}/latentgan/evcxr-$EVCXR_VERSION-dylib"
+# where: our patched build is installed from EVCXR_SRC, named after the patches' contents.
+PATCHES=("$ROOT"/kernel/evcxr-*.patch)
+PATCHES_ID="$(cat "${PATCHES[@]}" | sha256sum | cut -c1-12)"
+EVCXR_SRC="${XDG_CACHE_HOME:-$HOME/.cache}/latentgan/evcxr-$EVCXR_VERSION-$PATCHES_ID"
 if command -v evcxr_jupyter >/dev/null \
   && cargo install --list | grep -qF "evcxr_jupyter v$EVCXR_VERSION ($EVCXR_SRC/evcxr_jupyter):"; then
   echo "evcxr_jupyter $EVCXR_VERSION (patched) already installed"
 else
-  echo "installing evcxr_jupyter $EVCXR_VERSION with kernel/evcxr-dylib.patch (~15 CPU-minutes)"
+  echo "installing evcxr_jupyter $EVCXR_VERSION with ${PATCHES[*]#"$ROOT/"} (~15 CPU-minutes)"
   rm -rf "$EVCXR_SRC"
   mkdir -p "$EVCXR_SRC/fetch/src"
   # A throwaway package makes cargo fetch and unpack the two crates' sources.
@@ -82,7 +85,7 @@ for p in json.load(sys.stdin)["packages"]:
     if p["name"] in ("evcxr", "evcxr_jupyter") and p["version"] == sys.argv[1]:
         print(p["name"], os.path.dirname(p["manifest_path"]))' "$EVCXR_VERSION" \
     | while read -r name dir; do cp -r "$dir" "$EVCXR_SRC/$name"; done
-  patch -d "$EVCXR_SRC/evcxr" -p1 < "$ROOT/kernel/evcxr-dylib.patch"
+  for p in "${PATCHES[@]}"; do patch -d "$EVCXR_SRC/evcxr" -p1 < "$p"; done
   printf '\n[patch.crates-io]\nevcxr = { path = "../evcxr" }\n\n[workspace]\n' \
     >> "$EVCXR_SRC/evcxr_jupyter/Cargo.toml"
   cargo install --locked --path "$EVCXR_SRC/evcxr_jupyter"

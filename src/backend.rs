@@ -13,7 +13,7 @@
 //!
 //! Besides the aliases it holds what every floor above needs from any backend: reading tensors
 //! back to the host with one error path ([`to_host_f32`], [`scalar`]) and reproducible parameter
-//! initialisation ([`seeded`]).
+//! initialisation ([`seeded`], [`drawn`]).
 
 use burn::backend::Autodiff;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
@@ -205,20 +205,45 @@ fn host_f32(data: std::result::Result<TensorData, String>, what: &'static str) -
         .map_err(|e| fail(format!("{e:?}")))
 }
 
-/// Runs `init` right after seeding the backend's random generator with `seed`, holding a global
-/// lock, and returns its modules with every parameter drawn. Burn's CPU backend has one
-/// process-wide generator and initialises parameters lazily (at first use), so without the lock
-/// and the eager draw two runs in one process (tests, notebook threads) would interleave draws and
-/// lose reproducibility. Everything random after initialisation (data order, noise) comes from
-/// seeded in-crate RNGs.
+/// Runs `init` right after seeding the backend's random generator with `seed`, and returns its
+/// modules with every parameter drawn (see [`drawn`]), so that a seed gives the same model
+/// whatever else the process is doing. Everything random after initialisation (data order,
+/// noise) comes from seeded in-crate RNGs.
 pub fn seeded<B: burn::tensor::backend::Backend, T: Materialize<B>>(
     device: &B::Device,
     seed: u64,
     init: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
+    drawn(|| {
+        B::seed(device, seed);
+        init()
+    })
+}
+
+/// Runs `init` holding the process's lock on parameter draws, and returns its modules with every
+/// parameter drawn. Burn's CPU backend has one process-wide generator and initialises parameters
+/// lazily (at first use), so a model made on one thread (a test's fixture, a notebook's
+/// background job) would otherwise take draws from the middle of a [`seeded`] initialisation on
+/// another. Every model constructor of this crate draws through here; calls nest on one thread.
+pub fn drawn<B: burn::tensor::backend::Backend, T: Materialize<B>>(
+    init: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    B::seed(device, seed);
+    thread_local! {
+        static HOLDS_LOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    /// Releases the lock on this thread, even when `init` panics.
+    struct Held(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+    impl Drop for Held {
+        fn drop(&mut self) {
+            HOLDS_LOCK.with(|h| h.set(false));
+        }
+    }
+    let _held = (!HOLDS_LOCK.with(|h| h.get())).then(|| {
+        let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        HOLDS_LOCK.with(|h| h.set(true));
+        Held(guard)
+    });
     let modules = init()?;
     modules.materialize();
     Ok(modules)

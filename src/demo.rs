@@ -146,7 +146,7 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
     write_atomic(&out.join("config.json"), config.to_string().as_bytes())?;
     let run = |name: &str| Some(out.join(name).display().to_string());
 
-    println!("[1/4] stage 1 on {} images", train.len());
+    crate::progress::say!("[1/4] stage 1 on {} images", train.len());
     let stage1 = config
         .stage1
         .clone()
@@ -154,7 +154,7 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
         .with_resume(true);
     let ae = train_stage1(&train, stage1)?;
     let mse = ae.reconstruction_mse(&held_out)?;
-    println!("held-out reconstruction MSE {mse:.3e}");
+    crate::progress::say!("held-out reconstruction MSE {mse:.3e}");
     charts(
         &ae.history,
         "stage 1",
@@ -162,7 +162,7 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
         &out.join("stage1-losses"),
     )?;
 
-    println!("[2/4] encoding, then the code GAN");
+    crate::progress::say!("[2/4] encoding, then the code GAN");
     let codes = ae.encode_dataset(&train)?;
     let stage2 = config
         .stage2
@@ -177,7 +177,7 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
         &out.join("stage2-losses"),
     )?;
 
-    println!("[3/4] {} samples", config.samples);
+    crate::progress::say!("[3/4] {} samples", config.samples);
     let samples = gan.sample(config.samples, 0)?;
     let grid = out.join("samples.png");
     let shown = samples.len().min(64);
@@ -187,7 +187,7 @@ pub fn run_demo(config: &DemoConfig, out: impl AsRef<Path>) -> Result<DemoReport
         GridOptions::default().square(shown),
     )?;
 
-    println!(
+    crate::progress::say!(
         "[4/4] FID and KID against {} held-out images",
         held_out.len()
     );

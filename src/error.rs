@@ -121,6 +121,29 @@ impl Error {
         }
     }
 
+    /// Whether this is an I/O error saying the file does not exist (readers for which a missing
+    /// file is a normal case, such as a cache or an optional sidecar, tell it apart with this).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound)
+    }
+
+    /// `Ok` when `value` lies in `range`, else an [`Error::InvalidArgument`] for `name` that
+    /// gives the range: how every size from a flag or a config file is bounded before it sizes
+    /// an allocation.
+    pub fn check_range(
+        name: &'static str,
+        value: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<()> {
+        if range.contains(&value) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            name,
+            format!("got {value}, expected {} to {}", range.start(), range.end()),
+        ))
+    }
+
     /// An [`Error::InvalidArgument`] for argument `name`.
     pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {

@@ -28,6 +28,91 @@ pub fn write_atomic_with(
     file.commit().map(drop)
 }
 
+/// Opens `path` for reading, refusing anything but a regular file (a FIFO would block forever, a
+/// device would never end, a directory is a mistake), and returns it with its length. Every file
+/// the crate reads goes through here (or [`read_regular`]); `what` names it in errors ("code-store
+/// shard", "checkpoint manifest").
+///
+/// On Unix the file is opened non-blocking, so a FIFO is refused without waiting for a writer;
+/// the check is on the opened file itself, so nothing can be swapped in between.
+pub fn open_regular(path: &Path, what: &str) -> Result<(std::fs::File, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("expected a {what} (a regular file), found {kind}"),
+            ),
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Reads the whole of `path` (see [`open_regular`]) if it is at most `max` bytes; a longer file
+/// is an [`Error::Corrupt`] naming the limit, refused before any of it is read.
+pub fn read_regular(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, len) = open_regular(path, what)?;
+    if len > max {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{len} bytes: larger than any {what} this library writes ({max} bytes at most)"
+            ),
+        });
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // `take`: a file that grows while it is read still stops at the limit.
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("grew past {max} bytes while it was read"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular`] for a UTF-8 text file (JSON configs and manifests).
+pub fn read_regular_text(path: &Path, what: &str, max: u64) -> Result<String> {
+    String::from_utf8(read_regular(path, what, max)?).map_err(|_| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not a {what}: not UTF-8 text"),
+    })
+}
+
+/// The most bytes a JSON file the crate reads may have (configs, manifests, labels): far above
+/// any it writes, far below what would hurt to read.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// The most bytes a model record or optimiser state may have: far above any model this library
+/// trains on one device, and a bound on what a damaged checkpoint can make it read.
+pub const MAX_RECORD_BYTES: u64 = 16 << 30;
+
+/// The memory the kernel says can be allocated without swapping, in bytes (Linux only).
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
 /// Removes `path` if it is there (a missing file is not an error).
 pub fn remove_if_exists(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
@@ -231,7 +316,7 @@ pub fn read_array<T: Element>(
     header_words: usize,
     what: &str,
 ) -> Result<(Vec<u64>, Vec<T>)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_regular(path, &format!("latentgan {what} file"), u64::MAX)?;
     let corrupt = |detail: String| Error::Corrupt {
         path: path.to_path_buf(),
         reason: format!("not a latentgan {what} file{detail}"),
@@ -263,6 +348,42 @@ mod tests {
     use super::*;
 
     const MAGIC: &[u8; 6] = b"LGTS1\n";
+
+    #[test]
+    fn only_regular_files_are_read_and_only_up_to_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.json");
+        std::fs::write(&file, b"{}").unwrap();
+        assert_eq!(read_regular(&file, "config", 2).unwrap(), b"{}");
+        let err = read_regular(&file, "config", 1).unwrap_err().to_string();
+        assert!(
+            err.contains("a.json") && err.contains("1 bytes at most"),
+            "{err}"
+        );
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        // Without a writer, a plain open would block here forever.
+        for (path, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a FIFO, socket or device"),
+            (dir.path(), "a directory"),
+        ] {
+            let err = read_regular(path, "checkpoint file", 100)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&path.display().to_string())
+                    && err.contains("expected a checkpoint file")
+                    && err.contains(kind),
+                "{err}"
+            );
+        }
+        assert!(read_regular(&dir.path().join("none"), "x", 1)
+            .unwrap_err()
+            .is_not_found());
+    }
 
     #[test]
     fn round_trips_and_names_damaged_files() {

@@ -5,7 +5,32 @@
 //! ends — it prints a plain line on stdout every `every` steps, which shows up live.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set once a write to stdout failed (a closed pipe: `latentgan … | head -1`).
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Prints a line on stdout, as `println!` does, except that a closed stdout ends the printing
+/// instead of the process: a run piped into `head` goes on training (and checkpointing) when
+/// its reader leaves. Used through `say!` (the crate's and the CLI's `println!`).
+pub fn print_line(line: std::fmt::Arguments<'_>) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `println!` for everything the crate prints: see [`print_line`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::progress::print_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
 
 /// Exponential moving average over steps with bias correction (as Adam's moments): unbiased
 /// from the first value. Values may come every step or every few steps (training loops read
@@ -107,7 +132,7 @@ impl Progress {
                 let _ = err.flush();
             }
         } else if step.is_multiple_of(self.every) || last {
-            println!("{}", self.line(step));
+            say!("{}", self.line(step));
         }
     }
 

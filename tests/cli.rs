@@ -822,3 +822,52 @@ fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
     );
     assert!(err.contains("is now `latentgan sagan`"), "{err}");
 }
+
+/// `latentgan … | head -1`: the reader leaves, the run does not. Printing stops at the closed
+/// pipe; training goes on to its last step and checkpoint, and the process exits 0.
+#[test]
+fn a_closed_stdout_ends_the_printing_not_the_run() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (baseline, run) = (tiny_baseline(dir.path()), dir.path().join("run"));
+    let mut child = baseline(&["--steps", "40"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap(); // and the reader is dropped here, as `head -1` exits
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{first}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(checkpoint_step(&run), Some(40));
+}
+
+/// A FIFO where a checkpoint file or a store shard should be is refused at once, named, instead
+/// of blocking forever on it.
+#[test]
+fn a_fifo_in_place_of_a_file_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (baseline, run) = (tiny_baseline(dir.path()), dir.path().join("run"));
+    assert!(baseline(&["--steps", "4"]).status().unwrap().success());
+    let pointer = run.join("checkpoints/latest");
+    let latest = std::fs::read_to_string(&pointer).unwrap();
+    let config = run.join("config.json");
+    std::fs::remove_file(&config).unwrap();
+    let fifo = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let start = std::time::Instant::now();
+    let out = baseline(&["--steps", "8", "--resume"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("config.json") && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
+    assert!(start.elapsed().as_secs() < 60);
+    assert!(latest.starts_with("step-"));
+}

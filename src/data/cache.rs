@@ -133,16 +133,14 @@ pub fn open_or_build(
 /// Opens and maps a shard, checking its header and that its size is exactly what the header
 /// claims; `Ok(None)` when it does not exist.
 pub fn open(path: &Path) -> Result<Option<Shard>> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
+    let (mut file, file_len) = match crate::io::open_regular(path, "dataset cache shard") {
+        Err(e) if e.is_not_found() => return Ok(None),
+        opened => opened?,
     };
     let corrupt = |reason: String| Error::Corrupt {
         path: path.to_path_buf(),
         reason,
     };
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut magic = [0u8; 6];
     file.read_exact(&mut magic)
         .map_err(|e| corrupt(format!("truncated cache shard ({e})")))?;
@@ -154,7 +152,7 @@ pub fn open(path: &Path) -> Result<Option<Shard>> {
         .and_then(|_| file.read_exact(&mut len))
         .map_err(|e| corrupt(format!("truncated cache shard ({e})")))?;
     let len = u64::from_le_bytes(len);
-    if len > file_len.saturating_sub(FRAME) {
+    if len > file_len.saturating_sub(FRAME) || len > crate::io::MAX_JSON_BYTES {
         return Err(corrupt(format!(
             "implausible header length {len} in a file of {file_len} bytes"
         )));

@@ -177,10 +177,13 @@ impl CodeDataset {
         let path = path.as_ref();
         let codes = Self::load_values(path)?;
         let labels_path = labels_path(path);
-        let text = match std::fs::read_to_string(&labels_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(codes),
-            Err(e) => return Err(Error::io(&labels_path, e)),
+        let text = match crate::io::read_regular_text(
+            &labels_path,
+            "labels file",
+            crate::io::MAX_JSON_BYTES,
+        ) {
+            Err(e) if e.is_not_found() => return Ok(codes),
+            text => text?,
         };
         #[derive(serde::Deserialize)]
         struct Labels {

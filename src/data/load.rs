@@ -182,7 +182,11 @@ fn load_pixels(path: &Path, options: &LoadOptions) -> Result<ImageDataset> {
     let start = Instant::now();
     let (source, entries, mut skipped, hint) = list(path, options)?;
     let Some(cache_root) = &options.cache_dir else {
-        fits_in_memory(entries.len(), options.resolution, available_memory())?;
+        fits_in_memory(
+            entries.len(),
+            options.resolution,
+            crate::io::available_memory(),
+        )?;
         let (names, pixels, decode_skipped) = decode_to_memory(&source, &entries, options)?;
         skipped.extend(decode_skipped);
         let report = report(&source, names.len(), skipped, false, None, start);
@@ -362,14 +366,6 @@ fn fits_in_memory(files: usize, resolution: u32, available: Option<u64>) -> Resu
             r = resolution,
         ),
     ))
-}
-
-/// The memory the kernel says can be allocated without swapping, in bytes (Linux only).
-fn available_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// Maps the cache shards of `entries` in `dir`, `per_shard` files each, decoding those that are

@@ -105,7 +105,8 @@ impl Source {
             Source::Folder(root) => Ok(entries
                 .iter()
                 .map(|e| {
-                    let file = File::open(root.join(&e.path)).map_err(|err| err.to_string())?;
+                    let (file, _) = crate::io::open_regular(&root.join(&e.path), "image file")
+                        .map_err(|err| err.to_string())?;
                     read_capped(file, e.size)
                 })
                 .collect()),
@@ -248,7 +249,7 @@ fn folder_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 fn open_zip(path: &Path) -> Result<zip::ZipArchive<File>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let (file, _) = crate::io::open_regular(path, "zip archive")?;
     zip::ZipArchive::new(file).map_err(|e| Error::Zip {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -292,7 +293,7 @@ fn list_zip(path: &Path) -> Result<Listing> {
 /// CelebA-HQ lists name files like `0.jpg` without the folder they sit in). Returns the matched
 /// entry indices in list order and the lines that matched nothing.
 pub fn apply_split(split: &Path, entries: &[Entry]) -> Result<(Vec<usize>, Vec<String>)> {
-    let text = std::fs::read_to_string(split).map_err(|e| Error::io(split, e))?;
+    let text = crate::io::read_regular_text(split, "split list", crate::io::MAX_JSON_BYTES)?;
     let by_path: HashMap<&str, usize> = entries
         .iter()
         .enumerate()

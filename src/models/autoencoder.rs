@@ -50,7 +50,8 @@ impl AutoEncoderConfig {
                 ),
             ));
         }
-        Ok(())
+        Error::check_range("code_channels", self.code_channels, 1..=super::MAX_CHANNELS)?;
+        Error::check_range("max_width", self.max_width, 1..=super::MAX_CHANNELS)
     }
 
     /// Number of 2× downsamplings: log2(code_factor).
@@ -64,7 +65,12 @@ impl AutoEncoderConfig {
     }
 
     /// Builds the encoder/decoder pair on `device`.
+    /// Every parameter is drawn before it returns ([`drawn`](crate::backend::drawn)).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<AutoEncoder<B>> {
+        crate::backend::drawn(|| self.build(device))
+    }
+
+    fn build<B: Backend>(&self, device: &B::Device) -> Result<AutoEncoder<B>> {
         self.validate()?;
         let k = self.levels();
         let encoder = Encoder {
@@ -227,13 +233,18 @@ pub struct ImageDiscriminatorConfig {
 
 impl ImageDiscriminatorConfig {
     /// Builds D on `device`.
+    /// Every parameter is drawn before it returns ([`drawn`](crate::backend::drawn)).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<ImageDiscriminator<B>> {
-        if self.width == 0 || self.layers == 0 {
-            return Err(Error::invalid(
-                "discriminator",
-                format!("{self:?}: expected width and layers >= 1"),
-            ));
-        }
+        crate::backend::drawn(|| self.build(device))
+    }
+
+    fn build<B: Backend>(&self, device: &B::Device) -> Result<ImageDiscriminator<B>> {
+        Error::check_range("discriminator.width", self.width, 1..=super::MAX_CHANNELS)?;
+        Error::check_range(
+            "discriminator.layers",
+            self.layers,
+            1..=super::MAX_DISCRIMINATOR_LAYERS,
+        )?;
         let ch = |i: usize| (self.width << i).min(256);
         Ok(ImageDiscriminator {
             convs: (0..self.layers)
@@ -287,6 +298,43 @@ mod tests {
                 assert_eq!(ae.decode(c).unwrap().dims(), [2, 3, h, w]);
             }
         }
+    }
+
+    #[test]
+    fn a_seeded_init_is_not_disturbed_by_models_made_on_other_threads() {
+        // Burn's CPU backend draws every parameter from one process-wide generator, at first
+        // use: a model made without a seed on another thread (a test's fixture, a notebook's
+        // background job) must not take draws from the middle of a seeded initialisation.
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let device = Default::default();
+        let config = AutoEncoderConfig::new().with_width(4).with_max_width(8);
+        let weights = |ae: AutoEncoder<B>| {
+            let x = Tensor::<B, 4>::ones([1, 3, 8, 8], &device);
+            ae.decode(ae.encode(x).unwrap())
+                .unwrap()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let seeded =
+            || crate::backend::seeded::<B, _>(&device, 5, || config.init::<B>(&device)).unwrap();
+        let reference = weights(seeded());
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    weights(config.init::<B>(&device).unwrap());
+                }
+            });
+            for attempt in 0..30 {
+                let again = weights(seeded());
+                if again != reference {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("attempt {attempt}: the seeded model changed");
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
     }
 
     #[test]

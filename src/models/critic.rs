@@ -22,7 +22,12 @@ use crate::nn::{padding, SnConv2d, SnLinear, LEAK};
 
 impl GanConfig {
     /// Builds the critic.
+    /// Every parameter is drawn before it returns ([`drawn`](crate::backend::drawn)).
     pub fn init_critic<B: Backend>(&self, device: &B::Device) -> Result<Critic<B>> {
+        crate::backend::drawn(|| self.build_critic(device))
+    }
+
+    fn build_critic<B: Backend>(&self, device: &B::Device) -> Result<Critic<B>> {
         self.validate()?;
         let (sn, size) = (self.arch.spectral_norm, self.size);
         let stem = self.block([self.channels, self.width(size)], 3, 1, size, device)?;

@@ -112,6 +112,10 @@ impl GanConfig {
                 "channels, latent_dim and min_width must be positive",
             ));
         }
+        Error::check_range("size", self.size, 8..=super::MAX_SIDE)?;
+        Error::check_range("channels", self.channels, 1..=super::MAX_CHANNELS)?;
+        Error::check_range("latent_dim", arch.latent_dim, 1..=super::MAX_LATENT_DIM)?;
+        Error::check_range("max_width", arch.max_width, 1..=super::MAX_CHANNELS)?;
         if arch.max_width < arch.min_width {
             return Err(Error::invalid(
                 "max_width",
@@ -174,7 +178,12 @@ impl GanConfig {
     }
 
     /// Builds the generator.
+    /// Every parameter is drawn before it returns ([`drawn`](crate::backend::drawn)).
     pub fn init_generator<B: Backend>(&self, device: &B::Device) -> Result<Generator<B>> {
+        crate::backend::drawn(|| self.build_generator(device))
+    }
+
+    fn build_generator<B: Backend>(&self, device: &B::Device) -> Result<Generator<B>> {
         self.validate()?;
         let (sn, latent_dim) = (self.arch.spectral_norm, self.arch.latent_dim);
         Ok(Generator {

@@ -111,6 +111,15 @@ impl SaganConfig {
                 return Err(Error::invalid(name, "got 0, expected at least 1"));
             }
         }
+        Error::check_range("size", self.size, 8..=super::MAX_SIDE)?;
+        Error::check_range("channels", self.channels, 1..=super::MAX_CHANNELS)?;
+        Error::check_range("classes", self.classes, 1..=super::MAX_CLASSES)?;
+        Error::check_range("ch", self.arch.ch, 1..=super::MAX_CHANNELS / 16)?;
+        Error::check_range(
+            "latent_dim",
+            self.arch.latent_dim,
+            1..=super::MAX_LATENT_DIM,
+        )?;
         if let Some(side) = self.attention_side() {
             if !side.is_power_of_two() || side < 8 || side > self.size / 2 {
                 return Err(Error::invalid(
@@ -164,7 +173,12 @@ impl SaganConfig {
     }
 
     /// The generator, with fresh weights.
+    /// Every parameter is drawn before it returns ([`drawn`](crate::backend::drawn)).
     pub fn init_generator<B: Backend>(&self, device: &B::Device) -> Result<SaganGenerator<B>> {
+        crate::backend::drawn(|| self.build_generator(device))
+    }
+
+    fn build_generator<B: Backend>(&self, device: &B::Device) -> Result<SaganGenerator<B>> {
         self.validate()?;
         let sides = (3..=self.size.trailing_zeros()).map(|k| 1usize << k);
         let blocks = sides
@@ -193,10 +207,15 @@ impl SaganConfig {
     }
 
     /// The discriminator, with fresh weights.
+    /// Every parameter is drawn before it returns ([`drawn`](crate::backend::drawn)).
     pub fn init_discriminator<B: Backend>(
         &self,
         device: &B::Device,
     ) -> Result<SaganDiscriminator<B>> {
+        crate::backend::drawn(|| self.build_discriminator(device))
+    }
+
+    fn build_discriminator<B: Backend>(&self, device: &B::Device) -> Result<SaganDiscriminator<B>> {
         self.validate()?;
         // Output sides: size/2 (the optimised block), …, 4, then 4 again (no pooling).
         let mut sides: Vec<usize> = (2..self.size.trailing_zeros())

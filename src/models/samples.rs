@@ -72,6 +72,25 @@ pub(crate) fn in_batches(
     let mut shape = [rows.len(), 0, 0, 0];
     for start in rows.clone().step_by(SAMPLE_BATCH) {
         let images = make(start..(start + SAMPLE_BATCH).min(rows.end))?;
+        if start == rows.start {
+            // The first batch tells the size of one image: all of them must fit in memory.
+            let per_image = images.data().len() / images.shape()[0].max(1) * 4;
+            let bytes = (per_image as u64).saturating_mul(rows.len() as u64);
+            if let Some(available) = crate::io::available_memory().filter(|&a| bytes > a) {
+                return Err(Error::invalid(
+                    "n",
+                    format!(
+                        "{} images of {:?} take {:.1} GB, more than the {:.1} GB this machine \
+                         has free: ask for fewer at a time",
+                        rows.len(),
+                        &images.shape()[1..],
+                        bytes as f64 / 1e9,
+                        available as f64 / 1e9
+                    ),
+                ));
+            }
+            data.reserve_exact(bytes as usize / 4);
+        }
         shape[1..].copy_from_slice(&images.shape()[1..]);
         data.extend_from_slice(images.data());
     }

@@ -64,6 +64,10 @@ pub struct RunConfig {
 
 /// The most devices a run trains on.
 pub const MAX_DEVICES: usize = 64;
+/// The most images in a run's sample grid (a grid is made in one pass).
+pub const MAX_SAMPLE_GRID: usize = 4096;
+/// The most critic steps per generator step (the papers use 5 and 1).
+pub const MAX_N_CRITIC: usize = 1000;
 
 /// The fields of [`RunConfig`] that may change when a run is resumed: how long and how often,
 /// not what. Paths into the saved `config.json`.
@@ -377,7 +381,7 @@ fn upgrade_gan(gan: &mut serde_json::Value) -> bool {
 /// file, `what` it should be, and the field serde stopped at.
 pub fn load_config<C: Config>(path: impl AsRef<Path>, what: &str) -> Result<C> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::io::read_regular_text(path, what, crate::io::MAX_JSON_BYTES)?;
     let corrupt = |e: serde_json::Error| Error::Corrupt {
         path: path.to_path_buf(),
         reason: format!("not a {what} ({e})"),

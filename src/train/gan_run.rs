@@ -13,7 +13,7 @@ use super::config::load_config;
 use super::run_dir::{module_to_bytes, record_from_bytes, RunDir};
 use crate::backend::{default_device, to_host_f32};
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
+use crate::io::{write_atomic, MAX_RECORD_BYTES};
 use crate::models::{AutoEncoderConfig, Decoder, Gan, GanConfig};
 
 /// What a stage-2 run directory needs besides its config to rebuild the model: `model.json`.
@@ -123,7 +123,7 @@ pub(crate) fn load_decoder<B: Backend>(
     device: &B::Device,
 ) -> Result<Decoder<B>> {
     let path = dir.join("decoder.mpk");
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = crate::io::read_regular(&path, "decoder record", MAX_RECORD_BYTES)?;
     let record = record_from_bytes::<B, _>(bytes, &path, device)?;
     Ok(config.init::<B>(device)?.decoder.load_record(record))
 }

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
+use crate::io::{read_regular_text, write_atomic};
+
+/// The most bytes a `history.jsonl` may have (a line per logged step: millions of steps).
+const MAX_HISTORY_BYTES: u64 = 1 << 30;
 use crate::viz::LineChart;
 
 /// One logged step: the values (losses, metrics) and the training time so far.
@@ -42,10 +45,9 @@ impl History {
     /// last line cut short (a process killed while appending it) is dropped.
     pub fn open(path: impl Into<PathBuf>, up_to_step: usize) -> Result<Self> {
         let path = path.into();
-        let mut text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::io(&path, e)),
+        let mut text = match read_regular_text(&path, "training history", MAX_HISTORY_BYTES) {
+            Err(e) if e.is_not_found() => String::new(),
+            text => text?,
         };
         text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
         let mut history = Self::parse(&text, &path)?;
@@ -63,7 +65,7 @@ impl History {
     /// Reads a `history.jsonl` file (e.g. of a finished run).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = read_regular_text(path, "training history", MAX_HISTORY_BYTES)?;
         Self::parse(&text, path)
     }
 

@@ -87,12 +87,11 @@ impl SaganTrainConfig {
             ));
         }
         validate_adam(&self.optimizer)?;
-        if self.samples_per_class == 0 {
-            return Err(Error::invalid(
-                "samples_per_class",
-                "got 0, expected at least 1",
-            ));
-        }
+        Error::check_range(
+            "samples_per_class",
+            self.samples_per_class,
+            1..=super::config::MAX_SAMPLE_GRID,
+        )?;
         self.run.validate(dataset_len)
     }
 }

@@ -104,7 +104,7 @@ impl Session {
         };
         let start = resume_from.as_ref().map_or(0, |c| c.step);
         if let Some(ckpt) = &resume_from {
-            println!("resuming {} at step {start}", ckpt.dir.display());
+            crate::progress::say!("resuming {} at step {start}", ckpt.dir.display());
         }
         let history = match &run {
             Some(run) => History::open(run.history(), start)?,
@@ -199,9 +199,10 @@ impl Session {
                 Some(_) => "; checkpoint written, resume to continue",
                 None => "",
             };
-            println!(
+            crate::progress::say!(
                 "{}: {why} after step {done} of {}{saved}",
-                self.label, self.steps
+                self.label,
+                self.steps
             );
         }
         Ok(!stop)

@@ -59,6 +59,11 @@ impl Stage1Config {
                 ),
             ));
         }
+        Error::check_range(
+            "discriminator.layers",
+            self.discriminator.layers,
+            1..=crate::models::MAX_DISCRIMINATOR_LAYERS,
+        )?;
         if res < 1 << self.discriminator.layers {
             return Err(Error::invalid(
                 "discriminator.layers",

@@ -22,7 +22,9 @@ use burn::optim::AdamConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
-use super::config::{adam, validate_adam, OldAdamOptions, RunConfig, RunOptions};
+use super::config::{
+    adam, validate_adam, OldAdamOptions, RunConfig, RunOptions, MAX_N_CRITIC, MAX_SAMPLE_GRID,
+};
 use super::gan_run::GanModelConfig;
 use super::losses::{hinge_discriminator_loss, wgan_critic_loss, wgan_generator_loss};
 use super::replicas::Parts;
@@ -165,6 +167,8 @@ impl Stage2Config {
         if self.n_critic == 0 || self.samples == 0 {
             return Err(Error::invalid("n_critic/samples", "must be at least 1"));
         }
+        Error::check_range("n_critic", self.n_critic, 1..=MAX_N_CRITIC)?;
+        Error::check_range("samples", self.samples, 1..=MAX_SAMPLE_GRID)?;
         let rates = [self.lr_generator, self.lr_critic];
         // Written so that NaN fails too.
         if !rates.iter().all(|&lr| lr > 0.0) || self.lambda.is_nan() || self.lambda < 0.0 {

@@ -170,7 +170,7 @@ impl AttentionMaps {
     pub fn evcxr_display(&self) {
         match self.grid() {
             Ok(grid) => grid.evcxr_display(),
-            Err(e) => println!("attention map: {e}"),
+            Err(e) => crate::progress::say!("attention map: {e}"),
         }
     }
 }

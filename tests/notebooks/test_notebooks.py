@@ -94,6 +94,20 @@ def test_the_readmes_cell_runs_unchanged():
     print("".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream"))
 
 
+def test_a_cells_first_question_mark_still_shows_its_image():
+    """evcxr 0.22.0 printed a final `show_grid(..)?` with Debug in the first cell that uses `?`
+    (kernel/evcxr-display.patch)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(':dep latentgan = { path = ".." }\nuse latentgan::prelude::*;'),
+        nbformat.v4.new_code_cell('let faces = load_images("../datasets/lfw-faces", 32)?;\n'
+                                  'show_grid(&faces.images(4), GridOptions::default())?'),
+    ]
+    nb.cells[-1].metadata["tags"] = ["expect:image/png"]
+    nb = execute(ROOT / "notebooks" / "first-question-mark.ipynb", nb)
+    assert not problems(nb), "\n".join(problems(nb))
+
+
 def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ holds no .ipynb"
 

@@ -42,7 +42,7 @@ fn config(args: &GanArgs) -> anyhow::Result<SaganTrainConfig> {
 fn labelled(data: &Path, resolution: u32) -> anyhow::Result<ImageDataset> {
     let options = LoadOptions::new(resolution).class_folders(true);
     let dataset = load_images_with(data, &options)?;
-    println!("{}", dataset.report());
+    say!("{}", dataset.report());
     print_counts(dataset.class_counts());
     Ok(dataset)
 }
@@ -53,7 +53,7 @@ fn print_counts(counts: Vec<(String, usize)>) {
         .into_iter()
         .map(|(class, n)| format!("{class} {n}"))
         .collect();
-    println!("classes: {}", counts.join(", "));
+    say!("classes: {}", counts.join(", "));
 }
 
 /// `latentgan sagan --data DIR`: the model on pixels.
@@ -118,7 +118,7 @@ pub fn stage2(
 fn report(trained: &Trained<ConditionalGan<Backend>>, seconds: f64) {
     let steps = trained.history.entries.last().map_or(0, |e| e.step);
     let dir = trained.run_dir.as_deref().unwrap_or(Path::new("."));
-    println!(
+    say!(
         "trained to step {steps} in {seconds:.1}s; samples (a row per class) in {}, sample a \
          class with `latentgan sample --run {} --class {}`",
         dir.join("samples").display(),
@@ -139,9 +139,10 @@ impl RunGan {
     /// Loads the run in `dir`, whichever family its `model.json` describes.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join("model.json");
-        let json: Option<serde_json::Value> = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let json: Option<serde_json::Value> =
+            latentgan::io::read_regular(&path, "model config", latentgan::io::MAX_JSON_BYTES)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let conditional = json.is_some_and(|j| j.get("sagan").is_some());
         Ok(if conditional {
             // Read once more as the typed config, so a damaged one is named.

@@ -1,5 +1,13 @@
 //! The `latentgan` command line: the notebook helpers for long runs and shell scripts.
 
+/// `println!` that a closed stdout (`latentgan … | head -1`) silences instead of ending the run
+/// ([`latentgan::progress::print_line`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        latentgan::progress::print_line(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod conditional;
 
@@ -39,7 +47,7 @@ fn store_stage1(store: &CodeStore, dir: &Path) -> anyhow::Result<std::path::Path
 fn report_gan(trained: &Trained<Gan<latentgan::backend::Backend>>, seconds: f64) {
     let steps = trained.history.entries.last().map_or(0, |e| e.step);
     let dir = trained.run_dir.as_deref().unwrap_or(Path::new("."));
-    println!(
+    say!(
         "trained to step {steps} in {seconds:.1}s; samples in {}, sample more with `latentgan sample --run {}`",
         dir.join("samples").display(),
         dir.display()
@@ -51,7 +59,7 @@ fn fetch(script: &str, args: &[&str]) -> anyhow::Result<()> {
     if !Path::new(script).exists() {
         anyhow::bail!("{script} not found: run `latentgan demo` from the repository root");
     }
-    println!("fetching with python3 {script}");
+    say!("fetching with python3 {script}");
     let status = std::process::Command::new("python3")
         .arg(script)
         .args(args)
@@ -98,7 +106,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     let start = std::time::Instant::now();
     let report = run_demo(&cfg, &args.out)?;
-    println!(
+    say!(
         "done in {:.1} min: FID {:.1}, KID {:.4} ± {:.4} ({} samples vs {} held-out images)",
         start.elapsed().as_secs_f64() / 60.0,
         report.fid,
@@ -107,8 +115,8 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
         report.samples,
         report.held_out_images
     );
-    println!("sample grid: {}", report.grid.display());
-    println!("report:      {}", report.report.display());
+    say!("sample grid: {}", report.grid.display());
+    say!("report:      {}", report.report.display());
     Ok(())
 }
 
@@ -132,11 +140,11 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
                 .collect();
             value["classes"] = classes.into();
         }
-        println!("{value}");
+        say!("{value}");
     } else {
-        println!("{report}");
+        say!("{report}");
         for (class, n) in counts {
-            println!("  {class}: {n} images");
+            say!("  {class}: {n} images");
         }
     }
     Ok(())
@@ -151,7 +159,7 @@ fn grid(args: GridArgs) -> anyhow::Result<()> {
     let grid = save_grid(&dataset.images(n), &args.out, options)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let (w, h) = grid.size();
-    println!(
+    say!(
         "wrote {} ({w}×{h}, {} images)",
         args.out.display(),
         n.min(dataset.len())
@@ -170,7 +178,7 @@ fn stage1(args: Stage1Args) -> anyhow::Result<()> {
     cfg.run.run_dir = Some(args.out.display().to_string());
     RunDir::check(&args.out, args.resume)?; // before the dataset loads
     let dataset = load_images_with(&args.data, &LoadOptions::new(args.resolution))?;
-    println!("{}", dataset.report());
+    say!("{}", dataset.report());
     let start = std::time::Instant::now();
     let trained = train_stage1(&dataset, cfg)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -178,7 +186,7 @@ fn stage1(args: Stage1Args) -> anyhow::Result<()> {
     let path = args.out.join("codes.lgc");
     codes.save(&path)?;
     let [c, h, w] = codes.code_shape();
-    println!(
+    say!(
         "trained in {seconds:.1}s; reconstruction MSE {:.3e} (on [0, 1]); {} codes of {c}×{h}×{w} in {}",
         trained.reconstruction_mse(&dataset)?,
         codes.len(),
@@ -200,8 +208,8 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     let store = ae.encode_to_store(&images, &args.out, &store_options)?;
     let seconds = start.elapsed().as_secs_f64();
     let [c, h, w] = store.code_shape();
-    println!(
-        "{} codes of {c}×{h}×{w} ({dtype:?}, {:.1} MB) in {} after {seconds:.1}s ({:.1} images/s);          {} of {} files skipped",
+    say!(
+        "{} codes of {c}×{h}×{w} ({dtype:?}, {:.1} MB) in {} after {seconds:.1}s ({:.1} images/s); {} of {} files skipped",
         store.len(),
         store.bytes() as f64 / 1e6,
         args.out.display(),
@@ -210,7 +218,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
         images.len() + images.skipped().len(),
     );
     if !store.classes().is_empty() {
-        println!(
+        say!(
             "labelled: {} classes ({})",
             store.classes().len(),
             store.classes().join(", ")
@@ -271,7 +279,7 @@ fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
     let config = args.gan.config()?;
     RunDir::check(&args.gan.run.out, args.gan.run.resume)?; // before the dataset loads
     let dataset = load_images_with(&args.data, &LoadOptions::new(args.resolution))?;
-    println!("{}", dataset.report());
+    say!("{}", dataset.report());
     let start = std::time::Instant::now();
     let trained = train_baseline(&dataset, config)?;
     report_gan(&trained, start.elapsed().as_secs_f64());
@@ -290,7 +298,7 @@ fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let grid = save_grid(&images, &args.out, options)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let (w, h) = grid.size();
-    println!("wrote {} ({w}×{h}, {n} images)", args.out.display());
+    say!("wrote {} ({w}×{h}, {n} images)", args.out.display());
     Ok(())
 }
 
@@ -299,7 +307,7 @@ fn attention(args: AttentionArgs) -> anyhow::Result<()> {
     let maps = gan.attention_map(args.seed, args.class.as_deref(), &args.queries)?;
     maps.save(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
+    say!(
         "wrote {} (sample of seed {}, {} queries, attention over {}×{} keys)",
         args.out.display(),
         args.seed,
@@ -339,13 +347,16 @@ fn fid(args: FidArgs) -> anyhow::Result<()> {
             "fid": report.fid, "kid": report.kid.mean, "kid_std": report.kid.std,
             "n_a": report.n_a, "n_b": report.n_b,
         });
-        println!("{value}");
+        say!("{value}");
     } else {
-        println!(
+        say!(
             "FID {:.4}  ({} vs {} images, {:.1}s)",
-            report.fid, report.n_a, report.n_b, report.seconds
+            report.fid,
+            report.n_a,
+            report.n_b,
+            report.seconds
         );
-        println!("KID {:.6} ± {:.6}", report.kid.mean, report.kid.std);
+        say!("KID {:.6} ± {:.6}", report.kid.mean, report.kid.std);
     }
     Ok(())
 }

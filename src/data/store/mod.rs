@@ -47,13 +47,12 @@ fn shard_path(dir: &Path, k: usize) -> PathBuf {
 /// Opens shard `k` and checks its header and length against `spec`: the number of codes in it.
 fn open_shard(dir: &Path, spec: &StoreSpec, k: usize) -> Result<(File, usize)> {
     let path = shard_path(dir, k);
-    let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let (mut file, len) = crate::io::open_regular(&path, "code-store shard")?;
     let corrupt = |reason: String| Error::Corrupt {
         path: path.clone(),
         reason,
     };
     let mut head = [0u8; HEAD_BYTES];
-    let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
     if len < head.len() as u64 {
         return Err(corrupt(format!(
             "{len} bytes: shorter than a shard's header"
@@ -119,9 +118,11 @@ pub struct CodeStore {
 }
 
 impl CodeStore {
-    /// Whether `dir` holds a code store (finished or not): it has a manifest.
+    /// Whether `dir` holds a code store (finished or not): it has a manifest, or shards (a store
+    /// whose manifest was lost, which [`CodeStore::open`] reports as such).
     pub fn is_store(dir: impl AsRef<Path>) -> bool {
-        dir.as_ref().join(MANIFEST).is_file()
+        let dir = dir.as_ref();
+        dir.join(MANIFEST).is_file() || shard_path(dir, 0).exists()
     }
 
     /// Opens the complete store at `dir`, checking every shard's header and length.
@@ -129,9 +130,14 @@ impl CodeStore {
         let dir = dir.as_ref().to_path_buf();
         let manifest = read_manifest(&dir)?.ok_or_else(|| Error::NotFound {
             path: dir.join(MANIFEST),
-            hint: "not a code store: write one with `latentgan encode` or \
-                   AutoEncoder::encode_to_store"
-                .into(),
+            hint: if shard_path(&dir, 0).exists() {
+                "the folder holds code-store shards but not their manifest, so what they hold \
+                 is unknown: encode the images again into a new folder with `latentgan encode`"
+            } else {
+                "not a code store: write one with `latentgan encode` or \
+                 AutoEncoder::encode_to_store"
+            }
+            .into(),
         })?;
         let Some(expected) = manifest.complete else {
             return Err(Error::invalid(
@@ -414,6 +420,109 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a code store"), "{err}");
+    }
+
+    /// A labelled store of 5 codes in two shards, written to `dir`.
+    fn small_labelled_store(dir: &Path) {
+        let all = values(5, 8);
+        let classes = ["cat".to_string(), "dog".to_string()];
+        let writer = StoreWriter::create(dir, spec(6, Dtype::F16).with_classes(&classes)).unwrap();
+        writer.write_shard(0, &all[..24], Some(&[1, 0, 1])).unwrap();
+        writer.write_shard(1, &all[24..], Some(&[0, 1])).unwrap();
+        writer.finish().unwrap();
+    }
+
+    /// What opening `dir` gives: the codes and labels, or the error's text. Run on a thread so a
+    /// panic is caught and reported as one.
+    fn open_outcome(dir: &Path) -> std::result::Result<(Vec<f32>, Option<Vec<u32>>), String> {
+        let (dir, shown) = (dir.to_path_buf(), dir.display().to_string());
+        std::thread::spawn(move || {
+            CodeStore::open(&dir)
+                .and_then(|s| {
+                    Ok((
+                        s.gather(&(0..s.len()).collect::<Vec<_>>())?,
+                        s.labels().map(<[u32]>::to_vec),
+                    ))
+                })
+                .map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("opening {shown} panicked"))
+    }
+
+    #[test]
+    fn every_mutation_of_a_shard_header_or_the_manifest_is_an_error_or_the_same_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        small_labelled_store(dir.path());
+        let good = open_outcome(dir.path()).unwrap();
+        let shard = dir.path().join("shard-00001.lgcs");
+        let original = std::fs::read(&shard).unwrap();
+        // Every byte of the header, to three values, and every truncation of the file.
+        for at in 0..HEAD_BYTES {
+            for value in [0u8, 0x7f, 0xff] {
+                if original[at] == value {
+                    continue;
+                }
+                let mut bytes = original.clone();
+                bytes[at] = value;
+                std::fs::write(&shard, &bytes).unwrap();
+                let err = open_outcome(dir.path()).expect_err("a changed header byte");
+                assert!(
+                    err.contains("shard-00001.lgcs"),
+                    "byte {at} = {value}: {err}"
+                );
+            }
+        }
+        for len in 0..original.len() {
+            std::fs::write(&shard, &original[..len]).unwrap();
+            let err = open_outcome(dir.path()).expect_err("a truncated shard");
+            assert!(err.contains("shard-00001.lgcs"), "{len} bytes: {err}");
+        }
+        std::fs::write(&shard, &original).unwrap();
+        // Every number of the manifest, to values a hostile file would hold.
+        let manifest = dir.path().join(MANIFEST);
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut numbers = Vec::new();
+        fn paths(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Number(_) => out.push(at),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, v)| paths(v, format!("{at}/{i}"), out)),
+                serde_json::Value::Object(o) => o
+                    .iter()
+                    .for_each(|(k, v)| paths(v, format!("{at}/{k}"), out)),
+                _ => {}
+            }
+        }
+        paths(&json, String::new(), &mut numbers);
+        assert!(numbers.len() >= 6, "{numbers:?}");
+        for at in &numbers {
+            for value in [0u64, 1, 2, 7, 1 << 31, 1 << 40, u64::MAX / 3, u64::MAX] {
+                let mut changed = json.clone();
+                *changed.pointer_mut(at).unwrap() = value.into();
+                std::fs::write(&manifest, changed.to_string()).unwrap();
+                match open_outcome(dir.path()) {
+                    Ok(same) => assert_eq!(same, good, "{at} = {value} opened other codes"),
+                    Err(err) => assert!(
+                        err.contains("store.json") || err.contains(".lgcs"),
+                        "{at} = {value}: {err}"
+                    ),
+                }
+            }
+        }
+        std::fs::write(&manifest, &text).unwrap();
+        assert_eq!(open_outcome(dir.path()).unwrap(), good);
+        // A lost manifest is named as such, not as some other missing file.
+        std::fs::remove_file(&manifest).unwrap();
+        assert!(CodeStore::is_store(dir.path()));
+        let err = open_outcome(dir.path()).unwrap_err();
+        assert!(
+            err.contains("store.json") && err.contains("shards but not their manifest"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,6 +13,12 @@ const MAGIC_F32: &[u8; 6] = b"LGSF1\n";
 const SHARD_BYTES: usize = 64 << 20;
 /// Codes per shard at most (at low resolutions the slice of images decoded at once bounds it).
 const SHARD_CODES: usize = 4096;
+/// Values in one code at most: 64 times a 1024² image's 256×256×16 code.
+const MAX_CODE_VALUES: usize = 1 << 26;
+/// Shards in a store at most, and bytes in a shard at most: bounds on what a manifest may claim
+/// (a store of a billion 1024² codes fits both).
+const MAX_SHARDS: usize = 1 << 20;
+const MAX_SHARD_BYTES: usize = 1 << 40;
 
 /// How the values of a store are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -147,6 +153,51 @@ impl StoreSpec {
         })
     }
 
+    /// Checks every size the spec claims against the bounds above, with checked arithmetic, so a
+    /// damaged or hostile `store.json` is refused before any of it sizes an allocation; the error
+    /// names the field.
+    pub(super) fn check(&self) -> std::result::Result<(), String> {
+        let per = self
+            .code_shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| (1..=MAX_CODE_VALUES).contains(&n))
+            .ok_or_else(|| {
+                format!(
+                    "code_shape {:?}: expected sizes of at least 1 and at most {MAX_CODE_VALUES} \
+                     values a code",
+                    self.code_shape
+                )
+            })?;
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            return Err(format!(
+                "shards {}: expected 1 to {MAX_SHARDS}",
+                self.shards
+            ));
+        }
+        let code_bytes = per * self.dtype.size() + self.label_bytes();
+        self.shard_size
+            .checked_mul(code_bytes)
+            .filter(|&b| self.shard_size >= 1 && b <= MAX_SHARD_BYTES)
+            .ok_or_else(|| {
+                format!(
+                    "shard_size {}: expected at least 1 code and at most {MAX_SHARD_BYTES} bytes \
+                     a shard ({code_bytes} bytes a code)",
+                    self.shard_size
+                )
+            })?;
+        match &self.classes {
+            Some(classes) if classes.is_empty() || classes.len() > u32::MAX as usize => {
+                Err(format!(
+                    "classes: {} names, expected 1 to {}",
+                    classes.len(),
+                    u32::MAX
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// This spec for codes labelled among `classes` (none: unlabelled).
     pub fn with_classes(mut self, classes: &[String]) -> Self {
         self.classes = (!classes.is_empty()).then(|| classes.to_vec());
@@ -183,17 +234,36 @@ pub(super) struct Manifest {
 
 pub(super) fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let path = dir.join(MANIFEST);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
+    let text =
+        match crate::io::read_regular_text(&path, "code-store manifest", crate::io::MAX_JSON_BYTES)
+        {
+            Err(e) if e.is_not_found() => return Ok(None),
+            text => text?,
+        };
     let manifest: Manifest = serde_json::from_str(&text)
         .ok()
         .filter(|m: &Manifest| m.format == FORMAT)
         .ok_or_else(|| Error::Corrupt {
             path: path.clone(),
             reason: format!("not a latentgan code store manifest (expected format {FORMAT:?})"),
+        })?;
+    let capacity = manifest
+        .spec
+        .shards
+        .saturating_mul(manifest.spec.shard_size);
+    manifest
+        .spec
+        .check()
+        .and_then(|()| match manifest.complete {
+            Some(n) if n > capacity => Err(format!(
+                "complete {n}: more codes than its {} shards of {} hold",
+                manifest.spec.shards, manifest.spec.shard_size
+            )),
+            _ => Ok(()),
+        })
+        .map_err(|reason| Error::Corrupt {
+            path: path.clone(),
+            reason: format!("a code store manifest with {reason}"),
         })?;
     Ok(Some(manifest))
 }

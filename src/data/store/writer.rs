@@ -32,6 +32,8 @@ impl StoreWriter {
                 ),
             ));
         }
+        spec.check()
+            .map_err(|reason| Error::invalid("codes", format!("a store of {reason}")))?;
         match read_manifest(&dir)? {
             Some(old) if old.spec == spec => {
                 // A killed writer's half-written shard is litter.

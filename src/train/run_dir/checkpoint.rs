@@ -9,12 +9,17 @@ use burn::record::Record;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::record::{module_to_bytes, record_from_bytes, record_to_bytes};
-use crate::error::{Error, Result};
-use crate::io::fnv1a;
+use crate::error::Result;
+use crate::io::{fnv1a, read_regular, read_regular_text, MAX_JSON_BYTES, MAX_RECORD_BYTES};
 
 /// The file in each checkpoint folder listing its files as `size fnv1a-hash name` lines, so a
 /// damaged checkpoint is recognised before a record is read from it.
 pub(super) const MANIFEST: &str = "MANIFEST";
+
+/// Whether `name` is a plain file name (no folder, not `.` or `..`): what a manifest may list.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
 
 /// The two checkpoint files of a module in training: `<name>.mpk` (its weights) and
 /// `optim_<name>.mpk` (its optimiser's state). [`Checkpoint::load_training`] reads them back.
@@ -46,10 +51,15 @@ impl Checkpoint {
     /// Checks the files against the manifest written with them (a checkpoint written before
     /// manifests existed is taken as it is). The error says which file is damaged and how.
     pub(super) fn verify(&self) -> std::result::Result<(), String> {
-        let manifest = match std::fs::read_to_string(self.dir.join(MANIFEST)) {
+        let manifest = match read_regular_text(
+            &self.dir.join(MANIFEST),
+            "checkpoint manifest",
+            MAX_JSON_BYTES,
+        ) {
             Ok(text) => text,
-            Err(_) if self.dir.is_dir() => return Ok(()),
-            Err(_) => return Err("the folder does not exist".into()),
+            Err(e) if e.is_not_found() && self.dir.is_dir() => return Ok(()),
+            Err(_) if !self.dir.is_dir() => return Err("the folder does not exist".into()),
+            Err(e) => return Err(e.to_string()),
         };
         for line in manifest.lines() {
             let mut fields = line.splitn(3, ' ');
@@ -58,9 +68,16 @@ impl Checkpoint {
             else {
                 return Err(format!("{MANIFEST} line {line:?} is not `size hash name`"));
             };
-            let bytes = match std::fs::read(self.dir.join(name)) {
+            // Names are the plain file names the checkpoint was written with, never a path out of
+            // its folder.
+            if !is_plain_name(name) {
+                return Err(format!(
+                    "{MANIFEST} names {name:?}, not a file of this checkpoint"
+                ));
+            }
+            let bytes = match self.read(name) {
                 Ok(bytes) => bytes,
-                Err(e) => return Err(format!("{name}: {e}")),
+                Err(e) => return Err(e.to_string()),
             };
             if bytes.len().to_string() != size {
                 return Err(format!(
@@ -77,8 +94,7 @@ impl Checkpoint {
 
     /// The bytes of file `name` in this checkpoint.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let path = self.dir.join(name);
-        std::fs::read(&path).map_err(|e| Error::io(&path, e))
+        read_regular(&self.dir.join(name), "checkpoint file", MAX_RECORD_BYTES)
     }
 
     /// Reads the record file `name` (a module's or an optimiser's).

@@ -25,6 +25,15 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
+        if !file.metadata().map_err(|e| Error::io(&path, e))?.is_file() {
+            return Err(Error::io(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "expected the run's lock file (a regular file): remove it",
+                ),
+            ));
+        }
         if !try_lock(&file).map_err(|e| Error::io(&path, e))? {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             let holder = match holder.trim() {

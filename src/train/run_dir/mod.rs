@@ -21,7 +21,7 @@ pub use record::{module_to_bytes, record_from_bytes, record_to_bytes};
 
 use super::config::{differing_keys, upgrade_legacy};
 use crate::error::{Error, Result};
-use crate::io::{fnv1a, write_atomic};
+use crate::io::{fnv1a, read_regular, read_regular_text, write_atomic, MAX_JSON_BYTES};
 use checkpoint::MANIFEST;
 
 /// How many checkpoints to keep (the newest ones).
@@ -56,13 +56,12 @@ impl RunDir {
                 return Err(run.holds_a_run(ckpt));
             }
             let saved_path = run.path.join("config.json");
-            let mut saved: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(&saved_path).map_err(|e| Error::io(&saved_path, e))?,
-            )
-            .map_err(|e| Error::Corrupt {
-                path: saved_path.clone(),
-                reason: e.to_string(),
-            })?;
+            let mut saved: serde_json::Value =
+                serde_json::from_slice(&read_regular(&saved_path, "run config", MAX_JSON_BYTES)?)
+                    .map_err(|e| Error::Corrupt {
+                    path: saved_path.clone(),
+                    reason: e.to_string(),
+                })?;
             // A run started before the config nesting resumes under today's layout: both sides
             // are compared in it.
             let mut current = config.clone();
@@ -172,10 +171,10 @@ impl RunDir {
     /// naming what was damaged. An error only when every checkpoint is damaged.
     pub fn latest(&self) -> Result<Option<Checkpoint>> {
         let pointer = self.checkpoints().join("latest");
-        let named = match std::fs::read_to_string(&pointer) {
+        let named = match read_regular_text(&pointer, "latest-checkpoint pointer", 4096) {
             Ok(name) => name.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&pointer, e)),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
         };
         let named_step = named.strip_prefix("step-").and_then(|s| s.parse().ok());
         let mut candidates: Vec<(usize, String)> = std::fs::read_dir(self.checkpoints())
@@ -247,16 +246,39 @@ impl RunDir {
             .checkpoints()
             .join(format!(".{name}.tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut manifest = String::new();
-        for (file, bytes) in files {
-            write_atomic(&tmp.join(file.as_ref()), bytes)?;
-            let (size, hash) = (bytes.len(), fnv1a(bytes));
-            manifest.push_str(&format!("{size} {hash:016x} {}\n", file.as_ref()));
+        let written = (|| {
+            std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let mut manifest = String::new();
+            for (file, bytes) in files {
+                write_atomic(&tmp.join(file.as_ref()), bytes)?;
+                let (size, hash) = (bytes.len(), fnv1a(bytes));
+                manifest.push_str(&format!("{size} {hash:016x} {}\n", file.as_ref()));
+            }
+            write_atomic(&tmp.join(MANIFEST), manifest.as_bytes())?;
+            // A re-run of the same step after a resume replaces its checkpoint: the old one is
+            // moved aside first, and back if the new one cannot take its place.
+            let old = self
+                .checkpoints()
+                .join(format!(".{name}.old{}", std::process::id()));
+            let moved = std::fs::rename(&dir, &old).is_ok();
+            match std::fs::rename(&tmp, &dir) {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir_all(&old);
+                    Ok(())
+                }
+                Err(e) => {
+                    if moved {
+                        let _ = std::fs::rename(&old, &dir);
+                    }
+                    Err(Error::io(&dir, e))
+                }
+            }
+        })();
+        if let Err(e) = written {
+            // A full disk: nothing of the failed save is left behind.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
         }
-        write_atomic(&tmp.join(MANIFEST), manifest.as_bytes())?;
-        let _ = std::fs::remove_dir_all(&dir); // a re-run of the same step after a resume
-        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
         write_atomic(&self.checkpoints().join("latest"), name.as_bytes())?;
         self.prune(&name);
         Ok(Checkpoint { step, dir })
@@ -290,6 +312,28 @@ impl RunDir {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_failed_save_leaves_nothing_behind_and_keeps_the_checkpoint_it_would_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (run, _) =
+            RunDir::prepare(dir.path().join("run"), &json!({"steps": 1}), false, &[]).unwrap();
+        run.save_checkpoint(3, &[("g.mpk", vec![1, 2, 3])]).unwrap();
+        // A file that cannot be written (as on a full disk): here, a name too long for a file.
+        let long = "d".repeat(300);
+        let err = run
+            .save_checkpoint(3, &[("g.mpk", vec![4]), (long.as_str(), vec![5])])
+            .unwrap_err();
+        assert!(err.to_string().contains("ddd"), "{err}");
+        let left: Vec<String> = std::fs::read_dir(run.checkpoints())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let kept = run.latest().unwrap().unwrap();
+        assert_eq!((kept.step, kept.read("g.mpk").unwrap()), (3, vec![1, 2, 3]));
+    }
 
     #[test]
     fn checkpoints_rotate_and_latest_follows() {
