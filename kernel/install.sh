@@ -150,6 +150,18 @@ opt_level = "3"
 EOF
 fi
 
+# A build directory built with the other linking (a GPU kernel from before it linked shared
+# libraries) fails at kernel start ("crate `foldhash` required to be available in rlib format"):
+# the linking a build directory was made with is stamped in it, and a change starts it afresh.
+LINKING=static
+[ "$BACKEND" != flex ] && LINKING=dylib
+STAMP="$EVCXR_TMPDIR/.latentgan-linking"
+if [ "$(cat "$STAMP" 2>/dev/null || echo static)" != "$LINKING" ]; then
+  echo "the kernel's build directory was built with other linking: starting it afresh"
+  rm -rf "$EVCXR_TMPDIR/target"
+fi
+echo "$LINKING" > "$STAMP"
+
 SPEC="$(mktemp -d)/$NAME"
 mkdir -p "$SPEC"
 sed -e "s|@EVCXR_JUPYTER@|$EVCXR_BIN|" \

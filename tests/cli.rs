@@ -646,7 +646,7 @@ fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).display().to_string();
     let conditional = ["--ch", "8", "--steps", "3", "--batch-size", "8"];
-    common::succeed(
+    let trained = common::succeed(
         latentgan()
             .args([
                 "sagan",
@@ -658,6 +658,12 @@ fn the_conditional_model_trains_and_samples_by_class_from_the_command_line() {
                 &path("pix"),
             ])
             .args(conditional),
+    );
+    // The hint names one class as one argument, ready to paste.
+    let said = String::from_utf8_lossy(&trained.stdout);
+    assert!(
+        said.contains(" --class=") && !said.contains("--class --class"),
+        "{said}"
     );
     let out = common::succeed(latentgan().args([
         "sample",

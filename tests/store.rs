@@ -70,6 +70,17 @@ fn stage2_trains_on_a_store_as_on_the_same_codes_in_memory() {
     };
     assert_eq!(losses(&from_memory).len(), 3);
     assert_eq!(losses(&from_memory), losses(&from_store));
+    // A decoder other than the encoder's that wrote the store (another or a further-trained
+    // stage-1 run) is refused before training, naming both fingerprints.
+    let other = ae.config().init::<Backend>(&default_device()).unwrap();
+    let err = train_stage2(&store, &other, small_gan(6))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("made by another stage-1 encoder") && err.contains("fingerprint"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -39,6 +39,12 @@ pub trait Codes {
         None
     }
 
+    /// The fingerprint of the stage-1 encoder that made these codes, when they record it (code
+    /// stores do): stage 2 compares it with the autoencoder whose decoder will decode them.
+    fn encoder_fingerprint(&self) -> Option<u64> {
+        None
+    }
+
     /// Codes per class, in class order (empty when unlabelled).
     fn class_counts(&self) -> Vec<(String, usize)> {
         super::count_classes(self.classes(), self.labels())
@@ -232,6 +238,14 @@ impl CodeDataset {
                 values.len() * 4
             )));
         }
+        let per = shape[1..].iter().product::<usize>().max(1);
+        if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+            return Err(corrupt(format!(
+                "code {} holds {}: codes are finite values in [-1, 1]",
+                bad / per,
+                values[bad]
+            )));
+        }
         Self::new(values, shape).map_err(|e| corrupt(e.to_string()))
     }
 }
@@ -274,6 +288,23 @@ fn labels_path(path: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_that_are_not_finite_are_named_as_damaged_codes() {
+        let mut values: Vec<f32> = (0..4 * 8).map(|v| v as f32 / 32.0).collect();
+        values[13] = f32::NAN;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("codes.lgc");
+        CodeDataset::new(values, [4, 2, 2, 2])
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let err = CodeDataset::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("codes.lgc") && err.contains("code 1 holds NaN"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn save_load_round_trip_and_batches() {

@@ -10,7 +10,7 @@ use burn::tensor::Tensor;
 use super::AutoEncoder;
 use crate::backend::{scalar, to_host_f32};
 use crate::data::{
-    CodeDataset, CodeStore, ImageDataset, ImageList, StoreOptions, StoreSpec, StoreWriter,
+    CodeDataset, CodeStore, Codes, ImageDataset, ImageList, StoreOptions, StoreSpec, StoreWriter,
 };
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -44,10 +44,14 @@ impl<B: Backend> AutoEncoder<B> {
         options: &StoreOptions,
     ) -> Result<CodeStore> {
         let side = self.code_side(images.resolution())?;
+        // The images' folder by its canonical path: `data/`, `./data` and `/abs/data` are the same
+        // images to a resumed encode.
+        let folder =
+            std::fs::canonicalize(images.source()).unwrap_or_else(|_| images.source().into());
         let source = format!(
             "encoder {:016x}, images {} ({} files, {:016x}) at {}px",
             self.encoder_fingerprint()?,
-            images.source().display(),
+            folder.display(),
             images.len(),
             images.fingerprint(),
             images.resolution()
@@ -106,6 +110,25 @@ impl<B: Backend> AutoEncoder<B> {
             values.extend(to_host_f32(codes, "codes")?);
         }
         Ok(values)
+    }
+
+    /// Checks that `codes` were made by this autoencoder's encoder, when they record which
+    /// ([`Codes::encoder_fingerprint`]): codes of another encoder (a stage-1 run trained on after
+    /// its store was written) would train a GAN whose samples this decoder cannot decode.
+    pub fn check_made_these(&self, codes: &(impl Codes + ?Sized)) -> Result<()> {
+        match codes.encoder_fingerprint() {
+            Some(theirs) if theirs != self.encoder_fingerprint()? => Err(Error::invalid(
+                "codes",
+                format!(
+                    "the codes were made by another stage-1 encoder (fingerprint {theirs:016x}, \
+                     this autoencoder's is {:016x}): its stage-1 run was trained on after they \
+                     were encoded, or this is another run; encode the images again with this \
+                     autoencoder",
+                    self.encoder_fingerprint()?
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A hash of the encoder's weights: equal for the same trained encoder wherever it is loaded.

@@ -66,11 +66,38 @@ pub(crate) fn save_model<B: Backend, C: Config + PartialEq + std::fmt::Display>(
             }
             _ => true,
         };
-        if &read_model_config::<C>(dir)? != model || !same_decoder {
+        let saved = read_model_config::<C>(dir)?;
+        if &saved != model {
+            // Name what differs (the classes of a renamed folder, the shape of other data).
+            let json = |c: &C| -> serde_json::Value {
+                serde_json::from_str(&c.to_string()).unwrap_or_default()
+            };
+            let (then, now) = (json(&saved), json(model));
+            let changes: Vec<String> = super::config::differing_keys(&then, &now, &[])
+                .into_iter()
+                .map(|field| {
+                    let at = format!("/{}", field.replace('.', "/"));
+                    let value = |v: &serde_json::Value| {
+                        v.pointer(&at).map_or("nothing".into(), |v| v.to_string())
+                    };
+                    format!("{field} was {}, is now {}", value(&then), value(&now))
+                })
+                .collect();
             return Err(Error::invalid(
                 "resume",
                 format!(
-                    "{} was started on data of another shape or with another stage-1 decoder",
+                    "{} was started with another model: {}",
+                    dir.display(),
+                    changes.join("; ")
+                ),
+            ));
+        }
+        if !same_decoder {
+            return Err(Error::invalid(
+                "resume",
+                format!(
+                    "{} was started with another stage-1 decoder (its weights differ from the \
+                     run's decoder.mpk): resume with the stage-1 run it started with",
                     dir.display()
                 ),
             ));
@@ -126,4 +153,39 @@ pub(crate) fn load_decoder<B: Backend>(
     let bytes = crate::io::read_regular(&path, "decoder record", MAX_RECORD_BYTES)?;
     let record = record_from_bytes::<B, _>(bytes, &path, device)?;
     Ok(config.init::<B>(device)?.decoder.load_record(record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::GanArch;
+
+    #[test]
+    fn a_resume_with_another_model_names_the_fields_that_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = default_device();
+        let model = |latent_dim| GanModelConfig {
+            gan: GanArch::new().with_latent_dim(latent_dim).for_data(16, 8),
+            autoencoder: None,
+        };
+        save_model::<crate::backend::Backend, _>(dir.path(), &model(8), None, None, false, &device)
+            .unwrap();
+        save_model::<crate::backend::Backend, _>(dir.path(), &model(8), None, None, true, &device)
+            .unwrap();
+        let err = save_model::<crate::backend::Backend, _>(
+            dir.path(),
+            &model(4),
+            None,
+            None,
+            true,
+            &device,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("another model") && err.contains("latent_dim was 8, is now 4"),
+            "{err}"
+        );
+        assert!(!err.contains("decoder"), "{err}");
+    }
 }

@@ -190,6 +190,7 @@ pub fn train_sagan_codes_on<B: AutodiffBackend>(
             ),
         ));
     }
+    autoencoder.check_made_these(codes)?;
     let classes = class_names(codes.classes());
     let model = SaganModelConfig::new(config.model.for_data(channels, h, classes.len()), classes)
         .with_autoencoder(Some(autoencoder.config()));

@@ -239,6 +239,7 @@ pub fn train_stage2_on<B: AutodiffBackend>(
             ),
         ));
     }
+    autoencoder.check_made_these(codes)?;
     let size = square("codes", h, w)?;
     let model = GanModelConfig::new(config.model.for_data(channels, size))
         .with_autoencoder(Some(autoencoder.config()));

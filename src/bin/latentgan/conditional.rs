@@ -120,11 +120,22 @@ fn report(trained: &Trained<ConditionalGan<Backend>>, seconds: f64) {
     let dir = trained.run_dir.as_deref().unwrap_or(Path::new("."));
     say!(
         "trained to step {steps} in {seconds:.1}s; samples (a row per class) in {}, sample a \
-         class with `latentgan sample --run {} --class {}`",
+         class with `latentgan sample --run {} --class={}`",
         dir.join("samples").display(),
-        dir.display(),
-        trained.classes[0]
+        shell_word(&dir.display().to_string()),
+        shell_word(&trained.classes[0])
     );
+}
+
+/// `word` as one shell word: as it is when it is plain, else single-quoted (a class folder
+/// named `--x` or `my cats` must still paste as one argument).
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:+,@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// The GAN of a run directory: the Table-2 family, or SAGAN's conditional model (its EMA).

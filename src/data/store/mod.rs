@@ -206,11 +206,22 @@ impl CodeStore {
                 .and_then(|_| file.read_exact(raw))
                 .map_err(|e| Error::io(path(), e))?;
         }
+        let start = out.len();
         match self.spec.dtype {
             Dtype::F32 => out.extend(raw.chunks_exact(size).map(f32::get)),
             Dtype::F16 => out.extend(raw.chunks_exact(size).map(|b| f16::get(b).to_f32())),
         }
-        Ok(())
+        match out[start..].iter().find(|v| !v.is_finite()) {
+            // Not "training diverged" at step 1: the codes on disk are bad.
+            Some(bad) => Err(Error::Corrupt {
+                path: path(),
+                reason: format!(
+                    "code {} holds {bad}: codes are finite values in [-1, 1]",
+                    i - first
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -225,6 +236,12 @@ impl Codes for CodeStore {
 
     fn labels(&self) -> Option<&[u32]> {
         self.labels.as_deref()
+    }
+
+    fn encoder_fingerprint(&self) -> Option<u64> {
+        // `source` begins "encoder {:016x}, " (AutoEncoder::encode_to_store).
+        let hex = self.spec.source.strip_prefix("encoder ")?.get(..16)?;
+        u64::from_str_radix(hex, 16).ok()
     }
 
     fn code_shape(&self) -> [usize; 3] {
@@ -386,7 +403,12 @@ mod tests {
         let err = StoreWriter::create(dir.path(), other)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("already holds other codes"), "{err}");
+        assert!(
+            err.contains("already holds other codes")
+                && err.contains("source: test codes → other codes")
+                && !err.contains("shard_size"),
+            "{err}"
+        );
         let writer = StoreWriter::create(dir.path(), spec(6, Dtype::F32)).unwrap();
         assert!(writer.has_shard(0) && !writer.has_shard(1));
         writer.write_shard(1, &all[24..], None).unwrap();
@@ -521,6 +543,33 @@ mod tests {
         let err = open_outcome(dir.path()).unwrap_err();
         assert!(
             err.contains("store.json") && err.contains("shards but not their manifest"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn codes_that_are_not_finite_are_refused_when_written_and_named_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = StoreWriter::create(dir.path(), spec(3, Dtype::F32)).unwrap();
+        let mut all = values(3, 8);
+        all[9] = f32::INFINITY;
+        let err = writer.write_shard(0, &all, None).unwrap_err().to_string();
+        assert!(err.contains("code 1 of shard 0 holds inf"), "{err}");
+        all[9] = 0.5;
+        writer.write_shard(0, &all, None).unwrap();
+        let store = writer.finish().unwrap();
+        drop(store);
+        // A NaN written into the shard afterwards: named with the shard, not "diverged".
+        let shard = dir.path().join("shard-00000.lgcs");
+        let mut bytes = std::fs::read(&shard).unwrap();
+        let at = HEAD_BYTES + 4 * 17;
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&shard, bytes).unwrap();
+        let store = CodeStore::open(dir.path()).unwrap();
+        assert!(store.gather(&[0, 1]).is_ok());
+        let err = store.gather(&[2]).unwrap_err().to_string();
+        assert!(
+            err.contains("shard-00000.lgcs") && err.contains("code 2 holds NaN"),
             "{err}"
         );
     }

@@ -198,6 +198,45 @@ impl StoreSpec {
         }
     }
 
+    /// The fields in which `other` differs from this spec, each as `field: this → other`:
+    /// what a refused resume names.
+    pub fn differences(&self, other: &StoreSpec) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut field = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}: {a} → {b}"));
+            }
+        };
+        field(
+            "code_shape",
+            format!("{:?}", self.code_shape),
+            format!("{:?}", other.code_shape),
+        );
+        field(
+            "dtype",
+            format!("{:?}", self.dtype),
+            format!("{:?}", other.dtype),
+        );
+        field("shards", self.shards.to_string(), other.shards.to_string());
+        field(
+            "shard_size",
+            self.shard_size.to_string(),
+            other.shard_size.to_string(),
+        );
+        field(
+            "stage1",
+            format!("{:?}", self.stage1),
+            format!("{:?}", other.stage1),
+        );
+        field("source", self.source.clone(), other.source.clone());
+        field(
+            "classes",
+            format!("{:?}", self.classes),
+            format!("{:?}", other.classes),
+        );
+        out
+    }
+
     /// This spec for codes labelled among `classes` (none: unlabelled).
     pub fn with_classes(mut self, classes: &[String]) -> Self {
         self.classes = (!classes.is_empty()).then(|| classes.to_vec());

@@ -43,12 +43,10 @@ impl StoreWriter {
                 return Err(Error::invalid(
                     "out",
                     format!(
-                        "{} already holds other codes ({}, {:?} {:?}); choose another folder or \
-                         delete it",
+                        "{} already holds other codes, so this encode cannot resume it ({}); \
+                         choose another folder, or delete it to start afresh",
                         dir.display(),
-                        old.spec.source,
-                        old.spec.code_shape,
-                        old.spec.dtype
+                        old.spec.differences(&spec).join("; "),
                     ),
                 ))
             }
@@ -161,6 +159,18 @@ impl ShardWriter<'_> {
                     self.k,
                     self.n,
                     self.spec.shard_size
+                ),
+            ));
+        }
+        if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                "codes",
+                format!(
+                    "code {} of shard {} holds {}: the stage-1 encoder's output is not finite \
+                     (a diverged or damaged stage-1 run)",
+                    self.n + bad / per,
+                    self.k,
+                    values[bad]
                 ),
             ));
         }
