@@ -421,6 +421,47 @@ mod tests {
     }
 
     #[test]
+    fn every_header_byte_and_truncation_of_a_statistics_file_is_an_error_or_the_same_numbers() {
+        let s = Statistics::from_features(&gaussian_like(20, 5, 4, 1.0), 5).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.lgfs");
+        s.save(&path).unwrap();
+        let original = std::fs::read(&path).unwrap();
+        // Run on a thread so that a panic fails the test with the case that made it.
+        let outcome = |bytes: &[u8], case: String| {
+            std::fs::write(&path, bytes).unwrap();
+            let path = path.clone();
+            std::thread::spawn(move || Statistics::load(&path).map_err(|e| e.to_string()))
+                .join()
+                .unwrap_or_else(|_| panic!("{case}: loading panicked"))
+        };
+        // The magic and the two header words (count, dimension).
+        for at in 0..6 + 16 {
+            for value in [0u8, 1, 0x7f, 0xff] {
+                if original[at] == value {
+                    continue;
+                }
+                let mut bytes = original.clone();
+                bytes[at] = value;
+                match outcome(&bytes, format!("byte {at} = {value}")) {
+                    // The count only: FID reads the mean and covariance, which are unchanged.
+                    Ok(t) => assert!(
+                        (6..14).contains(&at)
+                            && t.mean() == s.mean()
+                            && t.covariance() == s.covariance(),
+                        "byte {at} = {value} gave other statistics"
+                    ),
+                    Err(e) => assert!(e.contains("s.lgfs"), "byte {at} = {value}: {e}"),
+                }
+            }
+        }
+        for len in 0..original.len() {
+            let err = outcome(&original[..len], format!("{len} bytes")).expect_err("truncated");
+            assert!(err.contains("s.lgfs"), "{len} bytes: {err}");
+        }
+    }
+
+    #[test]
     fn bad_features_are_clear_errors() {
         let err = Statistics::from_features(&[1.0, 2.0, 3.0], 2).unwrap_err();
         assert!(err.to_string().contains("rows of length 2"), "{err}");
