@@ -1,6 +1,7 @@
-//! Files on disk, shared by every floor above: atomic writes, the one header + array binary
-//! format (stage-1 codes, Inception features, feature statistics), the cache directory and the
-//! stable hash that keys caches.
+//! Files on disk, shared by every floor above: the one checked way to open a file for reading,
+//! atomic writes, the one header + array binary format (stage-1 codes, Inception features,
+//! feature statistics), the cache directory, the stable hash that keys caches, and the comparison
+//! of a saved JSON config with a new one.
 //!
 //! The array format is a 6-byte magic line naming the content, some little-endian `u64` header
 //! words (shapes, counts), then the little-endian values (`f16`, `f32` or `f64`). Every file is written
@@ -104,6 +105,67 @@ pub const MAX_JSON_BYTES: u64 = 64 << 20;
 /// The most bytes a model record or optimiser state may have: far above any model this library
 /// trains on one device, and a bound on what a damaged checkpoint can make it read.
 pub const MAX_RECORD_BYTES: u64 = 16 << 30;
+
+/// Dotted paths (`lr`, `run.steps`) of the leaves whose values differ between two JSON
+/// objects, except those in `ignore`. Objects are compared key by key, anything else as a whole.
+pub fn differing_keys(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    ignore: &[&str],
+) -> Vec<String> {
+    fn walk(
+        prefix: &str,
+        a: Option<&serde_json::Value>,
+        b: Option<&serde_json::Value>,
+        ignore: &[&str],
+        out: &mut Vec<String>,
+    ) {
+        if ignore.contains(&prefix) {
+            return;
+        }
+        match (a.and_then(|a| a.as_object()), b.and_then(|b| b.as_object())) {
+            (Some(x), Some(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    let path = match prefix {
+                        "" => key.clone(),
+                        _ => format!("{prefix}.{key}"),
+                    };
+                    walk(&path, x.get(key), y.get(key), ignore, out);
+                }
+            }
+            _ if a != b => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(a), Some(b), ignore, &mut out);
+    out
+}
+
+/// The leaves where JSON value `b` differs from `a` ([`differing_keys`]), each as its dotted
+/// path and the two values (strings without their quotes; `nothing` where a side lacks it): what
+/// an error names when a saved config and a new one disagree.
+pub fn changed_values(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+) -> Vec<(String, String, String)> {
+    let show = |v: &serde_json::Value, at: &str| match v.pointer(at) {
+        None => "nothing".to_string(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    differing_keys(a, b, &[])
+        .into_iter()
+        .map(|field| {
+            let at = format!("/{}", field.replace('.', "/"));
+            let (then, now) = (show(a, &at), show(b, &at));
+            (field, then, now)
+        })
+        .collect()
+}
 
 /// The memory the kernel says can be allocated without swapping, in bytes (Linux only).
 pub fn available_memory() -> Option<u64> {
@@ -348,6 +410,17 @@ mod tests {
     use super::*;
 
     const MAGIC: &[u8; 6] = b"LGTS1\n";
+
+    #[test]
+    fn nested_fields_are_compared_by_path() {
+        use serde_json::json;
+        let a = json!({"run": {"steps": 1, "seed": 0}, "lr": 0.1, "name": "a"});
+        let b = json!({"run": {"steps": 2, "seed": 1}, "lr": 0.1, "name": "b"});
+        assert_eq!(differing_keys(&a, &b, &["run.steps"]), ["name", "run.seed"]);
+        assert!(differing_keys(&a, &a, &[]).is_empty());
+        let changed = changed_values(&a, &json!({"run": {"steps": 1}, "lr": 0.1, "name": "a"}));
+        assert_eq!(changed, [("run.seed".into(), "0".into(), "nothing".into())]);
+    }
 
     #[test]
     fn only_regular_files_are_read_and_only_up_to_their_limit() {

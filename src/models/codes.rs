@@ -48,13 +48,15 @@ impl<B: Backend> AutoEncoder<B> {
         // images to a resumed encode.
         let folder =
             std::fs::canonicalize(images.source()).unwrap_or_else(|_| images.source().into());
-        let source = format!(
-            "encoder {:016x}, images {} ({} files, {:016x}) at {}px",
+        let source = StoreSpec::source_of(
             self.encoder_fingerprint()?,
-            folder.display(),
-            images.len(),
-            images.fingerprint(),
-            images.resolution()
+            format_args!(
+                "images {} ({} files, {:016x}) at {}px",
+                folder.display(),
+                images.len(),
+                images.fingerprint(),
+                images.resolution()
+            ),
         );
         let shape = [self.code_channels(), side, side];
         let mut options = options.clone();
@@ -116,19 +118,21 @@ impl<B: Backend> AutoEncoder<B> {
     /// ([`Codes::encoder_fingerprint`]): codes of another encoder (a stage-1 run trained on after
     /// its store was written) would train a GAN whose samples this decoder cannot decode.
     pub fn check_made_these(&self, codes: &(impl Codes + ?Sized)) -> Result<()> {
-        match codes.encoder_fingerprint() {
-            Some(theirs) if theirs != self.encoder_fingerprint()? => Err(Error::invalid(
-                "codes",
-                format!(
-                    "the codes were made by another stage-1 encoder (fingerprint {theirs:016x}, \
-                     this autoencoder's is {:016x}): its stage-1 run was trained on after they \
-                     were encoded, or this is another run; encode the images again with this \
-                     autoencoder",
-                    self.encoder_fingerprint()?
-                ),
-            )),
-            _ => Ok(()),
+        let Some(theirs) = codes.encoder_fingerprint() else {
+            return Ok(());
+        };
+        let ours = self.encoder_fingerprint()?;
+        if theirs == ours {
+            return Ok(());
         }
+        Err(Error::invalid(
+            "codes",
+            format!(
+                "the codes were made by another stage-1 encoder (fingerprint {theirs:016x}, this \
+                 autoencoder's is {ours:016x}): its stage-1 run was trained on after they were \
+                 encoded, or this is another run; encode the images again with this autoencoder"
+            ),
+        ))
     }
 
     /// A hash of the encoder's weights: equal for the same trained encoder wherever it is loaded.

@@ -106,16 +106,15 @@ impl GanConfig {
             ));
         }
         let arch = &self.arch;
-        if self.channels == 0 || arch.latent_dim == 0 || arch.min_width == 0 {
-            return Err(Error::invalid(
-                "gan",
-                "channels, latent_dim and min_width must be positive",
-            ));
+        for (name, value, max) in [
+            ("size", self.size, super::MAX_SIDE),
+            ("channels", self.channels, super::MAX_CHANNELS),
+            ("latent_dim", arch.latent_dim, super::MAX_LATENT_DIM),
+            ("min_width", arch.min_width, super::MAX_CHANNELS),
+            ("max_width", arch.max_width, super::MAX_CHANNELS),
+        ] {
+            Error::check_range(name, value, 1..=max)?;
         }
-        Error::check_range("size", self.size, 8..=super::MAX_SIDE)?;
-        Error::check_range("channels", self.channels, 1..=super::MAX_CHANNELS)?;
-        Error::check_range("latent_dim", arch.latent_dim, 1..=super::MAX_LATENT_DIM)?;
-        Error::check_range("max_width", arch.max_width, 1..=super::MAX_CHANNELS)?;
         if arch.max_width < arch.min_width {
             return Err(Error::invalid(
                 "max_width",

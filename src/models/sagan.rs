@@ -101,25 +101,15 @@ impl SaganConfig {
                 format!("got {}, expected a power of two ≥ 8", self.size),
             ));
         }
-        for (name, value) in [
-            ("channels", self.channels),
-            ("classes", self.classes),
-            ("ch", self.arch.ch),
-            ("latent_dim", self.arch.latent_dim),
+        for (name, value, max) in [
+            ("size", self.size, super::MAX_SIDE),
+            ("channels", self.channels, super::MAX_CHANNELS),
+            ("classes", self.classes, super::MAX_CLASSES),
+            ("ch", self.arch.ch, super::MAX_CHANNELS / 16),
+            ("latent_dim", self.arch.latent_dim, super::MAX_LATENT_DIM),
         ] {
-            if value == 0 {
-                return Err(Error::invalid(name, "got 0, expected at least 1"));
-            }
+            Error::check_range(name, value, 1..=max)?;
         }
-        Error::check_range("size", self.size, 8..=super::MAX_SIDE)?;
-        Error::check_range("channels", self.channels, 1..=super::MAX_CHANNELS)?;
-        Error::check_range("classes", self.classes, 1..=super::MAX_CLASSES)?;
-        Error::check_range("ch", self.arch.ch, 1..=super::MAX_CHANNELS / 16)?;
-        Error::check_range(
-            "latent_dim",
-            self.arch.latent_dim,
-            1..=super::MAX_LATENT_DIM,
-        )?;
         if let Some(side) = self.attention_side() {
             if !side.is_power_of_two() || side < 8 || side > self.size / 2 {
                 return Err(Error::invalid(

@@ -98,12 +98,7 @@ impl RunConfig {
         if self.steps == 0 {
             return Err(Error::invalid("steps", "got 0, expected at least 1"));
         }
-        if !(1..=MAX_DEVICES).contains(&self.devices) {
-            return Err(Error::invalid(
-                "devices",
-                format!("got {}, expected 1..={MAX_DEVICES}", self.devices),
-            ));
-        }
+        Error::check_range("devices", self.devices, 1..=MAX_DEVICES)?;
         if self.accumulate == 0 {
             return Err(Error::invalid("accumulate", "got 0, expected at least 1"));
         }
@@ -391,45 +386,6 @@ pub fn load_config<C: Config>(path: impl AsRef<Path>, what: &str) -> Result<C> {
     serde_json::from_value(value).map_err(corrupt)
 }
 
-/// Dotted paths (`lr`, `run.steps`) of the leaves whose values differ between two JSON
-/// objects, except those in `ignore`. Objects are compared key by key, anything else as a whole.
-pub(crate) fn differing_keys(
-    a: &serde_json::Value,
-    b: &serde_json::Value,
-    ignore: &[&str],
-) -> Vec<String> {
-    fn walk(
-        prefix: &str,
-        a: Option<&serde_json::Value>,
-        b: Option<&serde_json::Value>,
-        ignore: &[&str],
-        out: &mut Vec<String>,
-    ) {
-        if ignore.contains(&prefix) {
-            return;
-        }
-        match (a.and_then(|a| a.as_object()), b.and_then(|b| b.as_object())) {
-            (Some(x), Some(y)) => {
-                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-                keys.sort();
-                keys.dedup();
-                for key in keys {
-                    let path = match prefix {
-                        "" => key.clone(),
-                        _ => format!("{prefix}.{key}"),
-                    };
-                    walk(&path, x.get(key), y.get(key), ignore, out);
-                }
-            }
-            _ if a != b => out.push(prefix.to_string()),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk("", Some(a), Some(b), ignore, &mut out);
-    out
-}
-
 /// `config` as a JSON value (what a run directory saves and compares on resume).
 pub(crate) fn to_json(config: &impl serde::Serialize) -> Result<serde_json::Value> {
     serde_json::to_value(config).map_err(|e| Error::Serialize {
@@ -538,14 +494,6 @@ mod tests {
             (7, false, Some(30.0))
         );
         assert_eq!(c.model.width, 8);
-    }
-
-    #[test]
-    fn nested_fields_are_compared_by_path() {
-        let a = json!({"run": {"steps": 1, "seed": 0}, "lr": 0.1});
-        let b = json!({"run": {"steps": 2, "seed": 1}, "lr": 0.1});
-        assert_eq!(differing_keys(&a, &b, &["run.steps"]), ["run.seed"]);
-        assert!(differing_keys(&a, &a, &[]).is_empty());
     }
 
     #[test]

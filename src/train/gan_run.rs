@@ -72,16 +72,9 @@ pub(crate) fn save_model<B: Backend, C: Config + PartialEq + std::fmt::Display>(
             let json = |c: &C| -> serde_json::Value {
                 serde_json::from_str(&c.to_string()).unwrap_or_default()
             };
-            let (then, now) = (json(&saved), json(model));
-            let changes: Vec<String> = super::config::differing_keys(&then, &now, &[])
+            let changes: Vec<String> = crate::io::changed_values(&json(&saved), &json(model))
                 .into_iter()
-                .map(|field| {
-                    let at = format!("/{}", field.replace('.', "/"));
-                    let value = |v: &serde_json::Value| {
-                        v.pointer(&at).map_or("nothing".into(), |v| v.to_string())
-                    };
-                    format!("{field} was {}, is now {}", value(&then), value(&now))
-                })
+                .map(|(field, then, now)| format!("{field} was {then}, is now {now}"))
                 .collect();
             return Err(Error::invalid(
                 "resume",

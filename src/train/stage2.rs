@@ -164,9 +164,6 @@ impl Stage2Config {
 
     /// Checks the config against `dataset_len` samples, naming the bad field.
     pub fn validate(&self, dataset_len: usize) -> Result<()> {
-        if self.n_critic == 0 || self.samples == 0 {
-            return Err(Error::invalid("n_critic/samples", "must be at least 1"));
-        }
         Error::check_range("n_critic", self.n_critic, 1..=MAX_N_CRITIC)?;
         Error::check_range("samples", self.samples, 1..=MAX_SAMPLE_GRID)?;
         let rates = [self.lr_generator, self.lr_critic];

@@ -239,9 +239,7 @@ impl Codes for CodeStore {
     }
 
     fn encoder_fingerprint(&self) -> Option<u64> {
-        // `source` begins "encoder {:016x}, " (AutoEncoder::encode_to_store).
-        let hex = self.spec.source.strip_prefix("encoder ")?.get(..16)?;
-        u64::from_str_radix(hex, 16).ok()
+        self.spec.encoder_fingerprint()
     }
 
     fn code_shape(&self) -> [usize; 3] {

@@ -198,43 +198,27 @@ impl StoreSpec {
         }
     }
 
+    /// A [`StoreSpec::source`] for codes made by the encoder whose weights have `fingerprint`, of
+    /// the images `images` describes; [`StoreSpec::encoder_fingerprint`] reads it back.
+    pub fn source_of(fingerprint: u64, images: impl std::fmt::Display) -> String {
+        format!("encoder {fingerprint:016x}, {images}")
+    }
+
+    /// The fingerprint of the encoder that made the codes, from [`StoreSpec::source`] (as
+    /// [`StoreSpec::source_of`] writes it).
+    pub fn encoder_fingerprint(&self) -> Option<u64> {
+        let hex = self.source.strip_prefix("encoder ")?.get(..16)?;
+        u64::from_str_radix(hex, 16).ok()
+    }
+
     /// The fields in which `other` differs from this spec, each as `field: this → other`:
     /// what a refused resume names.
     pub fn differences(&self, other: &StoreSpec) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut field = |name: &str, a: String, b: String| {
-            if a != b {
-                out.push(format!("{name}: {a} → {b}"));
-            }
-        };
-        field(
-            "code_shape",
-            format!("{:?}", self.code_shape),
-            format!("{:?}", other.code_shape),
-        );
-        field(
-            "dtype",
-            format!("{:?}", self.dtype),
-            format!("{:?}", other.dtype),
-        );
-        field("shards", self.shards.to_string(), other.shards.to_string());
-        field(
-            "shard_size",
-            self.shard_size.to_string(),
-            other.shard_size.to_string(),
-        );
-        field(
-            "stage1",
-            format!("{:?}", self.stage1),
-            format!("{:?}", other.stage1),
-        );
-        field("source", self.source.clone(), other.source.clone());
-        field(
-            "classes",
-            format!("{:?}", self.classes),
-            format!("{:?}", other.classes),
-        );
-        out
+        let json = |spec: &StoreSpec| serde_json::to_value(spec).unwrap_or_default();
+        crate::io::changed_values(&json(self), &json(other))
+            .into_iter()
+            .map(|(field, then, now)| format!("{field}: {then} → {now}"))
+            .collect()
     }
 
     /// This spec for codes labelled among `classes` (none: unlabelled).

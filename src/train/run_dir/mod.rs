@@ -19,9 +19,11 @@ pub use checkpoint::{training_files, Checkpoint};
 pub use lock::RunLock;
 pub use record::{module_to_bytes, record_from_bytes, record_to_bytes};
 
-use super::config::{differing_keys, upgrade_legacy};
+use super::config::upgrade_legacy;
 use crate::error::{Error, Result};
-use crate::io::{fnv1a, read_regular, read_regular_text, write_atomic, MAX_JSON_BYTES};
+use crate::io::{
+    differing_keys, fnv1a, read_regular, read_regular_text, write_atomic, MAX_JSON_BYTES,
+};
 use checkpoint::MANIFEST;
 
 /// How many checkpoints to keep (the newest ones).
