@@ -5,7 +5,9 @@
 //! re-encoded as JPEG at 1024² and 256² with small per-file changes so no two files are equal.
 //!
 //! Run: `cargo bench --bench load` (add `-- --n 200` for more files). Prints `images/s` lines and
-//! `ratio` lines, all measured in this one run.
+//! `ratio` lines, all measured in this one run. A cached load checks every image's checksum when
+//! it opens a shard; the `GB/s` lines put the checksum's speed beside a plain copy of the same
+//! bytes, so its share of a load from a cold disk (a few hundred MB/s to a few GB/s) shows.
 
 use std::path::Path;
 use std::time::Instant;
@@ -30,6 +32,26 @@ fn make_jpegs(dir: &Path, source: &image::RgbImage, size: u32, n: usize) {
         img.save_with_format(dir.join(format!("{i:05}.jpg")), image::ImageFormat::Jpeg)
             .unwrap();
     }
+}
+
+/// GB/s of [`latentgan::io::checksum`] and of a copy of the same `bytes` bytes, best of five.
+fn checksum_speed(bytes: usize) -> (f64, f64) {
+    let data: Vec<u8> = (0..bytes).map(|i| (i * 31 % 251) as u8).collect();
+    let mut out = vec![0u8; bytes];
+    let best = |f: &mut dyn FnMut()| {
+        (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                bytes as f64 / start.elapsed().as_secs_f64() / 1e9
+            })
+            .fold(0.0, f64::max)
+    };
+    let mut sum = 0u32;
+    let crc = best(&mut || sum ^= latentgan::io::checksum(std::hint::black_box(&data)));
+    let copy = best(&mut || out.copy_from_slice(std::hint::black_box(&data)));
+    std::hint::black_box((sum, &out));
+    (crc, copy)
 }
 
 fn images_per_second(dir: &Path, resolution: u32, cache: Option<&Path>) -> (f64, usize) {
@@ -95,6 +117,10 @@ fn main() {
         .to_rgb8();
     let work = tempfile::tempdir().unwrap();
     println!("threads {}", rayon::current_num_threads());
+    let (crc, copy) = checksum_speed(256 << 20);
+    println!("GB/s checksum {crc:.2} (one thread; the cache checks its images in parallel)");
+    println!("GB/s copy {copy:.2}");
+    println!("ratio checksum_vs_copy {:.2}", crc / copy);
     for (from, to) in [(1024u32, 256u32), (256, 64)] {
         let dir = work.path().join(format!("jpeg{from}"));
         make_jpegs(&dir, &source, from, n);

@@ -144,6 +144,19 @@ impl Error {
         ))
     }
 
+    /// This error as one of the file at `path` that the invalid value was read from (a model
+    /// made from a run's `model.json` or `config.json`): an [`Error::InvalidArgument`] becomes an
+    /// [`Error::Corrupt`] naming the file and the field; any other error is kept.
+    pub fn read_from(self, path: &Path) -> Self {
+        match self {
+            Error::InvalidArgument { name, reason } => Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("its `{name}` is invalid: {reason}"),
+            },
+            other => other,
+        }
+    }
+
     /// An [`Error::InvalidArgument`] for argument `name`.
     pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {

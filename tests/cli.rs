@@ -221,6 +221,18 @@ fn stage1_stage2_sample_and_baseline_from_the_command_line() {
         latentgan().args(["fid", "--run", &path("s2"), &path("real"), &path("real")]),
         "one folder",
     );
+    // Samples nobody means: refused at once, naming the flag, not generated for days.
+    common::fail(
+        latentgan().args([
+            "fid",
+            "--run",
+            &path("s2"),
+            "--samples",
+            "100000000000",
+            &path("real"),
+        ]),
+        "--samples 100000000000: expected 1 to 1048576",
+    );
     // Zero samples: a named error, not a panic inside Burn.
     common::fail(
         latentgan().args([

@@ -248,6 +248,23 @@ fn fid_on_datasets_caches_the_real_statistics_or_features() {
         first.fid,
         second.fid
     );
+    // A cache file changed at the same length is computed again, not read as other statistics
+    // (before checksums, this FID changed silently).
+    let edit = |extension: &str| {
+        let file = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == extension))
+            .unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x20;
+        std::fs::write(&file, bytes).unwrap();
+    };
+    edit("lgfs");
+    let third = fid_with(&generated, &real, &options).unwrap();
+    assert!(!third.cached && rel(third.fid, first.fid) < 1e-9);
+    assert!(fid_with(&generated, &real, &options).unwrap().cached);
     // The notebook helper gives the same number, and a different real set is not confused with it.
     let other = fid_with(&generated, &pick(20..32), &options).unwrap();
     assert!(!other.cached && rel(other.fid, first.fid) > 1e-6);
@@ -263,6 +280,9 @@ fn fid_on_datasets_caches_the_real_statistics_or_features() {
     assert!(!a.cached && b.cached);
     assert!(rel(a.fid, first.fid) < 1e-9 && rel(b.fid, first.fid) < 1e-9);
     assert_eq!(a.kid.mean, b.kid.mean);
+    edit("lgff");
+    let c = evaluate(&generated, &real, &with_kid).unwrap();
+    assert!(!c.cached && c.kid.mean == a.kid.mean && rel(c.fid, first.fid) < 1e-9);
 }
 
 /// Sets larger than `in_memory_rows` keep only their statistics in memory: the real set's rows

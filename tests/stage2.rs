@@ -31,6 +31,19 @@ fn code_gan_trains_saves_a_self_contained_run_and_resumes_exactly() {
     assert!(samples.data().iter().all(|v| (0.0..=1.0).contains(v)));
     let loaded = load_gan(&straight).unwrap();
     assert_eq!(loaded.sample(3, 7).unwrap(), samples);
+    // A model.json edited to another width (or another run's weights): an error naming the
+    // weights file and the shapes, not a panic inside Burn at the first sample.
+    let model = straight.join("model.json");
+    let text = std::fs::read_to_string(&model).unwrap();
+    let mut wider: serde_json::Value = serde_json::from_str(&text).unwrap();
+    wider["gan"]["arch"]["max_width"] = 48.into();
+    std::fs::write(&model, wider.to_string()).unwrap();
+    let err = load_gan(&straight).err().unwrap().to_string();
+    assert!(
+        err.contains("generator.mpk") && err.contains("of shape") && err.contains("model.json"),
+        "{err}"
+    );
+    std::fs::write(&model, text).unwrap();
     common::assert_files(
         &straight,
         &[
@@ -319,4 +332,50 @@ fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
     assert_eq!(latest.trim(), format!("step-{:08}", step - 1));
     let samples = load_gan(&run).unwrap().sample(4, 0).unwrap();
     assert!(samples.data().iter().all(|v| v.is_finite()));
+}
+
+/// A time budget spent inside a step of many critic updates stops the run there, not after the
+/// step; wherever a budget stops a run, resuming it gives the uninterrupted run's weights (a
+/// step stopped inside is undone, its critic updates included, and its checkpoint is that of
+/// the step before).
+#[test]
+fn a_budget_spent_inside_the_critic_updates_stops_there_and_resumes_exactly() {
+    let (ae, codes) = stage1();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| at(&dir.path().join(name));
+    let config = || {
+        small_gan(8)
+            .with_n_critic(6)
+            .with_sample_every(8)
+            .with_checkpoint_every(8)
+    };
+    let clock = std::time::Instant::now();
+    let full = train_stage2(&codes, &ae, config().with_run_dir(run("straight"))).unwrap();
+    let seconds = clock.elapsed().as_secs_f64();
+
+    // Spent before the first critic update ends: no step finished, no checkpoint. (Checked only
+    // between steps, the budget let the first step run whole, and the run stopped after it.)
+    let spent = config()
+        .with_run_dir(run("spent"))
+        .with_time_budget(Some(1e-9));
+    let spent = train_stage2(&codes, &ae, spent).unwrap();
+    assert!(spent.history.entries.is_empty(), "{:?}", spent.history);
+    assert!(!dir.path().join("spent/checkpoints/latest").exists());
+
+    // Spent part-way (inside a step or between two: either way), then resumed to the end.
+    for fraction in [0.35, 0.7] {
+        let name = format!("cut-{fraction}");
+        let cut = config()
+            .with_run_dir(run(&name))
+            .with_time_budget(Some(seconds * fraction));
+        train_stage2(&codes, &ae, cut).unwrap();
+        let resume = config().with_run_dir(run(&name)).with_resume(true);
+        let resumed = train_stage2(&codes, &ae, resume).unwrap();
+        let (a, b) = (full.sample(4, 1).unwrap(), resumed.sample(4, 1).unwrap());
+        let diff = max_abs_diff(a.data(), b.data());
+        assert!(
+            diff < 1e-4,
+            "stopped at {fraction} of the run, resumed: {diff}"
+        );
+    }
 }

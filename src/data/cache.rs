@@ -4,8 +4,12 @@
 //! from disk when a batch touches them and live in the OS's file cache, so a dataset larger than
 //! RAM trains with memory that does not grow with it.
 //!
-//! Shard layout: `LGDS2\n`, the raw HWC bytes, a JSON header (resolution, the names of the
-//! decoded images, the files skipped), the header's length as a little-endian `u64`. The pixels
+//! Shard layout: `LGDS3\n`, the raw HWC bytes, a JSON header (resolution, the names of the
+//! decoded images, the files skipped, each image's checksum), the header's checksum as a
+//! little-endian `u32`, the header's length as a little-endian `u64`. Opening a shard checks
+//! every checksum (the images in parallel), so a shard changed on disk, even at the same
+//! length, is decoded again, with a warning, rather than trained on; shards of older versions
+//! (no checksums) are decoded again too. The pixels
 //! come first so that a shard is decoded straight into a mapping of the file being written: its
 //! pixels never sit on the heap. Each shard is written to a temporary file and renamed, so an
 //! interrupted build keeps the finished shards and the next load decodes only the missing ones; a
@@ -17,15 +21,18 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::report::Skipped;
 use crate::error::{Error, Result};
 use crate::io::AtomicFile;
 
-const MAGIC: &[u8; 6] = b"LGDS2\n";
-/// Bytes around the pixels: the magic and the header length.
-const FRAME: u64 = MAGIC.len() as u64 + 8;
+const MAGIC: &[u8; 6] = b"LGDS3\n";
+/// The magics of earlier versions, decoded again.
+const OLDER: [&[u8; 6]; 2] = [b"LGDS1\n", b"LGDS2\n"];
+/// Bytes around the pixels and the header: the magic, the header's checksum and its length.
+const FRAME: u64 = MAGIC.len() as u64 + 4 + 8;
 
 /// Decoded bytes a shard aims at: small enough to decode in one go, large enough that a 30k-image
 /// set at 1024² is a few hundred files.
@@ -56,6 +63,14 @@ pub struct Header {
     pub names: Vec<String>,
     /// Files of the shard's run that could not be decoded.
     pub skipped: Vec<Skipped>,
+}
+
+/// A [`Header`] as stored: with each decoded image's checksum.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    #[serde(flatten)]
+    header: Header,
+    sums: Vec<u32>,
 }
 
 /// One shard, mapped: its header and its pixels, read from disk as they are touched.
@@ -100,11 +115,14 @@ pub fn open_or_build(
                 && s.header.names.len() + s.header.skipped.len() == run.len()
                 && (!strict || s.header.skipped.is_empty())
         };
-        if let Ok(Some(shard)) = open(&path) {
-            if usable(&shard) {
+        match open(&path) {
+            Ok(Some(shard)) if usable(&shard) => {
                 shards.push(shard);
                 continue;
             }
+            // Missing, or cut for another listing: decoded (again) below.
+            Ok(_) => {}
+            Err(e) => crate::progress::say!("dataset cache: {e}; decoding its images again"),
         }
         if !decoded {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -144,14 +162,20 @@ pub fn open(path: &Path) -> Result<Option<Shard>> {
     let mut magic = [0u8; 6];
     file.read_exact(&mut magic)
         .map_err(|e| corrupt(format!("truncated cache shard ({e})")))?;
+    if OLDER.contains(&&magic) {
+        return Err(corrupt(
+            "a dataset cache shard of an earlier version (without checksums)".into(),
+        ));
+    }
     if &magic != MAGIC {
         return Err(corrupt("not a latentgan dataset cache shard".into()));
     }
-    let mut len = [0u8; 8];
-    file.seek(SeekFrom::Start(file_len.saturating_sub(8)))
-        .and_then(|_| file.read_exact(&mut len))
+    let mut frame = [0u8; 12];
+    file.seek(SeekFrom::Start(file_len.saturating_sub(12)))
+        .and_then(|_| file.read_exact(&mut frame))
         .map_err(|e| corrupt(format!("truncated cache shard ({e})")))?;
-    let len = u64::from_le_bytes(len);
+    let header_sum = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes"));
+    let len = u64::from_le_bytes(frame[4..].try_into().expect("8 bytes"));
     if len > file_len.saturating_sub(FRAME) || len > crate::io::MAX_JSON_BYTES {
         return Err(corrupt(format!(
             "implausible header length {len} in a file of {file_len} bytes"
@@ -162,8 +186,21 @@ pub fn open(path: &Path) -> Result<Option<Shard>> {
     file.seek(SeekFrom::Start(MAGIC.len() as u64 + body))
         .and_then(|_| file.read_exact(&mut header))
         .map_err(|e| corrupt(format!("truncated cache header ({e})")))?;
-    let header: Header =
+    if crate::io::checksum(&header) != header_sum {
+        return Err(corrupt(format!(
+            "its header: {}",
+            crate::io::CHECKSUM_MISMATCH
+        )));
+    }
+    let Stored { header, sums } =
         serde_json::from_slice(&header).map_err(|e| corrupt(format!("bad cache header: {e}")))?;
+    if sums.len() != header.names.len() {
+        return Err(corrupt(format!(
+            "{} checksums for {} images",
+            sums.len(),
+            header.names.len()
+        )));
+    }
     // Checked against the file's size before the pixels are mapped: an edited header must not
     // claim terabytes.
     let expected = (header.resolution as u64)
@@ -188,7 +225,18 @@ pub fn open(path: &Path) -> Result<Option<Shard>> {
             map.len()
         )));
     }
-    Ok(Some(Shard { header, map }))
+    let shard = Shard { header, map };
+    let bad = (0..sums.len())
+        .into_par_iter()
+        .find_first(|&i| crate::io::checksum(shard.pixels(i)) != sums[i]);
+    if let Some(i) = bad {
+        return Err(corrupt(format!(
+            "the pixels of {}: {}",
+            shard.header.names[i],
+            crate::io::CHECKSUM_MISMATCH
+        )));
+    }
+    Ok(Some(shard))
 }
 
 /// Writes the shard at `path` atomically: the file is sized for `files` images and mapped, `fill`
@@ -206,22 +254,26 @@ pub fn build(
     let slots = pixel_bytes(files, resolution);
     file.write_all(MAGIC).map_err(io)?;
     reserve(file, MAGIC.len() as u64 + slots).map_err(io)?;
-    let header = {
+    let stored = {
         // SAFETY: the file is this writer's own temporary file, which nothing else opens, and it
         // keeps its size while mapped.
         let mut map = unsafe { MmapMut::map_mut(&*file) }.map_err(io)?;
         let header = fill(&mut map[MAGIC.len()..])?;
         map.flush().map_err(io)?;
-        header
+        let image = (resolution as usize).pow(2) * 3;
+        let kept = &map[MAGIC.len()..][..header.names.len() * image];
+        let sums = kept.par_chunks(image).map(crate::io::checksum).collect();
+        Stored { header, sums }
     };
-    let json = serde_json::to_vec(&header).map_err(|e| Error::Serialize {
+    let json = serde_json::to_vec(&stored).map_err(|e| Error::Serialize {
         what: "dataset cache header",
         reason: e.to_string(),
     })?;
-    let end = MAGIC.len() as u64 + pixel_bytes(header.names.len(), resolution);
+    let end = MAGIC.len() as u64 + pixel_bytes(stored.header.names.len(), resolution);
     file.set_len(end)
         .and_then(|_| file.seek(SeekFrom::Start(end)))
         .and_then(|_| file.write_all(&json))
+        .and_then(|_| file.write_all(&crate::io::checksum(&json).to_le_bytes()))
         .and_then(|_| file.write_all(&(json.len() as u64).to_le_bytes()))
         .map_err(io)?;
     out.commit().map(drop)
@@ -324,26 +376,51 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         let err = open(&path).unwrap_err().to_string();
         assert!(err.contains("implausible header length"), "{err}");
+        // Any byte changed at the same length: refused by a checksum or by the header's checks,
+        // never mapped as other pixels.
+        for at in 0..bytes.len() {
+            let mut edited = bytes.clone();
+            edited[at] ^= 0x04;
+            std::fs::write(&path, &edited).unwrap();
+            let err = open(&path).unwrap_err().to_string();
+            assert!(err.contains("c.lgds"), "byte {at}: {err}");
+        }
+        let mut edited = bytes.clone();
+        edited[6 + 5] ^= 1;
+        std::fs::write(&path, &edited).unwrap();
+        let err = open(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("the pixels of a.png") && err.contains(crate::io::CHECKSUM_MISMATCH),
+            "{err}"
+        );
         // A byte lost from the pixels.
         let mut cut = bytes[..7].to_vec();
         cut.extend_from_slice(&bytes[8..]);
         std::fs::write(&path, &cut).unwrap();
         let err = open(&path).unwrap_err().to_string();
         assert!(err.contains("expected 12 pixel bytes"), "{err}");
-        // A header edited to claim a huge resolution is refused before anything is mapped.
-        let json = serde_json::to_vec(&Header {
-            resolution: 65535,
-            ..header()
+        // A header edited to claim a huge resolution, its checksum forged, is refused before
+        // anything is mapped.
+        let json = serde_json::to_vec(&Stored {
+            header: Header {
+                resolution: 65535,
+                ..header()
+            },
+            sums: vec![0],
         })
         .unwrap();
         let mut forged = MAGIC.to_vec();
         forged.extend_from_slice(&pixels);
         forged.extend_from_slice(&json);
+        forged.extend_from_slice(&crate::io::checksum(&json).to_le_bytes());
         forged.extend_from_slice(&(json.len() as u64).to_le_bytes());
         std::fs::write(&path, &forged).unwrap();
         let err = open(&path).unwrap_err().to_string();
         assert!(err.contains("65535²"), "{err}");
-        std::fs::write(&path, b"LGDS1\n").unwrap();
+        std::fs::write(&path, b"LGDS2\n").unwrap();
+        let err = open(&path).unwrap_err().to_string();
+        assert!(err.contains("of an earlier version"), "{err}");
+        std::fs::write(&path, b"LGDX9\n").unwrap();
         let err = open(&path).unwrap_err().to_string();
         assert!(err.contains("not a latentgan dataset cache shard"), "{err}");
         assert!(open(&dir.path().join("missing")).unwrap().is_none());
@@ -365,7 +442,12 @@ mod tests {
         .unwrap();
         let shard = open(&path).unwrap().unwrap();
         assert_eq!(shard.pixels(0), [1, 2, 3]);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), FRAME + 3 + 43);
+        let json = r#"{"resolution":1,"names":["a"],"skipped":[],"sums":[1438416925]}"#;
+        assert_eq!(crate::io::checksum(&[1, 2, 3]), 1438416925);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            FRAME + 3 + json.len() as u64
+        );
         // A decoder's error leaves no file behind.
         let other = dir.path().join("d.lgds");
         let err = build(&other, 1, 3, |_| Err(Error::invalid("x", "failed")));

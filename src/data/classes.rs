@@ -52,27 +52,62 @@ pub fn class_folders(
             ),
         ));
     }
-    let mut counts = vec![0usize; classes.len()];
     let labels: Vec<u32> = of_names
         .iter()
         .map(|c| {
-            let label = classes
+            classes
                 .binary_search(c)
-                .expect("every name's class is listed");
-            counts[label] += 1;
-            label as u32
+                .expect("every name's class is listed") as u32
         })
         .collect();
-    if let Some(empty) = counts.iter().position(|&c| c == 0) {
-        return Err(Error::invalid(
+    check_every_class_has(
+        &super::count_classes(&classes, Some(&labels)),
+        "image that loads",
+        Some(source),
+    )?;
+    Ok((classes, labels))
+}
+
+/// The class rule every labelled surface shares (`inspect --classes`, `load_labelled`, `encode`
+/// into a store, conditional training): each class has at least one `what` ("image that loads",
+/// "code"); otherwise an error naming the class folder under `source` (or the class, where the
+/// folder is not known): a conditional model would learn an embedding for a class it never
+/// sees, and sample it as noise.
+pub fn check_every_class_has(
+    counts: &[(String, usize)],
+    what: &str,
+    source: Option<&Path>,
+) -> Result<()> {
+    let empty: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(class, _)| match source {
+            Some(source) => source.join(class).display().to_string(),
+            None => class.clone(),
+        })
+        .collect();
+    let (one_noun, many_noun) = match source {
+        Some(_) => ("class folder", "class folders"),
+        None => ("class", "classes"),
+    };
+    match empty.as_slice() {
+        [] => Ok(()),
+        [one] => Err(Error::invalid(
             "data",
             format!(
-                "class folder {} has no image that loads; add images or remove the folder",
-                source.join(&classes[empty]).display()
+                "{one_noun} {one} has no {what} (the files skipped under it say why); add images \
+                 or remove the folder"
             ),
-        ));
+        )),
+        many => Err(Error::invalid(
+            "data",
+            format!(
+                "{many_noun} {} have no {what} (the files skipped under them say why); add images \
+                 or remove the folders",
+                many.join(", ")
+            ),
+        )),
     }
-    Ok((classes, labels))
 }
 
 /// The top folder every name sits under, when each also has a class folder below it.
@@ -86,17 +121,35 @@ fn common_top_folder(names: &[String]) -> Option<String> {
 }
 
 /// The non-hidden sub-folders of `root` (the class folders of a folder source), or none when it
-/// cannot be read.
-pub fn list_folders(root: &Path) -> Vec<String> {
+/// cannot be read. A symlink to a folder is a class folder, as the listing of images follows
+/// symlinks too. Names are read as the listing reads them (bytes that are not UTF-8 become
+/// U+FFFD), so two folders whose names differ only there would be one class: an error naming
+/// both.
+pub fn list_folders(root: &Path) -> Result<Vec<String>> {
     let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    entries
+    let mut folders: Vec<(String, std::ffi::OsString)> = entries
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter(|name| !name.starts_with('.') && name != "__MACOSX")
-        .collect()
+        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.file_name()))
+        .filter(|(name, _)| !name.starts_with('.') && name != "__MACOSX")
+        .collect();
+    folders.sort();
+    if let Some(pair) = folders.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "class folders {:?} and {:?} of {} read as the same class name {:?} (their names \
+                 are not UTF-8 text); rename one",
+                pair[0].1,
+                pair[1].1,
+                root.display(),
+                pair[0].0
+            ),
+        ));
+    }
+    Ok(folders.into_iter().map(|(name, _)| name).collect())
 }
 
 #[cfg(test)]
@@ -123,6 +176,30 @@ mod tests {
         assert_eq!(classes, names(&["faces"]));
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn class_folders_whose_names_read_the_same_are_an_error_naming_both() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for raw in [&b"cat"[..], b"dog\xff", b"link"] {
+            std::fs::create_dir(dir.path().join(std::ffi::OsStr::from_bytes(raw))).unwrap();
+        }
+        // A symlink to a folder is a class folder; a hidden folder is not.
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::remove_dir(dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("cat"), dir.path().join("link")).unwrap();
+        assert_eq!(
+            list_folders(dir.path()).unwrap(),
+            names(&["cat", "dog\u{fffd}", "link"])
+        );
+        std::fs::create_dir(dir.path().join(std::ffi::OsStr::from_bytes(b"dog\xfe"))).unwrap();
+        let err = list_folders(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(r#""dog\xFE" and "dog\xFF""#) && err.contains("rename one"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_loose_file_or_an_empty_class_is_an_error() {
         let src = Path::new("data");
@@ -134,5 +211,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("data/dog has no image"), "{err}");
+        let err = class_folders(src, &names(&["cat/a.png"]), &names(&["cat", "dog", "eel"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("class folders data/dog, data/eel have no image"),
+            "{err}"
+        );
     }
 }

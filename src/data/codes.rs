@@ -10,7 +10,12 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::BatchPart;
 use crate::error::{Error, Result};
 
-const MAGIC: &[u8; 6] = b"LGCD1\n";
+/// Code files: version 2 carries a checksum; version 1 files, saved before, are still read.
+const KIND: crate::io::ArrayKind = crate::io::ArrayKind {
+    what: "code",
+    magic: b"LGCD2\n",
+    unchecked: Some(b"LGCD1\n"),
+};
 
 /// A set of codes `[N, C, h, w]` that batches can be drawn from, wherever they live.
 pub trait Codes {
@@ -174,7 +179,7 @@ impl CodeDataset {
             None => crate::io::remove_if_exists(&labels_path)?,
         }
         let shape = self.shape.map(|d| d as u64);
-        crate::io::write_array(path, MAGIC, &shape, &self.values)
+        crate::io::write_array(path, &KIND, &shape, &self.values)
     }
 
     /// Loads codes saved by [`CodeDataset::save`], with their labels when `PATH.labels.json`
@@ -221,7 +226,7 @@ impl CodeDataset {
     }
 
     fn load_values(path: &Path) -> Result<Self> {
-        let (header, values) = crate::io::read_array::<f32>(path, MAGIC, 4, "code")?;
+        let (header, values) = crate::io::read_array::<f32>(path, &KIND, 4)?;
         let corrupt = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
             reason,
@@ -343,10 +348,20 @@ mod tests {
         assert_eq!(&got[..8], &codes.values()[24..32]);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
-        assert!(CodeDataset::load(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("needs 128 bytes"));
+        let err = CodeDataset::load(&path).unwrap_err().to_string();
+        assert!(err.contains(crate::io::CHECKSUM_MISMATCH), "{err}");
+        // A file saved before checksums (version 1) is still read, its shape checked.
+        let mut old = b"LGCD1\n".to_vec();
+        old.extend(bytes[6..bytes.len() - 8].iter());
+        std::fs::write(&path, &old).unwrap();
+        let err = CodeDataset::load(&path).unwrap_err().to_string();
+        assert!(err.contains("needs 128 bytes"), "{err}");
+        old.extend(bytes[bytes.len() - 8..bytes.len() - 4].iter());
+        std::fs::write(&path, &old).unwrap();
+        assert_eq!(
+            CodeDataset::load_values(&path).unwrap().values(),
+            codes.values()
+        );
         // A header whose shape multiplies past 2^64 (and wraps to the body's length) is refused.
         let mut forged = b"LGCD1\n".to_vec();
         for d in [1u64 << 32, 1 << 32, 1, 2] {

@@ -33,7 +33,7 @@ pub fn list_images(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Imag
     let labels = match options.class_folders {
         true => {
             let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-            let folders = super::classes::list_folders(source.path());
+            let folders = super::classes::list_folders(source.path())?;
             let (classes, of) = super::classes::class_folders(source.path(), &names, &folders)?;
             Some((classes.into(), of))
         }

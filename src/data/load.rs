@@ -174,7 +174,7 @@ pub fn load_images_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result
         return Ok(dataset);
     }
     let source = dataset.report().source.clone();
-    dataset.with_class_folders(&source, &super::classes::list_folders(&source))
+    dataset.with_class_folders(&source, &super::classes::list_folders(&source)?)
 }
 
 /// [`load_images_with`] without the labels.

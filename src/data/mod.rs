@@ -28,6 +28,8 @@ pub use report::{LoadReport, Skipped};
 pub use source::{IMAGE_EXTENSIONS, MAX_FILE_BYTES};
 pub use store::{CodeStore, Dtype, ShardWriter, StoreOptions, StoreSpec, StoreWriter};
 
+pub(crate) use classes::check_every_class_has;
+
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
 
@@ -49,7 +51,7 @@ fn check_indices(indices: &[usize], len: usize, what: &str) -> Result<()> {
 }
 
 /// Items per class of `classes`, in class order (empty without labels).
-fn count_classes(classes: &[String], labels: Option<&[u32]>) -> Vec<(String, usize)> {
+pub(crate) fn count_classes(classes: &[String], labels: Option<&[u32]>) -> Vec<(String, usize)> {
     let Some(labels) = labels else {
         return Vec::new();
     };

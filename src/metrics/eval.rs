@@ -222,13 +222,13 @@ impl<'o> Scoring<'o> {
         })
     }
 
-    /// The real set's statistics from the cache, if it has them (an unreadable file counts as
-    /// missing and is rewritten).
+    /// The real set's statistics from the cache, if it has them (a damaged file counts as
+    /// missing, with a warning, and is rewritten).
     fn cached_statistics(&self) -> Option<Statistics> {
         let (stats, _) = self.cache.as_ref()?;
         stats
             .exists()
-            .then(|| Statistics::load(stats).ok())
+            .then(|| warn_damaged(Statistics::load(stats)))
             .flatten()
     }
 
@@ -238,7 +238,7 @@ impl<'o> Scoring<'o> {
         if let Some((_, file)) = &self.cache {
             let cached = file
                 .exists()
-                .then(|| self.cached_features(file).ok())
+                .then(|| warn_damaged(self.cached_features(file)))
                 .flatten();
             if let Some(set) = cached.filter(|set| set.statistics.n() == b.count()) {
                 return Ok((set, true));
@@ -290,6 +290,14 @@ impl<'o> Scoring<'o> {
             seconds: self.start.elapsed().as_secs_f64(),
         }
     }
+}
+
+/// A cached value, or `None` with a warning when the cache file is damaged (then computed
+/// again and rewritten).
+fn warn_damaged<T>(cached: Result<T>) -> Option<T> {
+    cached
+        .inspect_err(|e| crate::progress::say!("fid cache: {e}; computing it again"))
+        .ok()
 }
 
 /// How the scratch files' names start (after a dot): `.fid-features-PID-K.lgff`.

@@ -3,9 +3,10 @@
 //! has more images than features have dimensions) and the feature rows that KID draws its
 //! subsets from, in memory up to [`IN_MEMORY_ROWS`] rows and in a file beyond.
 //!
-//! The file is the array format of [`crate::io`] with magic `LGFF1` and no header words: `n`
-//! rows of 2048 little-endian `f32`. The real set's feature cache is such a file, read a subset
-//! of rows at a time rather than whole.
+//! The file is the array format of [`crate::io`] with magic `LGFF2` and no header words: `n`
+//! rows of 2048 little-endian `f32`, then the checksum. The real set's feature cache is such a
+//! file, checked whole when opened and then read a subset of rows at a time. (Version 1 files,
+//! without the checksum, are refused: as caches, they are computed again.)
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -22,7 +23,12 @@ use crate::io::AtomicFile;
 /// dimensions); larger ones write them to a file as they are computed.
 pub const IN_MEMORY_ROWS: usize = 4096;
 
-const MAGIC: &[u8; 6] = b"LGFF1\n";
+const KIND: crate::io::ArrayKind = crate::io::ArrayKind {
+    what: "feature",
+    magic: b"LGFF2\n",
+    unchecked: None,
+};
+const MAGIC: &[u8; 6] = KIND.magic;
 
 /// Feature vectors that KID draws its subsets from, wherever they are kept.
 pub trait FeatureRows {
@@ -82,19 +88,22 @@ pub struct FeatureFile {
 }
 
 impl FeatureFile {
-    /// Opens a feature file of `dim`-dimensional rows, checking its magic and length.
+    /// Opens a feature file of `dim`-dimensional rows, checking its magic, length and
+    /// checksum (reading it once, a megabyte at a time).
     pub fn open(path: &Path, dim: usize) -> Result<Self> {
         let corrupt = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
             reason: format!("not a latentgan feature file{reason}"),
         };
         let (mut file, len) = crate::io::open_regular(path, "feature file")?;
+        let frame = (MAGIC.len() + crate::io::CHECKSUM_BYTES) as u64;
         let mut magic = [0u8; 6];
-        if len < MAGIC.len() as u64 || file.read_exact(&mut magic).is_err() || &magic != MAGIC {
+        if len < frame || file.read_exact(&mut magic).is_err() || &magic != MAGIC {
             return Err(corrupt(String::new()));
         }
+        crate::io::verify_file_checksum(&mut file, len, path)?;
         let row = (dim * 4) as u64;
-        let body = len - MAGIC.len() as u64;
+        let body = len - frame;
         if !body.is_multiple_of(row) {
             return Err(corrupt(format!(
                 " ({body} bytes after the magic are not whole rows of {dim} f32)"
@@ -116,7 +125,7 @@ impl FeatureFile {
 
     /// Every row, row-major (for sets small enough to hold).
     pub fn read_all(&self) -> Result<Vec<f32>> {
-        let (_, values) = crate::io::read_array::<f32>(&self.path, MAGIC, 0, "feature")?;
+        let (_, values) = crate::io::read_array::<f32>(&self.path, &KIND, 0)?;
         Ok(values)
     }
 
@@ -183,7 +192,7 @@ impl Drop for FeatureFile {
 
 /// Saves a feature matrix (row-major `n × dim`) atomically.
 pub fn save_features(path: &Path, features: &[f32]) -> Result<()> {
-    crate::io::write_array(path, MAGIC, &[], features)
+    crate::io::write_array(path, &KIND, &[], features)
 }
 
 /// Where a set's rows are kept.
@@ -234,7 +243,9 @@ pub struct FeatureSink {
     dim: usize,
     /// The rows, while they are kept in memory.
     memory: Option<Vec<f32>>,
-    file: Option<(AtomicFile, bool)>,
+    /// The file the rows go to when they are not kept in memory, whether it is temporary, and
+    /// the checksum of what was written to it so far.
+    file: Option<(AtomicFile, bool, crc32fast::Hasher)>,
 }
 
 impl FeatureSink {
@@ -252,7 +263,9 @@ impl FeatureSink {
             Some((path, temporary)) => {
                 let mut file = AtomicFile::create(&path)?;
                 file.write_all(MAGIC).map_err(|e| Error::io(&path, e))?;
-                Some((file, temporary))
+                let mut sum = crc32fast::Hasher::new();
+                sum.update(MAGIC);
+                Some((file, temporary, sum))
             }
             None => None,
         };
@@ -270,8 +283,9 @@ impl FeatureSink {
         if let Some(memory) = &mut self.memory {
             memory.extend_from_slice(features);
         }
-        if let Some((file, _)) = &mut self.file {
+        if let Some((file, _, sum)) = &mut self.file {
             let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
+            sum.update(&bytes);
             let path = file.path().to_path_buf();
             file.write_all(&bytes).map_err(|e| Error::io(&path, e))?;
         }
@@ -283,7 +297,10 @@ impl FeatureSink {
         let statistics = self.stats.finish()?;
         let rows = match (self.memory, self.file) {
             (Some(data), _) => Rows::Memory(InMemory::new(data, self.dim, "features")?),
-            (None, Some((file, temporary))) => {
+            (None, Some((mut file, temporary, sum))) => {
+                let path = file.path().to_path_buf();
+                file.write_all(&sum.finalize().to_le_bytes())
+                    .map_err(|e| Error::io(&path, e))?;
                 let mut rows = FeatureFile::open(&file.commit()?, self.dim)?;
                 rows.temporary = temporary;
                 Rows::File(rows)
@@ -367,6 +384,13 @@ mod tests {
         std::fs::write(&path, b"LGFS1\n").unwrap();
         let err = FeatureFile::open(&path, 2).err().unwrap().to_string();
         assert!(err.contains("not a latentgan feature file"), "{err}");
+        // A value changed in place, the length kept: refused, not read as another feature.
+        save_features(&path, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[6 + 4] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = FeatureFile::open(&path, 2).err().unwrap().to_string();
+        assert!(err.contains(crate::io::CHECKSUM_MISMATCH), "{err}");
         save_features(&path, &[1.0, f32::NAN]).unwrap();
         let err = FeatureFile::open(&path, 2)
             .unwrap()

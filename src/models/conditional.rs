@@ -150,9 +150,7 @@ impl<B: Backend> ConditionalGan<B> {
     }
 
     fn samples_of(&self, n: usize, seed: u64, class: Option<usize>) -> Result<ClassSamples<'_, B>> {
-        if n == 0 {
-            return Err(Error::invalid("n", "got 0 samples, expected at least 1"));
-        }
+        Error::check_range("n", n, 1..=super::samples::MAX_SAMPLES)?;
         Ok(ClassSamples {
             gan: self,
             n,

@@ -33,4 +33,4 @@ pub use gan::{attention_map, AttentionWeights, Gan, GanArch, GanConfig, Generato
 #[allow(deprecated)]
 pub use gan::{AttentionMap, CodeGan, ImageGan};
 pub use sagan::{Attention, SaganArch, SaganConfig, SaganDiscriminator, SaganGenerator};
-pub use samples::Samples;
+pub use samples::{Samples, MAX_SAMPLES};

@@ -14,12 +14,14 @@ impl<B: Backend> Gan<B> {
     /// ([`Samples::images`]), so that scoring 50 000 samples (`evaluate(&gan.samples(50_000,
     /// 1)?, ..)`) never holds them all.
     pub fn samples(&self, n: usize, seed: u64) -> Result<Samples<'_, B>> {
-        if n == 0 {
-            return Err(Error::invalid("n", "got 0 samples, expected at least 1"));
-        }
+        Error::check_range("n", n, 1..=MAX_SAMPLES)?;
         Ok(Samples { gan: self, n, seed })
     }
 }
+
+/// The most samples a sample set may have: twenty times the 50 000 that FID is usually scored
+/// on (SAGAN's Table 2), hours of generation on a GPU; far beyond, a typo.
+pub const MAX_SAMPLES: usize = 1 << 20;
 
 /// `n` samples of a [`Gan`] from the noise of `seed`, made a range at a time ([`Gan::samples`]):
 /// images `i..j` are those of `gan.sample(n, seed)`, whatever ranges are asked for.
@@ -134,5 +136,9 @@ mod tests {
         }
         assert!(samples.images(n - 1..n + 1).is_err());
         assert!(gan.samples(0, 5).is_err());
+        // A number of samples nobody means (`fid --samples 10000000000`) is refused at once,
+        // not generated for days.
+        let err = gan.samples(MAX_SAMPLES + 1, 5).err().unwrap().to_string();
+        assert!(err.contains("`n`") && err.contains("1048576"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::config::load_config;
-use super::run_dir::{module_to_bytes, record_from_bytes, RunDir};
+use super::run_dir::{module_from_bytes, module_to_bytes, RunDir};
 use crate::backend::{default_device, to_host_f32};
 use crate::error::{Error, Result};
 use crate::io::{write_atomic, MAX_RECORD_BYTES};
@@ -33,13 +33,9 @@ pub fn load_gan(run_dir: impl AsRef<Path>) -> Result<Gan<crate::backend::Backend
     let device = default_device();
     let model: GanModelConfig = read_model_config(run_dir)?;
     let ckpt = RunDir::open(run_dir).latest_required("train_stage2 / `latentgan stage2`")?;
-    let generator = ckpt.load_module(
-        "generator.mpk",
-        model
-            .gan
-            .init_generator::<crate::backend::Backend>(&device)?,
-        &device,
-    )?;
+    let made = model.gan.init_generator::<crate::backend::Backend>(&device);
+    let generator = made.map_err(|e| e.read_from(&run_dir.join(MODEL_FILE)))?;
+    let generator = ckpt.load_module("generator.mpk", generator, &device)?;
     let decoder = match &model.autoencoder {
         Some(ae) => Some(load_decoder(run_dir, ae, &device)?),
         None => None,
@@ -124,8 +120,11 @@ fn weights<B: Backend, M: Module<B>>(module: &M) -> Result<Vec<f32>> {
     collect.0
 }
 
+/// The file of a GAN's run directory that says what model its weights are.
+pub(crate) const MODEL_FILE: &str = "model.json";
+
 pub(crate) fn read_model_config<C: Config>(dir: &Path) -> Result<C> {
-    let path = dir.join("model.json");
+    let path = dir.join(MODEL_FILE);
     if !path.exists() {
         return Err(Error::NotFound {
             path,
@@ -144,8 +143,10 @@ pub(crate) fn load_decoder<B: Backend>(
 ) -> Result<Decoder<B>> {
     let path = dir.join("decoder.mpk");
     let bytes = crate::io::read_regular(&path, "decoder record", MAX_RECORD_BYTES)?;
-    let record = record_from_bytes::<B, _>(bytes, &path, device)?;
-    Ok(config.init::<B>(device)?.decoder.load_record(record))
+    let made = config
+        .init::<B>(device)
+        .map_err(|e| e.read_from(&dir.join(MODEL_FILE)))?;
+    module_from_bytes(made.decoder, bytes, &path, device)
 }
 
 #[cfg(test)]

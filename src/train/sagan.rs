@@ -26,11 +26,11 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::{adam, validate_adam, OldAdamOptions, RunConfig, RunOptions};
 use super::ema::ema_update;
-use super::gan_run::{load_decoder, read_model_config};
+use super::gan_run::{load_decoder, read_model_config, MODEL_FILE};
 use super::losses::{hinge_discriminator_loss, hinge_generator_loss};
 use super::replicas::Parts;
 use super::run_dir::RunDir;
-use super::trainer::{add_part, Kept, Learner, Logged, Saved, Step, Trainer};
+use super::trainer::{add_part, Kept, Learner, Logged, Saved, Step, StopCheck, Trainer};
 use super::Trained;
 use crate::backend::{default_device, seeded, Materialize, TrainBackend};
 use crate::data::{BatchPart, Codes, ImageDataset, Prefetch};
@@ -147,6 +147,7 @@ pub fn train_sagan_on<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<ConditionalGan<B::InnerBackend>>> {
     config.validate(dataset.len())?;
+    crate::data::check_every_class_has(&dataset.class_counts(), "image", None)?;
     let classes = class_names(dataset.classes());
     let size = dataset.resolution() as usize;
     let model = SaganModelConfig::new(config.model.for_data(3, size, classes.len()), classes);
@@ -191,6 +192,7 @@ pub fn train_sagan_codes_on<B: AutodiffBackend>(
         ));
     }
     autoencoder.check_made_these(codes)?;
+    crate::data::check_every_class_has(&codes.class_counts(), "code", None)?;
     let classes = class_names(codes.classes());
     let model = SaganModelConfig::new(config.model.for_data(channels, h, classes.len()), classes)
         .with_autoencoder(Some(autoencoder.config()));
@@ -232,7 +234,9 @@ pub fn load_sagan(
         Weights::Ema => "ema.mpk",
         Weights::Raw => "generator.mpk",
     };
-    let generator = ckpt.load_module(name, model.sagan.init_generator(&device)?, &device)?;
+    let made = model.sagan.init_generator(&device);
+    let generator = made.map_err(|e| e.read_from(&run_dir.join(MODEL_FILE)))?;
+    let generator = ckpt.load_module(name, generator, &device)?;
     let decoder = match &model.autoencoder {
         Some(ae) => Some(load_decoder(run_dir, ae, &device)?),
         None => None,
@@ -415,7 +419,7 @@ where
 
     /// Logs D's hinge loss `d`, its mean real and fake scores `d_real` and `d_fake`, and G's
     /// loss `g`.
-    fn step(&mut self, step: usize) -> Result<Logged<B>> {
+    fn step(&mut self, step: usize, _stop: &StopCheck<'_>) -> Result<Option<Logged<B>>> {
         let parts = self.parts;
         let mut logged = Vec::new();
         // D: real batch with its labels against G's samples of random classes (hinge loss).
@@ -463,7 +467,7 @@ where
             let g = self.g.model().valid();
             ema.update(|ema| ema_update(ema, &g, decay));
         }
-        Ok(logged)
+        Ok(Some(logged))
     }
 
     fn sample(&self, run: &RunDir, done: usize) -> Result<()> {

@@ -66,6 +66,15 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     }
 }
 
+/// Why a run stopped early, for its last line.
+fn why(interrupted: bool) -> &'static str {
+    if interrupted {
+        "interrupted (Ctrl-C)"
+    } else {
+        "time budget spent"
+    }
+}
+
 /// A training run in progress.
 pub(crate) struct Session {
     run: Option<RunDir>,
@@ -153,10 +162,8 @@ impl Session {
         sample: impl FnOnce(&RunDir) -> Result<()>,
         checkpoint: impl FnOnce() -> Result<Vec<(String, Vec<u8>)>>,
     ) -> Result<bool> {
-        let out_of_time = self
-            .time_budget
-            .is_some_and(|t| self.clock.elapsed().as_secs_f64() >= t);
-        let interrupted = self.interrupt.is_some() && INTERRUPTED.swap(false, Ordering::SeqCst);
+        let out_of_time = self.out_of_time();
+        let interrupted = self.take_interrupt();
         let stop = out_of_time || interrupted;
         let last = done == self.steps || stop;
         let log = done.is_multiple_of(self.log_every) || last;
@@ -190,22 +197,62 @@ impl Session {
             }
         }
         if stop && done < self.steps {
-            let why = if interrupted {
-                "interrupted (Ctrl-C)"
-            } else {
-                "time budget spent"
-            };
             let saved = match self.run {
                 Some(_) => "; checkpoint written, resume to continue",
                 None => "",
             };
             crate::progress::say!(
-                "{}: {why} after step {done} of {}{saved}",
+                "{}: {} after step {done} of {}{saved}",
                 self.label,
+                why(interrupted),
                 self.steps
             );
         }
         Ok(!stop)
+    }
+
+    /// Whether the time budget is spent or Ctrl-C was pressed: asked inside a step's inner loop
+    /// (the Ctrl-C is left for [`Session::end_step`] or [`Session::stop_within`] to report).
+    pub fn should_stop(&self) -> bool {
+        self.out_of_time() || (self.interrupt.is_some() && INTERRUPTED.load(Ordering::SeqCst))
+    }
+
+    /// Ends the run inside step `done + 1`, which its step undid on [`Session::should_stop`]:
+    /// writes the checkpoint of step `done` (what `checkpoint` returns) unless the run has it
+    /// already or no step is done, and says so.
+    pub fn stop_within(
+        &mut self,
+        done: usize,
+        checkpoint: impl FnOnce() -> Result<Vec<(String, Vec<u8>)>>,
+    ) -> Result<()> {
+        let interrupted = self.take_interrupt();
+        let mut saved = "";
+        if let Some(run) = &self.run {
+            if done > 0 && run.latest()?.map(|c| c.step) != Some(done) {
+                run.save_checkpoint(done, &checkpoint()?)?;
+            }
+            if done > 0 {
+                saved = "; checkpoint of that step kept, resume to continue";
+            }
+        }
+        crate::progress::say!(
+            "{}: {} during step {} of {}, stopped after step {done}{saved}",
+            self.label,
+            why(interrupted),
+            done + 1,
+            self.steps
+        );
+        Ok(())
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.time_budget
+            .is_some_and(|t| self.clock.elapsed().as_secs_f64() >= t)
+    }
+
+    /// Whether Ctrl-C was pressed since last asked.
+    fn take_interrupt(&self) -> bool {
+        self.interrupt.is_some() && INTERRUPTED.swap(false, Ordering::SeqCst)
     }
 
     /// The history and the run directory's path, once the loop is over.

@@ -13,7 +13,7 @@ use super::config::{adam, load_config, validate_adam, RunConfig, RunOptions};
 use super::losses::{l1, ns_discriminator_loss, ns_generator_loss};
 use super::replicas::Parts;
 use super::run_dir::RunDir;
-use super::trainer::{add_part, Learner, Logged, Saved, Step, Trainer};
+use super::trainer::{add_part, Learner, Logged, Saved, Step, StopCheck, Trainer};
 use super::Trained;
 use crate::backend::{default_device, seeded, Backend, TrainBackend};
 use crate::data::{ImageDataset, Prefetch};
@@ -165,7 +165,7 @@ where
     type Output = AutoEncoder<B::InnerBackend>;
 
     /// Logs the L1 loss `l1`, the adversarial loss `adv` and D's loss `d`.
-    fn step(&mut self, step: usize) -> Result<Logged<B>> {
+    fn step(&mut self, step: usize, _stop: &StopCheck<'_>) -> Result<Option<Logged<B>>> {
         let parts = self.parts;
         // One micro-batch: its reconstruction's graph serves D's step and then F and H's. With
         // several, each micro-batch's graph is made again in F and H's step, so that no more
@@ -202,7 +202,7 @@ where
             add_part(&mut logged, terms, parts.len());
         }
         self.ae.step()?;
-        Ok(logged)
+        Ok(Some(logged))
     }
 
     fn sample(&self, run: &RunDir, done: usize) -> Result<()> {
@@ -231,14 +231,13 @@ fn reconstruct<B: burn::tensor::backend::Backend>(
 /// checkpoint, on the crate's backend.
 pub fn load_stage1(run_dir: impl AsRef<std::path::Path>) -> Result<AutoEncoder<Backend>> {
     let run_dir = run_dir.as_ref();
-    let config: Stage1Config = load_config(run_dir.join("config.json"), "stage-1 config")?;
+    let path = run_dir.join("config.json");
+    let config: Stage1Config = load_config(&path, "stage-1 config")?;
     let device = default_device();
     let ckpt = RunDir::open(run_dir).latest_required("train_stage1 / `latentgan stage1`")?;
-    ckpt.load_module(
-        "autoencoder.mpk",
-        config.model.init::<Backend>(&device)?,
-        &device,
-    )
+    let made = config.model.init::<Backend>(&device);
+    let model = made.map_err(|e| e.read_from(&path))?;
+    ckpt.load_module("autoencoder.mpk", model, &device)
 }
 
 /// Saves a two-row grid per watched image block: inputs above, reconstructions below.

@@ -29,7 +29,7 @@ use super::gan_run::GanModelConfig;
 use super::losses::{hinge_discriminator_loss, wgan_critic_loss, wgan_generator_loss};
 use super::replicas::Parts;
 use super::run_dir::RunDir;
-use super::trainer::{add_part, Learner, Logged, Saved, Step, Trainer};
+use super::trainer::{add_part, Learner, Logged, Saved, Step, StopCheck, Trainer};
 use super::Trained;
 use crate::backend::{default_device, seeded, Materialize, TrainBackend};
 use crate::data::{BatchPart, Codes, ImageDataset, Prefetch};
@@ -362,14 +362,23 @@ where
     type Output = Gan<B::InnerBackend>;
 
     /// Logs the last critic step's terms (`d`, `gp` with WGAN-GP, `wd`) and G's loss `g`.
-    fn step(&mut self, step: usize) -> Result<Logged<B>> {
+    /// Between critic updates it asks `stop`: a budget spent or a Ctrl-C inside a step of many
+    /// critic updates ends the run there, the critic put back as it was before the step (the
+    /// run's last checkpoint is then that of the step before, and resuming is exact).
+    fn step(&mut self, step: usize, stop: &StopCheck<'_>) -> Result<Option<Logged<B>>> {
         let (config, device, parts) = (self.config, &self.device, self.parts);
         let (seed, n) = (config.run.seed, config.run.batch_size);
         // The critic: n_critic steps on fresh real batches and generated samples (eqs. 6–8).
         // G is not updated here: generate on the inner backend, recording no graph.
         let g_now = self.g.model().valid();
+        let before = (config.n_critic > 1).then(|| self.d.snapshot());
         let mut logged = Vec::new();
         for i in 0..config.n_critic {
+            if i > 0 && stop.now()? {
+                self.d
+                    .restore(before.expect("taken when there are several critic updates"));
+                return Ok(None);
+            }
             let draw = step * config.n_critic + i;
             logged = Vec::new();
             for micro in parts.iter() {
@@ -397,7 +406,7 @@ where
             add_part(&mut logged, vec![("g", g_loss.detach())], parts.len());
         }
         self.g.step()?;
-        Ok(logged)
+        Ok(Some(logged))
     }
 
     fn sample(&self, run: &RunDir, done: usize) -> Result<()> {

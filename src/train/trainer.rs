@@ -65,14 +65,35 @@ pub(crate) trait Step<B: AutodiffBackend> {
     /// What training returns.
     type Output;
 
-    /// Runs training step `step` (0-based): its losses and updates; returns what it logs.
-    fn step(&mut self, step: usize) -> Result<Logged<B>>;
+    /// Runs training step `step` (0-based): its losses and updates; returns what it logs. A step
+    /// with an inner loop asks `stop` between its updates; told to stop, it puts its models
+    /// back as they were before it and returns `None` (the run then ends after step `step`).
+    fn step(&mut self, step: usize, stop: &StopCheck<'_>) -> Result<Option<Logged<B>>>;
     /// Saves the sample grid after `done` steps into `run`.
     fn sample(&self, run: &RunDir, done: usize) -> Result<()>;
     /// What a checkpoint holds: the learners and any other kept modules.
     fn state(&self) -> Vec<&dyn Saved>;
     /// The trained model.
     fn finish(self) -> Self::Output;
+}
+
+/// Asked by a step between the updates of its inner loop (the critic's `n_critic` updates)
+/// whether the run must stop now: the time budget spent or Ctrl-C pressed. Every replica gets
+/// replica 0's answer, so all of them stop at the same update or none does.
+pub(crate) struct StopCheck<'a> {
+    session: Option<&'a Session>,
+    team: Option<(&'a Team, usize)>,
+}
+
+impl StopCheck<'_> {
+    /// Whether to stop now (with several replicas, after all of them have asked).
+    pub fn now(&self) -> Result<bool> {
+        let stop = self.session.is_some_and(Session::should_stop);
+        match self.team {
+            Some((team, rank)) => Ok(!team.agree(rank, !stop)?),
+            None => Ok(stop),
+        }
+    }
 }
 
 /// A part of the training state that a checkpoint holds, as named files.
@@ -352,7 +373,17 @@ impl<'r, B: AutodiffBackend> Replica<'r, B> {
             ..
         } = self;
         for step in shared.steps.clone() {
-            let mut logged = steps.step(step)?;
+            let stop = StopCheck {
+                session: session.as_deref(),
+                team: peer.map(|_| (shared.team, rank)),
+            };
+            let Some(mut logged) = steps.step(step, &stop)? else {
+                // Undone by the step itself: the run ends after the step before it.
+                if let Some(session) = session.as_deref_mut() {
+                    session.stop_within(step, || checkpoint_files(&steps))?;
+                }
+                break;
+            };
             if let Some(peer) = peer {
                 logged = mean_across(peer, logged)?;
             }
@@ -363,13 +394,7 @@ impl<'r, B: AutodiffBackend> Replica<'r, B> {
                     done,
                     || read(logged),
                     |run| steps.sample(run, done),
-                    || {
-                        let mut files = Vec::new();
-                        for part in steps.state() {
-                            files.extend(part.files()?);
-                        }
-                        Ok(files)
-                    },
+                    || checkpoint_files(&steps),
                 )?;
             }
             if peer.is_some() {
@@ -381,6 +406,15 @@ impl<'r, B: AutodiffBackend> Replica<'r, B> {
         }
         Ok(steps.finish())
     }
+}
+
+/// The files of a checkpoint of `steps`' state.
+fn checkpoint_files<B: AutodiffBackend, L: Step<B>>(steps: &L) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for part in steps.state() {
+        files.extend(part.files()?);
+    }
+    Ok(files)
 }
 
 /// The logged values, averaged across the replicas (one all-reduce for all of them).
@@ -456,6 +490,18 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Learner<B, M> {
         let model = self.model.take().expect("a learner always holds its model");
         self.model = Some(self.optim.step(self.lr, model, grads));
         Ok(())
+    }
+
+    /// The model and its optimiser's state as they are now, for [`Learner::restore`] (tensors
+    /// are shared, not copied; while it is kept, the updates write new tensors).
+    pub fn snapshot(&self) -> (M, OptimizerAdaptor<Adam, M, B>) {
+        (self.model().clone(), self.optim.clone())
+    }
+
+    /// Puts back a [`Learner::snapshot`], taken when no gradient was pending.
+    pub fn restore(&mut self, (model, optim): (M, OptimizerAdaptor<Adam, M, B>)) {
+        self.model = Some(model);
+        self.optim = optim;
     }
 
     /// The trained model, without autodiff.

@@ -328,8 +328,23 @@ fn fid(args: FidArgs) -> anyhow::Result<()> {
     };
     let report = match (&args.run, &args.sets[..]) {
         (None, [a, b]) => evaluate(&ImageFolder::open(a)?, &ImageFolder::open(b)?, &options)?,
-        (Some(run), [real]) => {
-            let real = ImageFolder::open(real)?;
+        (Some(run), [real_path]) => {
+            let most = latentgan::models::MAX_SAMPLES;
+            anyhow::ensure!(
+                (1..=most).contains(&args.samples),
+                "--samples {}: expected 1 to {most}",
+                args.samples
+            );
+            let real = ImageFolder::open(real_path)?;
+            if !args.json {
+                // Generation is the long part: say what it makes before the first progress line.
+                say!(
+                    "fid: {} samples of {} against the images of {}",
+                    args.samples,
+                    run.display(),
+                    Path::new(real_path).display()
+                );
+            }
             match RunGan::load(run)? {
                 RunGan::Table2(gan) => {
                     evaluate(&gan.samples(args.samples, args.seed)?, &real, &options)?

@@ -5,21 +5,28 @@
 //!
 //! * `store.json`, the manifest ([`StoreSpec`] and whether every shard is written), written
 //!   atomically before the first shard and again, marked complete, after the last;
-//! * `shard-00000.lgcs`, … : each the codes of one slice of the images, in the crate's array
-//!   format (`io::write_array`'s) with header `[n, c, h, w]`, `f16` or `f32`, then, in a store
-//!   of labelled images ([`StoreSpec::classes`]), the `n` codes' labels as little-endian `u32`;
-//!   each written a batch at a time to a temporary file renamed into place ([`ShardWriter`]).
-//!   A shard may hold fewer codes than its slice had images (files that failed to decode).
+//! * `shard-00000.lgcs`, … : each the codes of one slice of the images: a magic naming the
+//!   dtype and version, the header words `[n, c, h, w]`, the `n` codes as little-endian `f16`
+//!   or `f32`, in a store of labelled images ([`StoreSpec::classes`]) their labels as
+//!   little-endian `u32`, then the checksums ([`crate::io::checksum`]): one per code, and one of
+//!   everything that is not a code (magic, header, labels, the codes' checksums). A code is
+//!   checked each time it is read, the rest when the store is opened, so a changed byte is an
+//!   error naming the shard, and the codes, which may be larger than memory, are never read
+//!   whole to be checked. Each shard is written a batch at a time to a temporary file renamed
+//!   into place ([`ShardWriter`]). A shard may hold fewer codes than its slice had images (files
+//!   that failed to decode). Shards of version 1 (no checksums) are still read.
 //!
 //! The codes are tanh outputs in `[-1, 1]`, where `f16` keeps 11 significant bits: half the size
 //! for a reconstruction error that changes by a measured fraction of a percent (BENCHMARKS.md).
 
+mod shard;
 mod spec;
 mod writer;
 
 pub use spec::{Dtype, StoreOptions, StoreSpec};
 pub use writer::{ShardWriter, StoreWriter};
 
+use shard::{open_shard, shard_path, HEAD_BYTES};
 use spec::{read_manifest, write_manifest};
 
 use std::fs::File;
@@ -35,74 +42,6 @@ use crate::io::Element;
 
 /// The manifest's file name inside a store.
 pub const MANIFEST: &str = "store.json";
-/// Header words of a shard: `[n, c, h, w]`.
-const HEADER_WORDS: usize = 4;
-/// Bytes before a shard's codes: the magic and the header words.
-const HEAD_BYTES: usize = 6 + 8 * HEADER_WORDS;
-
-fn shard_path(dir: &Path, k: usize) -> PathBuf {
-    dir.join(format!("shard-{k:05}.lgcs"))
-}
-
-/// Opens shard `k` and checks its header and length against `spec`: the number of codes in it.
-fn open_shard(dir: &Path, spec: &StoreSpec, k: usize) -> Result<(File, usize)> {
-    let path = shard_path(dir, k);
-    let (mut file, len) = crate::io::open_regular(&path, "code-store shard")?;
-    let corrupt = |reason: String| Error::Corrupt {
-        path: path.clone(),
-        reason,
-    };
-    let mut head = [0u8; HEAD_BYTES];
-    if len < head.len() as u64 {
-        return Err(corrupt(format!(
-            "{len} bytes: shorter than a shard's header"
-        )));
-    }
-    file.read_exact(&mut head)
-        .map_err(|e| Error::io(&path, e))?;
-    if &head[..6] != spec.dtype.magic() {
-        return Err(corrupt(format!(
-            "not a {:?} shard of a latentgan code store",
-            spec.dtype
-        )));
-    }
-    let word = |i: usize| u64::from_le_bytes(head[6 + 8 * i..14 + 8 * i].try_into().unwrap());
-    let [n, c, h, w] = [0, 1, 2, 3].map(word);
-    let shape = spec.code_shape.map(|d| d as u64);
-    if [c, h, w] != shape || n > spec.shard_size as u64 {
-        return Err(corrupt(format!(
-            "holds {n} codes of {c}×{h}×{w}; the store's manifest says at most {} of {:?}",
-            spec.shard_size, spec.code_shape
-        )));
-    }
-    let expected = HEAD_BYTES as u64 + n * spec.code_bytes() as u64;
-    if len != expected {
-        return Err(corrupt(format!(
-            "{len} bytes, expected {expected} for {n} codes (truncated or foreign)"
-        )));
-    }
-    Ok((file, n as usize))
-}
-
-/// The labels of the `n` codes of the shard at `path` (opened by [`open_shard`]), checked
-/// against the store's classes.
-fn read_labels(file: &mut File, path: &Path, spec: &StoreSpec, n: usize) -> Result<Vec<u32>> {
-    let codes = (n * spec.per() * spec.dtype.size()) as u64;
-    let mut raw = vec![0u8; 4 * n];
-    file.seek(SeekFrom::Start(HEAD_BYTES as u64 + codes))
-        .and_then(|_| file.read_exact(&mut raw))
-        .map_err(|e| Error::io(path, e))?;
-    let labels: Vec<u32> = raw.chunks_exact(4).map(u32::get).collect();
-    let classes = spec.classes.as_ref().map_or(0, Vec::len);
-    match labels.iter().find(|&&l| l as usize >= classes) {
-        Some(bad) => Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("holds label {bad}; the store's manifest lists {classes} classes"),
-        }),
-        None => Ok(labels),
-    }
-}
-
 /// Codes on disk (the `data::store` module's docs), read a batch at a time: memory does not grow with the
 /// number of codes. Implements [`Codes`], so stage 2 trains on it as on a
 /// [`CodeDataset`](super::CodeDataset).
@@ -110,8 +49,8 @@ fn read_labels(file: &mut File, path: &Path, spec: &StoreSpec, n: usize) -> Resu
 pub struct CodeStore {
     dir: PathBuf,
     spec: StoreSpec,
-    /// Per shard: the open file and the index of its first code.
-    shards: Vec<(Mutex<File>, usize)>,
+    /// Per shard: the open file, the index of its first code and its codes' checksums.
+    shards: Vec<(Mutex<File>, usize, Option<Vec<u32>>)>,
     len: usize,
     /// Each code's label, in a labelled store (4 bytes a code, read once at open).
     labels: Option<Vec<u32>>,
@@ -154,12 +93,12 @@ impl CodeStore {
         let mut labels = spec.classes.as_ref().map(|_| Vec::new());
         let mut len = 0;
         for k in 0..spec.shards {
-            let (mut file, n) = open_shard(&dir, &spec, k)?;
+            let shard = open_shard(&dir, &spec, k)?;
             if let Some(labels) = &mut labels {
-                labels.extend(read_labels(&mut file, &shard_path(&dir, k), &spec, n)?);
+                labels.extend(shard.labels);
             }
-            shards.push((Mutex::new(file), len));
-            len += n;
+            shards.push((Mutex::new(shard.file), len, shard.sums));
+            len += shard.n;
         }
         if len != expected || len == 0 {
             return Err(Error::Corrupt {
@@ -193,8 +132,8 @@ impl CodeStore {
 
     /// Appends code `i` to `out` as `f32`.
     fn read_code(&self, i: usize, raw: &mut Vec<u8>, out: &mut Vec<f32>) -> Result<()> {
-        let k = self.shards.partition_point(|&(_, first)| first <= i) - 1;
-        let (file, first) = &self.shards[k];
+        let k = self.shards.partition_point(|&(_, first, _)| first <= i) - 1;
+        let (file, first, sums) = &self.shards[k];
         let size = self.spec.dtype.size();
         let bytes = self.spec.per() * size;
         let offset = (HEAD_BYTES + (i - first) * bytes) as u64;
@@ -205,6 +144,14 @@ impl CodeStore {
             file.seek(SeekFrom::Start(offset))
                 .and_then(|_| file.read_exact(raw))
                 .map_err(|e| Error::io(path(), e))?;
+        }
+        if let Some(sums) = sums {
+            if crate::io::checksum(raw) != sums[i - first] {
+                return Err(Error::Corrupt {
+                    path: path(),
+                    reason: format!("code {}: {}", i - first, crate::io::CHECKSUM_MISMATCH),
+                });
+            }
         }
         let start = out.len();
         match self.spec.dtype {
@@ -258,15 +205,16 @@ impl Codes for CodeStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use super::shard::tests::reseal;
     use super::*;
     use crate::data::CodeDataset;
 
-    fn values(n: usize, per: usize) -> Vec<f32> {
+    pub(super) fn values(n: usize, per: usize) -> Vec<f32> {
         (0..n * per).map(|v| (v as f32 * 0.37).sin()).collect()
     }
 
-    fn spec(images: usize, dtype: Dtype) -> StoreSpec {
+    pub(super) fn spec(images: usize, dtype: Dtype) -> StoreSpec {
         let options = StoreOptions::default().dtype(dtype).shard_size(3);
         StoreSpec::new(images, [2, 2, 2], "test codes".into(), &options).unwrap()
     }
@@ -340,11 +288,19 @@ mod tests {
             .label_batch::<crate::backend::Backend>(&[4, 2, 0], &Default::default())
             .unwrap();
         assert_eq!(tensor.into_data().to_vec::<i32>().unwrap(), vec![0, 1, 1]);
-        // A label past the manifest's classes is a damaged shard.
+        // A changed label fails the checksum; a label past the manifest's classes under a
+        // forged checksum is a damaged shard still.
         let path = dir.path().join("shard-00001.lgcs");
         let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 4;
-        bytes[last..].copy_from_slice(&7u32.to_le_bytes());
+        let label = HEAD_BYTES + 2 * 8 * 2;
+        bytes[label..label + 4].copy_from_slice(&7u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = CodeStore::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("shard-00001.lgcs") && err.contains(crate::io::CHECKSUM_MISMATCH),
+            "{err}"
+        );
+        reseal(&mut bytes, 2, 16, 4);
         std::fs::write(&path, bytes).unwrap();
         let err = CodeStore::open(dir.path()).unwrap_err().to_string();
         assert!(
@@ -359,6 +315,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("the store is unlabelled"), "{err}");
+    }
+
+    #[test]
+    fn a_labelled_store_with_a_class_without_codes_stays_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        let classes = ["cat".to_string(), "dog".to_string(), "eel".to_string()];
+        let writer = StoreWriter::create(dir.path(), spec(3, Dtype::F32).with_classes(&classes));
+        let writer = writer.unwrap();
+        // "dog"'s images all failed to decode: its class has no code.
+        writer
+            .write_shard(0, &values(3, 8), Some(&[0, 2, 0]))
+            .unwrap();
+        let err = writer.finish().unwrap_err().to_string();
+        assert!(
+            err.contains("class dog has no code") && !err.contains("cat"),
+            "{err}"
+        );
+        let err = CodeStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("unfinished"), "{err}");
     }
 
     #[test]
@@ -377,7 +352,8 @@ mod tests {
         let size = std::fs::metadata(dir.path().join("shard-00000.lgcs"))
             .unwrap()
             .len();
-        assert_eq!(size, 6 + 32 + 3 * 8 * 2);
+        // Header, codes, a checksum a code and one of the rest.
+        assert_eq!(size, 6 + 32 + 3 * 8 * 2 + 3 * 4 + 4);
     }
 
     #[test]
@@ -471,14 +447,15 @@ mod tests {
     }
 
     #[test]
-    fn every_mutation_of_a_shard_header_or_the_manifest_is_an_error_or_the_same_codes() {
+    fn every_mutation_of_a_shard_or_the_manifest_is_an_error_or_the_same_codes() {
         let dir = tempfile::tempdir().unwrap();
         small_labelled_store(dir.path());
         let good = open_outcome(dir.path()).unwrap();
         let shard = dir.path().join("shard-00001.lgcs");
         let original = std::fs::read(&shard).unwrap();
-        // Every byte of the header, to three values, and every truncation of the file.
-        for at in 0..HEAD_BYTES {
+        // Every byte of the shard (header, codes, labels, checksums), to three values, and every
+        // truncation of the file.
+        for at in 0..original.len() {
             for value in [0u8, 0x7f, 0xff] {
                 if original[at] == value {
                     continue;
@@ -486,7 +463,7 @@ mod tests {
                 let mut bytes = original.clone();
                 bytes[at] = value;
                 std::fs::write(&shard, &bytes).unwrap();
-                let err = open_outcome(dir.path()).expect_err("a changed header byte");
+                let err = open_outcome(dir.path()).expect_err("a changed byte");
                 assert!(
                     err.contains("shard-00001.lgcs"),
                     "byte {at} = {value}: {err}"
@@ -557,15 +534,27 @@ mod tests {
         writer.write_shard(0, &all, None).unwrap();
         let store = writer.finish().unwrap();
         drop(store);
-        // A NaN written into the shard afterwards: named with the shard, not "diverged".
+        // A NaN written into the shard afterwards: named with the shard, not "diverged": by
+        // its checksum, and by its value under a forged checksum.
         let shard = dir.path().join("shard-00000.lgcs");
         let mut bytes = std::fs::read(&shard).unwrap();
         let at = HEAD_BYTES + 4 * 17;
         bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-        std::fs::write(&shard, bytes).unwrap();
+        std::fs::write(&shard, &bytes).unwrap();
         let store = CodeStore::open(dir.path()).unwrap();
         assert!(store.gather(&[0, 1]).is_ok());
         let err = store.gather(&[2]).unwrap_err().to_string();
+        assert!(
+            err.contains("shard-00000.lgcs") && err.contains("code 2: its checksum does not match"),
+            "{err}"
+        );
+        reseal(&mut bytes, 3, 32, 0);
+        std::fs::write(&shard, &bytes).unwrap();
+        let err = CodeStore::open(dir.path())
+            .unwrap()
+            .gather(&[2])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("shard-00000.lgcs") && err.contains("code 2 holds NaN"),
             "{err}"

@@ -7,8 +7,12 @@ use super::MANIFEST;
 use crate::error::{Error, Result};
 
 const FORMAT: &str = "latentgan code store 1";
-const MAGIC_F16: &[u8; 6] = b"LGSH1\n";
-const MAGIC_F32: &[u8; 6] = b"LGSF1\n";
+/// Shard magics by dtype: version 2, written now, ends with each code's checksum and one of the
+/// rest (the store module's docs); version 1, written before, is still read, unchecked.
+const MAGIC_F16: &[u8; 6] = b"LGSH2\n";
+const MAGIC_F32: &[u8; 6] = b"LGSF2\n";
+const UNCHECKED_F16: &[u8; 6] = b"LGSH1\n";
+const UNCHECKED_F32: &[u8; 6] = b"LGSF1\n";
 /// Bytes of codes one shard holds at most (fewer codes per shard at higher resolutions).
 const SHARD_BYTES: usize = 64 << 20;
 /// Codes per shard at most (at low resolutions the slice of images decoded at once bounds it).
@@ -39,10 +43,19 @@ impl Dtype {
         }
     }
 
+    /// The magic shards of this dtype are written with.
     pub(super) fn magic(self) -> &'static [u8; 6] {
         match self {
             Dtype::F16 => MAGIC_F16,
             Dtype::F32 => MAGIC_F32,
+        }
+    }
+
+    /// The magic of this dtype's shards written before checksums (read without one).
+    pub(super) fn unchecked_magic(self) -> &'static [u8; 6] {
+        match self {
+            Dtype::F16 => UNCHECKED_F16,
+            Dtype::F32 => UNCHECKED_F32,
         }
     }
 }

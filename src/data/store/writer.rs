@@ -78,6 +78,16 @@ impl StoreWriter {
         open_shard(&self.dir, &self.spec, k).is_ok()
     }
 
+    /// A shard's magic and header words `[n, c, h, w]`.
+    fn head(spec: &StoreSpec, n: usize) -> Vec<u8> {
+        let [c, h, w] = spec.code_shape.map(|d| d as u64);
+        let mut head = spec.dtype.magic().to_vec();
+        for word in [n as u64, c, h, w] {
+            head.extend_from_slice(&word.to_le_bytes());
+        }
+        head
+    }
+
     /// Starts shard `k`: codes are appended a batch at a time ([`ShardWriter::push`]), so a
     /// shard never sits in memory whole, and [`ShardWriter::finish`] puts it in place.
     pub fn shard(&self, k: usize) -> Result<ShardWriter<'_>> {
@@ -88,12 +98,7 @@ impl StoreWriter {
             ));
         }
         let mut file = AtomicFile::create(&shard_path(&self.dir, k))?;
-        let [c, h, w] = self.spec.code_shape.map(|d| d as u64);
-        let mut head = self.spec.dtype.magic().to_vec();
-        for word in [0, c, h, w] {
-            head.extend_from_slice(&word.to_le_bytes());
-        }
-        file.write_all(&head)
+        file.write_all(&Self::head(&self.spec, 0))
             .map_err(|e| Error::io(file.path(), e))?;
         Ok(ShardWriter {
             spec: &self.spec,
@@ -102,6 +107,7 @@ impl StoreWriter {
             n: 0,
             bytes: Vec::new(),
             labels: Vec::new(),
+            sums: Vec::new(),
         })
     }
 
@@ -113,12 +119,20 @@ impl StoreWriter {
         shard.finish()
     }
 
-    /// Checks that every shard is written, marks the store complete and opens it.
+    /// Checks that every shard is written and, in a labelled store, that every class has a code
+    /// (the class rule of `data`); marks the store complete and opens it. A store refused here
+    /// stays unfinished.
     pub fn finish(self) -> Result<CodeStore> {
         let mut count = 0;
+        let classes = self.spec.classes.as_deref().unwrap_or_default();
+        let mut labels = Vec::new();
         for k in 0..self.spec.shards {
-            count += open_shard(&self.dir, &self.spec, k)?.1;
+            let shard = open_shard(&self.dir, &self.spec, k)?;
+            count += shard.n;
+            labels.extend(shard.labels);
         }
+        let counts = crate::data::count_classes(classes, Some(&labels));
+        crate::data::check_every_class_has(&counts, "code", None)?;
         if count == 0 {
             return Err(Error::invalid(
                 "codes",
@@ -140,6 +154,8 @@ pub struct ShardWriter<'a> {
     bytes: Vec<u8>,
     /// The labels pushed so far (written after the codes by [`ShardWriter::finish`]).
     labels: Vec<u32>,
+    /// The checksums of the codes pushed so far (written after the labels).
+    sums: Vec<u32>,
 }
 
 impl ShardWriter<'_> {
@@ -203,6 +219,9 @@ impl ShardWriter<'_> {
                 .iter()
                 .for_each(|&v| f16::from_f32(v).put(&mut self.bytes)),
         }
+        let code_bytes = per * self.spec.dtype.size();
+        let sums = self.bytes.chunks_exact(code_bytes).map(crate::io::checksum);
+        self.sums.extend(sums);
         self.file
             .write_all(&self.bytes)
             .map_err(|e| Error::io(self.file.path(), e))?;
@@ -210,13 +229,18 @@ impl ShardWriter<'_> {
         Ok(())
     }
 
-    /// Writes the labels after the codes and the shard's count into its header, and renames it
-    /// into place.
+    /// Writes the labels and the checksums after the codes and the shard's count into its
+    /// header, and renames it into place.
     pub fn finish(mut self) -> Result<()> {
         let n = self.n as u64;
         let path = self.file.path().to_path_buf();
         self.bytes.clear();
         self.labels.iter().for_each(|l| l.put(&mut self.bytes));
+        self.sums.iter().for_each(|l| l.put(&mut self.bytes));
+        let mut rest = crc32fast::Hasher::new();
+        rest.update(&StoreWriter::head(self.spec, self.n));
+        rest.update(&self.bytes);
+        rest.finalize().put(&mut self.bytes);
         let bytes = &self.bytes;
         self.file
             .file()

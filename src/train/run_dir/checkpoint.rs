@@ -8,7 +8,7 @@ use burn::optim::Optimizer;
 use burn::record::Record;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use super::record::{module_to_bytes, record_from_bytes, record_to_bytes};
+use super::record::{module_from_bytes, module_to_bytes, record_from_bytes, record_to_bytes};
 use crate::error::Result;
 use crate::io::{fnv1a, read_regular, read_regular_text, MAX_JSON_BYTES, MAX_RECORD_BYTES};
 
@@ -106,14 +106,15 @@ impl Checkpoint {
         record_from_bytes::<B, R>(self.read(name)?, &self.dir.join(name), device)
     }
 
-    /// Loads the module record `name` into `module` (initialised from the same config).
+    /// Loads the module record `name` into `module` (initialised from the run's config), its
+    /// parameters' shapes checked ([`module_from_bytes`]).
     pub fn load_module<B: Backend, M: Module<B>>(
         &self,
         name: &str,
         module: M,
         device: &B::Device,
     ) -> Result<M> {
-        Ok(module.load_record(self.load_record::<B, M::Record>(name, device)?))
+        module_from_bytes(module, self.read(name)?, &self.dir.join(name), device)
     }
 
     /// Restores a module and its optimiser from the files [`training_files`] wrote as `name`.

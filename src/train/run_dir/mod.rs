@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use checkpoint::{training_files, Checkpoint};
 pub use lock::RunLock;
-pub use record::{module_to_bytes, record_from_bytes, record_to_bytes};
+pub use record::{module_from_bytes, module_to_bytes, record_from_bytes, record_to_bytes};
 
 use super::config::upgrade_legacy;
 use crate::error::{Error, Result};

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::record::{
     BurnRecordNoItem, FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder,
 };
 use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
 
 use crate::error::{Error, Result};
 
@@ -68,6 +69,166 @@ pub fn record_from_bytes<B: Backend, R: Record<B>>(
             metadata.float
         ))
     })
+}
+
+/// `module` (initialised from a run's config) with the record `bytes` (read from `path`) loaded,
+/// the record's tensors checked first against the module's parameters, in number and shape,
+/// without reading their values: Burn asserts (panics) on a list of layers of another length
+/// and takes tensors of another shape as they are, to fail deep inside the first forward pass.
+pub fn module_from_bytes<B: Backend, M: Module<B>>(
+    module: M,
+    bytes: Vec<u8>,
+    path: &Path,
+    device: &B::Device,
+) -> Result<M> {
+    let stored = stored_shapes(&bytes);
+    let record = record_from_bytes::<B, M::Record>(bytes, path, device)?;
+    let expected = Shapes::of(&module);
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let stored = stored.map_err(|e| corrupt(format!("not a readable checkpoint record ({e})")))?;
+    let differs = expected.iter().zip(&stored).find(|((_, e), s)| e != *s);
+    let another = "the weights are of another model, or the config was edited after they were \
+                   written";
+    if let Some(((param, want), has)) = differs {
+        return Err(corrupt(format!(
+            "holds {param} of shape {has:?} where the model made from the run's config \
+             (model.json / config.json) has {want:?}: {another}"
+        )));
+    }
+    if expected.len() != stored.len() {
+        return Err(corrupt(format!(
+            "holds {} tensors where the model made from the run's config (model.json / \
+             config.json) has {}: {another}",
+            stored.len(),
+            expected.len()
+        )));
+    }
+    Ok(module.load_record(record))
+}
+
+/// The shapes of the tensors a record holds, in the order they are stored (the order a
+/// module's parameters are visited in), read without reading their values: every map with
+/// `shape` and `bytes` entries is a tensor (Burn's `TensorData`).
+fn stored_shapes(bytes: &[u8]) -> std::result::Result<Vec<Vec<usize>>, String> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    struct Walk<'a>(&'a mut Vec<Vec<usize>>);
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(
+            self,
+            de: D,
+        ) -> std::result::Result<(), D::Error> {
+            de.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a Burn record")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+            let (mut shape, mut data) = (None, false);
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "shape" => shape = Some(map.next_value::<Vec<usize>>()?),
+                    "bytes" => data = map.next_value::<IgnoredAny>().map(|_| true)?,
+                    _ => map.next_value_seed(Walk(&mut *self.0))?,
+                }
+            }
+            if let (Some(shape), true) = (shape, data) {
+                self.0.push(shape);
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            while seq.next_element_seed(Walk(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            de: D,
+        ) -> std::result::Result<(), D::Error> {
+            de.deserialize_any(self)
+        }
+        fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_bytes<E>(self, _: &[u8]) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_none<E>(self) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> std::result::Result<(), E> {
+            Ok(())
+        }
+    }
+
+    let mut shapes = Vec::new();
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    Walk(&mut shapes)
+        .deserialize(&mut de)
+        .map_err(|e| e.to_string())?;
+    Ok(shapes)
+}
+
+/// Each parameter of a module with its path (`conv1.weight`) and shape, in visiting order.
+#[derive(Default)]
+struct Shapes {
+    path: Vec<String>,
+    out: Vec<(String, Vec<usize>)>,
+}
+
+impl Shapes {
+    fn of<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+        let mut shapes = Self::default();
+        module.visit(&mut shapes);
+        shapes.out
+    }
+
+    fn push(&mut self, dims: Vec<usize>) {
+        self.out.push((self.path.join("."), dims));
+    }
+}
+
+impl<B: Backend> ModuleVisitor<B> for Shapes {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.push(param.val().dims().to_vec());
+    }
+
+    fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<B, D, Int>>) {
+        self.push(param.val().dims().to_vec());
+    }
+
+    fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, Bool>>) {
+        self.push(param.val().dims().to_vec());
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +294,39 @@ mod tests {
         .to_string();
         assert!(
             err.contains("Burn 0.14.0") && err.contains(BURN_VERSION),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn weights_of_another_shape_are_refused_before_they_are_used() {
+        let device = Default::default();
+        let dir = tempfile::tempdir().unwrap();
+        let layer = |d_in| {
+            let layer = burn::nn::LinearConfig::new(d_in, 2).init::<Cpu>(&device);
+            layer.materialize();
+            layer
+        };
+        let bytes = module_to_bytes::<Cpu, _>(&layer(3)).unwrap();
+        let path = dir.path().join("g.mpk");
+        assert!(module_from_bytes(layer(3), bytes.clone(), &path, &device).is_ok());
+        // Without the check this loaded, and the first forward pass panicked inside Burn.
+        let err = module_from_bytes(layer(4), bytes, &path, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("g.mpk")
+                && err.contains("weight of shape [3, 2]")
+                && err.contains("[4, 2]"),
+            "{err}"
+        );
+        // A list of layers of another length: Burn's loader asserts (a panic) on it.
+        let two = module_to_bytes::<Cpu, _>(&vec![layer(3), layer(3)]).unwrap();
+        let err = module_from_bytes(vec![layer(3)], two, &path, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("g.mpk") && err.contains("holds 4 tensors") && err.contains("has 2"),
             "{err}"
         );
     }

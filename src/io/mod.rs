@@ -3,8 +3,10 @@
 //! feature statistics), the cache directory, the stable hash that keys caches, and the comparison
 //! of a saved JSON config with a new one.
 //!
-//! The array format is a 6-byte magic line naming the content, some little-endian `u64` header
-//! words (shapes, counts), then the little-endian values (`f16`, `f32` or `f64`). Every file is written
+//! The array format is a 6-byte magic line naming the content and its version, some little-endian
+//! `u64` header words (shapes, counts), the little-endian values (`f16`, `f32` or `f64`), then
+//! the CRC-32 ([`checksum`]) of every byte before it, so a file edited or damaged in place, even
+//! at the same length, is refused rather than read as other numbers. Every file is written
 //! atomically: a temporary file in the same folder, synced, then renamed over the target, so a
 //! crash leaves the old file or the new one, never half of one.
 
@@ -12,6 +14,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+mod array;
+pub use array::{
+    checksum, read_array, verify_file_checksum, write_array, ArrayKind, Element, CHECKSUM_BYTES,
+    CHECKSUM_MISMATCH,
+};
 
 /// Writes `bytes` to `path` atomically (see the module docs).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -319,97 +327,9 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A value type of the array format: stored little-endian, `SIZE` bytes each.
-pub trait Element: Copy {
-    /// Bytes per value.
-    const SIZE: usize;
-    /// Its name in error messages.
-    const NAME: &'static str;
-    /// Appends the little-endian bytes.
-    fn put(self, out: &mut Vec<u8>);
-    /// Reads one value from exactly [`Element::SIZE`] bytes.
-    fn get(bytes: &[u8]) -> Self;
-}
-
-macro_rules! element {
-    ($t:ty, $name:literal) => {
-        impl Element for $t {
-            const SIZE: usize = std::mem::size_of::<$t>();
-            const NAME: &'static str = $name;
-            fn put(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
-            fn get(bytes: &[u8]) -> Self {
-                let mut le = [0u8; std::mem::size_of::<$t>()];
-                le.copy_from_slice(bytes);
-                <$t>::from_le_bytes(le)
-            }
-        }
-    };
-}
-element!(f32, "f32");
-element!(f64, "f64");
-element!(half::f16, "f16");
-element!(u32, "u32");
-
-/// Writes `magic`, the `header` words and `values` to `path`, atomically.
-pub fn write_array<T: Element>(
-    path: &Path,
-    magic: &[u8; 6],
-    header: &[u64],
-    values: &[T],
-) -> Result<()> {
-    let mut bytes = Vec::with_capacity(magic.len() + 8 * header.len() + T::SIZE * values.len());
-    bytes.extend_from_slice(magic);
-    for word in header {
-        bytes.extend_from_slice(&word.to_le_bytes());
-    }
-    for &v in values {
-        v.put(&mut bytes);
-    }
-    write_atomic(path, &bytes)
-}
-
-/// Reads a file [`write_array`] wrote with `magic` and `header_words` header words. Any other
-/// content is an [`Error::Corrupt`] saying it is "not a latentgan `what` file".
-pub fn read_array<T: Element>(
-    path: &Path,
-    magic: &[u8; 6],
-    header_words: usize,
-    what: &str,
-) -> Result<(Vec<u64>, Vec<T>)> {
-    let bytes = read_regular(path, &format!("latentgan {what} file"), u64::MAX)?;
-    let corrupt = |detail: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("not a latentgan {what} file{detail}"),
-    };
-    let header_end = magic.len() + 8 * header_words;
-    if bytes.len() < header_end || &bytes[..magic.len()] != magic {
-        return Err(corrupt(String::new()));
-    }
-    let body = bytes.len() - header_end;
-    if !body.is_multiple_of(T::SIZE) {
-        return Err(corrupt(format!(
-            " ({body} bytes after the header are not whole {} values)",
-            T::NAME
-        )));
-    }
-    let header = bytes[magic.len()..header_end]
-        .chunks_exact(8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("chunks of 8 bytes")))
-        .collect();
-    let values = bytes[header_end..]
-        .chunks_exact(T::SIZE)
-        .map(T::get)
-        .collect();
-    Ok((header, values))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MAGIC: &[u8; 6] = b"LGTS1\n";
 
     #[test]
     fn nested_fields_are_compared_by_path() {
@@ -456,40 +376,6 @@ mod tests {
         assert!(read_regular(&dir.path().join("none"), "x", 1)
             .unwrap_err()
             .is_not_found());
-    }
-
-    #[test]
-    fn round_trips_and_names_damaged_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("values.bin");
-        write_array(&path, MAGIC, &[2, 3], &[0.5f32, -1.0, 7.25]).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 6 + 16 + 12);
-        let (header, values) = read_array::<f32>(&path, MAGIC, 2, "test").unwrap();
-        assert_eq!((header, values), (vec![2, 3], vec![0.5, -1.0, 7.25]));
-
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-        let err = read_array::<f32>(&path, MAGIC, 2, "test")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("values.bin") && err.contains("not whole f32"),
-            "{err}"
-        );
-        let err = read_array::<f32>(&path, b"OTHER\n", 2, "test")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not a latentgan test file"), "{err}");
-    }
-
-    #[test]
-    fn f64_arrays_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("values.bin");
-        write_array(&path, MAGIC, &[1], &[0.1f64, -3e300]).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 6 + 8 + 16);
-        let (header, values) = read_array::<f64>(&path, MAGIC, 1, "test").unwrap();
-        assert_eq!((header, values), (vec![1], vec![0.1, -3e300]));
     }
 
     #[test]
