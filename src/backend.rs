@@ -245,8 +245,31 @@ pub fn drawn<B: burn::tensor::backend::Backend, T: Materialize<B>>(
         Held(guard)
     });
     let modules = init()?;
+    fits_in_memory(modules.lazy_bytes(), crate::io::available_memory())?;
     modules.materialize();
     Ok(modules)
+}
+
+/// Refuses, before they are drawn, parameters of `bytes` that take more than half the machine's
+/// `available` memory: a width or depth that passed each field's bound but not their product
+/// would otherwise abort the process on an allocation, or draw one model and fail on the next.
+/// (Training needs about four times the parameters, for gradients and Adam's moments, plus a
+/// batch's activations; on a GPU backend the device's memory is what binds, and the backend
+/// reports running out of it.)
+fn fits_in_memory(bytes: u64, available: Option<u64>) -> Result<()> {
+    match available {
+        Some(available) if bytes.saturating_mul(2) > available => Err(Error::invalid(
+            "model",
+            format!(
+                "its parameters alone take {:.1} GB, more than half of the {:.1} GB this machine \
+                 has available (training needs about four times the parameters): choose smaller \
+                 widths or fewer layers",
+                bytes as f64 / 1e9,
+                available as f64 / 1e9
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Forces the lazy initialisation of every parameter (see [`seeded`]); tuples of modules are
@@ -254,6 +277,21 @@ pub fn drawn<B: burn::tensor::backend::Backend, T: Materialize<B>>(
 pub trait Materialize<B: burn::tensor::backend::Backend> {
     /// Draws every parameter now.
     fn materialize(&self);
+
+    /// The bytes every parameter takes as `f32`, from their shapes, drawing none.
+    fn lazy_bytes(&self) -> u64;
+}
+
+/// Sums the parameters' sizes from their shapes (Burn knows a lazy parameter's shape before it
+/// is drawn).
+#[derive(Default)]
+struct LazyBytes(u64);
+
+impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for LazyBytes {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+        let values = param.lazy_shape().num_elements() as u64;
+        self.0 = self.0.saturating_add(values.saturating_mul(4));
+    }
 }
 
 struct Draw;
@@ -268,11 +306,48 @@ impl<B: burn::tensor::backend::Backend, M: burn::module::Module<B>> Materialize<
     fn materialize(&self) {
         self.visit(&mut Draw);
     }
+
+    fn lazy_bytes(&self) -> u64 {
+        let mut sum = LazyBytes::default();
+        self.visit(&mut sum);
+        sum.0
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_are_sized_before_they_are_drawn_and_refused_past_memory() {
+        let device = Default::default();
+        let layer = burn::nn::conv::Conv2dConfig::new([3, 8], [3, 3]).init::<Backend>(&device);
+        // 8·3·3·3 weights and 8 biases, as f32, known before any is drawn.
+        assert_eq!(layer.lazy_bytes(), (8 * 3 * 3 * 3 + 8) * 4);
+        layer.materialize();
+        assert_eq!(
+            layer.lazy_bytes(),
+            burn::module::Module::num_params(&layer) as u64 * 4
+        );
+        assert!(fits_in_memory(1 << 30, Some(2 << 30)).is_ok());
+        assert!(fits_in_memory((1 << 30) + 1, Some(2 << 30)).is_err());
+        assert!(fits_in_memory(1 << 40, None).is_ok());
+        let err = fits_in_memory(53_000_000_000, Some(24_000_000_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`model`") && err.contains("53.0 GB") && err.contains("24.0 GB"),
+            "{err}"
+        );
+        // Through a constructor: 4.4 TB of weights refused before drawing, not an abort (where
+        // the machine's memory is known).
+        if crate::io::available_memory().is_some() {
+            let huge =
+                || Ok(burn::nn::LinearConfig::new(1 << 20, 1 << 20).init::<Backend>(&device));
+            let err = drawn::<Backend, _>(huge).err().unwrap().to_string();
+            assert!(err.contains("parameters alone take 4398."), "{err}");
+        }
+    }
 
     #[test]
     fn host_reads_give_values_or_a_named_error() {

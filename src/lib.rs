@@ -33,8 +33,8 @@
 pub mod error; // typed errors with path + hint
 pub mod rng; // seeded random streams keyed by (seed, key, index)
 pub mod progress; // progress lines, live in evcxr
-pub mod backend; // the only place a backend is named; host reads
 pub mod io; // checked reads, atomic writes, the on-disk array format and its checksum, cache dir, hashing
+pub mod backend; // the only place a backend is named; host reads; parameters drawn and sized
 pub mod images; // `Images`: host batches in [0, 1]
 pub mod viz; // grids, charts, attention maps (rendering only)
 pub mod nn; // spectral norm, self-attention, conditional batch norm

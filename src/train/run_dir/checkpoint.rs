@@ -49,8 +49,10 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Checks the files against the manifest written with them (a checkpoint written before
-    /// manifests existed is taken as it is). The error says which file is damaged and how.
-    pub(super) fn verify(&self) -> std::result::Result<(), String> {
+    /// manifests existed is taken as it is), and that the manifest's `run` line, if any, names
+    /// `run`, the id of the run directory it sits in. The error says which file is damaged and
+    /// how, or that the checkpoint is another run's.
+    pub(super) fn verify(&self, run: Option<&str>) -> std::result::Result<(), String> {
         let manifest = match read_regular_text(
             &self.dir.join(MANIFEST),
             "checkpoint manifest",
@@ -62,6 +64,17 @@ impl Checkpoint {
             Err(e) => return Err(e.to_string()),
         };
         for line in manifest.lines() {
+            if let Some(theirs) = line.strip_prefix("run ") {
+                match run {
+                    Some(ours) if ours != theirs => {
+                        return Err(format!(
+                            "written by another run (id {theirs}; this run directory's is {ours}): \
+                             a checkpoint copied in from elsewhere is not this run's"
+                        ))
+                    }
+                    _ => continue,
+                }
+            }
             let mut fields = line.splitn(3, ' ');
             let (Some(size), Some(hash), Some(name)) =
                 (fields.next(), fields.next(), fields.next())

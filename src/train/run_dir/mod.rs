@@ -29,6 +29,11 @@ use checkpoint::MANIFEST;
 /// How many checkpoints to keep (the newest ones).
 const KEEP: usize = 2;
 
+/// The file holding a run's identity: a 64-bit hex id drawn when the run directory is first
+/// prepared, written into every checkpoint's manifest, so that a checkpoint copied in from
+/// another run (of the same shape, which loads) is not taken for this run's.
+const RUN_ID: &str = "run-id";
+
 /// The run directory of one training run. One prepared for training holds its `lock` until the
 /// last clone is dropped.
 #[derive(Clone, Debug)]
@@ -83,6 +88,19 @@ impl RunDir {
         }
         let text = serde_json::to_string_pretty(config).expect("config serialises");
         write_atomic(&run.path.join("config.json"), text.as_bytes())?;
+        // Runs made before run ids get one now; their earlier checkpoints carry none.
+        if run.id().is_none() {
+            let seed = format!(
+                "{:?} {} {}",
+                std::time::SystemTime::now(),
+                std::process::id(),
+                run.path.display()
+            );
+            write_atomic(
+                &run.path.join(RUN_ID),
+                format!("{:016x}", fnv1a(seed.as_bytes())).as_bytes(),
+            )?;
+        }
         Ok((run, if resume { latest } else { None }))
     }
 
@@ -167,6 +185,12 @@ impl RunDir {
         self.path.join("checkpoints")
     }
 
+    /// The run's id (see [`RUN_ID`]), if it has one.
+    fn id(&self) -> Option<String> {
+        let text = read_regular_text(&self.path.join(RUN_ID), "run id", 64).ok()?;
+        Some(text.trim().to_string()).filter(|id| !id.is_empty())
+    }
+
     /// The newest intact checkpoint, if any: the one `checkpoints/latest` names or, when that one
     /// is damaged (a file missing, cut short or changed since it was written, or the pointer
     /// itself unreadable), the newest earlier one that is intact — with a warning on stderr
@@ -198,12 +222,13 @@ impl RunDir {
                 pointer.display()
             )),
         };
+        let id = self.id();
         for (step, name) in candidates {
             let ckpt = Checkpoint {
                 step,
                 dir: self.checkpoints().join(&name),
             };
-            match ckpt.verify() {
+            match ckpt.verify(id.as_deref()) {
                 Ok(()) => {
                     if let Some(damage) = &damage {
                         eprintln!(
@@ -251,6 +276,9 @@ impl RunDir {
         let written = (|| {
             std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
             let mut manifest = String::new();
+            if let Some(id) = self.id() {
+                manifest.push_str(&format!("run {id}\n"));
+            }
             for (file, bytes) in files {
                 write_atomic(&tmp.join(file.as_ref()), bytes)?;
                 let (size, hash) = (bytes.len(), fnv1a(bytes));
@@ -335,6 +363,34 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
         let kept = run.latest().unwrap().unwrap();
         assert_eq!((kept.step, kept.read("g.mpk").unwrap()), (3, vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_checkpoint_copied_from_another_run_is_not_taken_for_this_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = json!({"steps": 10});
+        let (a, _) = RunDir::prepare(dir.path().join("a"), &config, false, &[]).unwrap();
+        let (b, _) = RunDir::prepare(dir.path().join("b"), &config, false, &[]).unwrap();
+        assert_ne!(a.id(), b.id());
+        a.save_checkpoint(2, &[("g.mpk", vec![1])]).unwrap();
+        b.save_checkpoint(1, &[("g.mpk", vec![2])]).unwrap();
+        // A's newer checkpoint copied into B, and B's pointer moved to it: B keeps its own.
+        let (from, to) = (a.checkpoints(), b.checkpoints());
+        std::fs::create_dir(to.join("step-00000002")).unwrap();
+        for file in ["g.mpk", MANIFEST] {
+            let name = Path::new("step-00000002").join(file);
+            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+        }
+        std::fs::write(to.join("latest"), "step-00000002").unwrap();
+        let kept = b.latest().unwrap().unwrap();
+        assert_eq!((kept.step, kept.read("g.mpk").unwrap()), (1, vec![2]));
+        // With no checkpoint of its own left, the copy is an error that says why.
+        std::fs::remove_dir_all(to.join("step-00000001")).unwrap();
+        let err = b.latest().unwrap_err().to_string();
+        assert!(err.contains("written by another run"), "{err}");
+        // A run from before run ids: its checkpoints (no `run` line) are taken as they are.
+        std::fs::remove_file(b.path().join(RUN_ID)).unwrap();
+        assert_eq!(b.latest().unwrap().unwrap().step, 2);
     }
 
     #[test]
