@@ -107,6 +107,8 @@ pub fn open_or_build(
 ) -> Result<(Vec<Shard>, bool)> {
     let mut shards = Vec::with_capacity(files.div_ceil(per_shard));
     let mut decoded = false;
+    // Shards found damaged or of an earlier version: how many, and the first one's error.
+    let mut redone: (usize, Option<Error>) = (0, None);
     for (k, start) in (0..files).step_by(per_shard.max(1)).enumerate() {
         let run = start..(start + per_shard).min(files);
         let path = shard_path(dir, k);
@@ -122,7 +124,10 @@ pub fn open_or_build(
             }
             // Missing, or cut for another listing: decoded (again) below.
             Ok(_) => {}
-            Err(e) => crate::progress::say!("dataset cache: {e}; decoding its images again"),
+            Err(e) => {
+                redone.0 += 1;
+                redone.1.get_or_insert(e);
+            }
         }
         if !decoded {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -144,6 +149,13 @@ pub fn open_or_build(
             reason: "vanished right after it was written".into(),
         })?;
         shards.push(shard);
+    }
+    if let (n, Some(first)) = redone {
+        crate::progress::say!(
+            "dataset cache: {n} shard(s) of {} damaged or of an earlier version, their images \
+             decoded again (the first: {first})",
+            dir.display()
+        );
     }
     Ok((shards, decoded))
 }

@@ -67,9 +67,9 @@ pub(super) fn open_shard(dir: &Path, spec: &StoreSpec, k: usize) -> Result<Shard
     }
     // Bounded by the manifest's checked sizes: no product here can wrap.
     let n = n as usize;
-    let sums = if checked { 4 * n + 4 } else { 0 };
-    let tail = n * spec.label_bytes() + sums;
-    let expected = (HEAD_BYTES + n * spec.code_bytes() + sums) as u64;
+    let sum_bytes = if checked { 4 * n + 4 } else { 0 };
+    let tail = n * spec.label_bytes() + sum_bytes;
+    let expected = (HEAD_BYTES + n * spec.code_bytes() + sum_bytes) as u64;
     if len != expected {
         return Err(corrupt(format!(
             "{len} bytes, expected {expected} for {n} codes (truncated or foreign)"
