@@ -1,16 +1,17 @@
 //! Where a pixel-GAN step's convolutions stand, layer by layer: every convolution of the Table-2
-//! generator and critic at one resolution (batch 8), its forward, input gradient and weight
+//! generator and critic at one resolution (batch 8) — or with `--net stage1`, of stage 1's
+//! encoder, decoder and image discriminator (batch 16) — its forward, input gradient and weight
 //! gradient on the patched burn-flex's AVX-512 kernels and on the im2col + `gemm` crate path they
 //! replace (alternating runs, medians), and with `LATENTGAN_TORCH_PYTHON` the same in PyTorch
 //! (`conv_layers_torch.py`, run once before). A diagnostic for `cargo bench --bench stage2`.
 //!
-//! Run: `cargo bench --bench conv_layers [-- --res 64 --reps 5]`. Prints a row per layer and
+//! Run: `cargo bench --bench conv_layers [-- --res 64 --reps 5 --net pixel|stage1]`. Prints a row per layer and
 //! pass: milliseconds, GFLOP/s of the faster path, and the ratio to PyTorch (>1: we are faster).
 //! Also checks that both paths agree (max difference against the largest value).
 
 mod common;
 
-use common::arg;
+use common::{arg, text};
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Instant;
@@ -33,9 +34,33 @@ fn width(r: usize) -> usize {
     (256 * 32 / r).clamp(64, 256)
 }
 
-/// `(name, c_in, c_out, side, kernel, stride)` of every convolution (padding 1), as
+/// `(name, c_in, c_out, side, kernel, stride)` of every convolution (padding 1) of `net`, as
 /// `conv_layers_torch.py` lists them.
-fn layers(res: usize) -> Vec<(String, usize, usize, usize, usize, usize)> {
+fn layers(net: &str, res: usize) -> Vec<(String, usize, usize, usize, usize, usize)> {
+    if net == "stage1" {
+        // The default AutoEncoderConfig and ImageDiscriminatorConfig (src/models/autoencoder.rs).
+        let (h, q) = (res / 2, res / 4);
+        let list = [
+            ("Fstem", 3, 32, res, 3, 1),
+            ("Fdown1", 32, 64, res, 4, 2),
+            ("Fdown2", 64, 128, h, 4, 2),
+            ("Fmid", 128, 128, q, 3, 1),
+            ("Fout", 128, 16, q, 3, 1),
+            ("Hstem", 16, 128, q, 3, 1),
+            ("Hmid", 128, 128, q, 3, 1),
+            ("Hup1", 128, 64, h, 3, 1),
+            ("Hup2", 64, 32, res, 3, 1),
+            ("Hout", 32, 3, res, 3, 1),
+            ("D1", 3, 32, res, 4, 2),
+            ("D2", 32, 64, h, 4, 2),
+            ("D3", 64, 128, q, 4, 2),
+            ("Dout", 128, 1, res / 8, 3, 1),
+        ];
+        return list
+            .iter()
+            .map(|&(n, i, o, s, k, st)| (n.to_string(), i, o, s, k, st))
+            .collect();
+    }
     let sides: Vec<usize> = (3..=res.trailing_zeros()).map(|k| 1 << k).collect();
     let mut out: Vec<_> = sides
         .iter()
@@ -60,12 +85,19 @@ fn values(n: usize, seed: usize) -> Vec<f32> {
 }
 
 /// PyTorch's milliseconds per layer: forward, input gradient, weight gradient.
-fn pytorch(res: usize, batch: usize) -> Option<HashMap<String, [f64; 3]>> {
+fn pytorch(net: &str, res: usize, batch: usize) -> Option<HashMap<String, [f64; 3]>> {
     let python = std::env::var_os("LATENTGAN_TORCH_PYTHON")?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/conv_layers_torch.py");
     let out = Command::new(python)
         .arg(script)
-        .args(["--res", &res.to_string(), "--batch", &batch.to_string()])
+        .args([
+            "--res",
+            &res.to_string(),
+            "--batch",
+            &batch.to_string(),
+            "--net",
+            net,
+        ])
         .args(["--threads", &rayon::current_num_threads().to_string()])
         .output()
         .expect("runs the PyTorch script");
@@ -87,18 +119,20 @@ fn pytorch(res: usize, batch: usize) -> Option<HashMap<String, [f64; 3]>> {
 }
 
 fn main() {
-    let (res, reps, batch) = (arg("--res", 64), arg("--reps", 5), 8);
+    let net = text("--net", "pixel");
+    let (res, reps) = (arg("--res", 64), arg("--reps", 5));
+    let batch = if net == "stage1" { 16 } else { 8 };
     println!(
         "{} threads; batch {batch}; AVX-512 kernels on this CPU: {}",
         rayon::current_num_threads(),
         enabled()
     );
-    let torch = pytorch(res, batch);
+    let torch = pytorch(&net, res, batch);
     println!(
         "{:<6} {:<6} {:>9} {:>9} {:>9} {:>8} {:>7}  agreement",
         "layer", "pass", "avx512", "gemm", "pytorch", "GFLOP/s", "ratio"
     );
-    for (name, c_in, c_out, side, k, s) in layers(res) {
+    for (name, c_in, c_out, side, k, s) in layers(&net, res) {
         let o = (side + 2 - k) / s + 1;
         let g = Geometry {
             batch,

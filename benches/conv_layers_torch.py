@@ -1,5 +1,6 @@
 """The PyTorch peer of `cargo bench --bench conv_layers`: each convolution of the Table-2 pixel
-GAN at one resolution (batch 8, same shapes as src/models/gan.rs), timed forward, input
+GAN at one resolution (batch 8, same shapes as src/models/gan.rs), or with --net stage1 of stage
+1's encoder, decoder and image discriminator (batch 16), timed forward, input
 gradient and weight gradient (torch.ops.aten.convolution_backward, one output at a time),
 median of 5 after a warm-up, at the given thread count.
 
@@ -18,8 +19,19 @@ def width(r):
     return max(64, min(256, 256 * 32 // r))
 
 
-def layers(res):
+STAGE1 = [  # the default AutoEncoderConfig and ImageDiscriminatorConfig, sides as fractions
+    ("Fstem", 3, 32, 1, 3, 1), ("Fdown1", 32, 64, 1, 4, 2), ("Fdown2", 64, 128, 2, 4, 2),
+    ("Fmid", 128, 128, 4, 3, 1), ("Fout", 128, 16, 4, 3, 1), ("Hstem", 16, 128, 4, 3, 1),
+    ("Hmid", 128, 128, 4, 3, 1), ("Hup1", 128, 64, 2, 3, 1), ("Hup2", 64, 32, 1, 3, 1),
+    ("Hout", 32, 3, 1, 3, 1), ("D1", 3, 32, 1, 4, 2), ("D2", 32, 64, 2, 4, 2),
+    ("D3", 64, 128, 4, 4, 2), ("Dout", 128, 1, 8, 3, 1),
+]
+
+
+def layers(res, net="pixel"):
     """(name, c_in, c_out, side, kernel, stride, padding), as the Rust bench lists them."""
+    if net == "stage1":
+        return [(n, i, o, res // f, k, s, 1) for n, i, o, f, k, s in STAGE1]
     sides = [8 << i for i in range(res.bit_length()) if 8 << i <= res]
     out = [(f"G{r}", width(r // 2), width(r), r, 3, 1, 1) for r in sides]
     out.append(("Gout", width(res), 3, res, 3, 1, 1))
@@ -43,10 +55,11 @@ def main():
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--net", default="pixel", choices=["pixel", "stage1"])
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    for name, ci, co, side, k, s, pad in layers(a.res):
+    for name, ci, co, side, k, s, pad in layers(a.res, a.net):
         x = torch.randn(a.batch, ci, side, side)
         w = torch.randn(co, ci, k, k)
         dy = torch.randn_like(F.conv2d(x, w, None, s, pad))

@@ -1,7 +1,8 @@
 //! Stage-2 training throughput: the code GAN against the pixel baseline at the same image
 //! resolution (the paper's Table 3), the SAGAN preset against the plain code GAN on the same
-//! codes, and the pixel baseline against the same WGAN-GP step in PyTorch when
-//! `LATENTGAN_TORCH_PYTHON` names a Python with torch (Debian's `python3-torch`).
+//! codes, and the pixel baseline against the same WGAN-GP step in PyTorch
+//! (`peers_torch.py --loop pixel`) when `LATENTGAN_TORCH_PYTHON` names a Python with torch
+//! (Debian's `python3-torch`). `cargo bench --bench peers` compares every loop with PyTorch.
 //!
 //! Run: `cargo bench --bench stage2 [-- --res 64,128 --batch 8 --steps 3 --n-critic 5 --reps 3
 //! --peer-only]`. Needs the faces (`python3 datasets/fetch_faces.py`). Both GANs use the
@@ -14,9 +15,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
+use common::peer::{allocator_note, gemm_ceiling, median, Peer, Shapes};
 use common::{arg, text};
 
 use burn::module::{AutodiffModule, Module};
@@ -139,52 +140,11 @@ fn code_gan_figures(
     phases(config, res);
 }
 
-/// Forward multiply-accumulates per image of the Table-2 generator and critic at `res` (the
-/// networks of `src/models/gan.rs` and `wgan_gp_torch.py`).
-fn forward_macs(config: &Stage2Config, res: usize) -> (f64, f64) {
-    let gan = config.model.for_data(3, res);
-    let w = |r: usize| gan.width(r) as f64;
-    let (latent, c) = (config.model.latent_dim as f64, 3.0);
-    let sides: Vec<usize> = (3..=res.trailing_zeros()).map(|k| 1 << k).collect();
-    let sq = |r: usize| (r * r) as f64;
-    let g = latent * 16.0 * w(4)
-        + sides
-            .iter()
-            .map(|&r| w(r / 2) * w(r) * 9.0 * sq(r))
-            .sum::<f64>()
-        + w(res) * c * 9.0 * sq(res);
-    let d = c * w(res) * 9.0 * sq(res)
-        + sides
-            .iter()
-            .map(|&r| w(r) * w(r / 2) * 16.0 * sq(r / 2))
-            .sum::<f64>()
-        + 16.0 * w(4) * 256.0
-        + 256.0;
-    (g, d)
-}
-
-/// The best of five `n³` matrix products on the CPU backend, in GFLOP/s: the ceiling the GEMM
-/// under every convolution reaches on this machine and thread count.
-fn gemm_ceiling(n: usize) -> f64 {
-    type Inner = latentgan::backend::Backend;
-    let device = default_device();
-    let a = Tensor::<Inner, 2>::random([n, n], burn::tensor::Distribution::Default, &device);
-    let b = Tensor::<Inner, 2>::random([n, n], burn::tensor::Distribution::Default, &device);
-    let _ = a.clone().matmul(b.clone()).into_data();
-    let best = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            let _ = a.clone().matmul(b.clone()).into_data();
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
-    2.0 * (n as f64).powi(3) / best / 1e9
-}
-
-/// The pixel GAN's WGAN-GP step in Burn and in PyTorch (`wgan_gp_torch.py --serve`, same
+/// The pixel GAN's WGAN-GP step in Burn and in PyTorch (`peers_torch.py --loop pixel`, same
 /// networks, batch, n_critic and threads), timed in alternating runs of the same number of
 /// steps so that other load on the machine slows both alike; prints the medians, their ratio,
-/// and the work per step as GFLOP/s next to the GEMM ceiling.
+/// and the work per step as GFLOP/s next to the GEMM ceiling. `cargo bench --bench peers` runs
+/// the same comparison for every loop.
 fn against_pytorch(
     python: &std::ffi::OsStr,
     images: &latentgan::data::ImageDataset,
@@ -192,68 +152,38 @@ fn against_pytorch(
     res: u32,
     reps: usize,
 ) {
-    use std::io::{BufRead, BufReader, Write};
     let (batch, n_critic) = (config.run.batch_size, config.n_critic);
     let steps = config.run.steps - 1;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/wgan_gp_torch.py");
-    let mut peer = Command::new(python)
-        .arg(script)
-        .args(["--res", &res.to_string(), "--batch", &batch.to_string()])
-        .args(["--n-critic", &n_critic.to_string(), "--serve"])
-        .args(["--threads", &rayon::current_num_threads().to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("runs the PyTorch script");
-    let mut input = peer.stdin.take().unwrap();
-    let mut output = BufReader::new(peer.stdout.take().unwrap());
-    let mut read = || {
-        let mut line = String::new();
-        output
-            .read_line(&mut line)
-            .expect("the PyTorch script answers");
-        assert!(!line.is_empty(), "the PyTorch script exited");
-        line.trim().to_string()
+    let shapes = Shapes {
+        res,
+        batch,
+        n_critic,
+        ch: 0,
+        classes: 0,
     };
-    println!("pytorch peer: {}", read());
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-        println!(
-            "allocator: Burn's process keeps freed tensors for reuse (backend::keep_freed_memory), \
-             the peer runs glibc's defaults; MALLOC_MMAP_THRESHOLD_=33554432 \
-             MALLOC_TRIM_THRESHOLD_=2147483647 in the environment gives both the same"
-        );
-    }
+    let mut peer = Peer::start(python, "pixel", &shapes);
+    println!("pytorch peer: {}", peer.ready);
+    allocator_note();
     let (mut burn, mut torch) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         burn.push(throughput(
             &train_baseline(images, config.clone()).unwrap().history,
             config,
         ));
-        writeln!(input, "{steps}").unwrap();
-        torch.push(read().parse::<f64>().expect("images/s"));
+        torch.push(peer.rate(steps));
     }
-    drop(input);
-    let _ = peer.wait();
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let flops = peer.flops_per_step() / (batch * n_critic) as f64;
+    peer.finish();
     let (b, t) = (median(&mut burn), median(&mut torch));
     println!("burn_pixel_gan_images_per_s_{res} {b:.3}  (median of {reps}: {burn:.3?})");
     println!("pytorch_pixel_gan_images_per_s_{res} {t:.3}  (median of {reps}: {torch:.3?})");
     println!("ratio burn_vs_pytorch_{res} {:.3}", b / t);
-    // Nominal work: per real image, one G forward without graph and four critic forwards (real,
-    // fake, the interpolate, and its input gradient), all differentiated (×3: a backward costs
-    // about two forwards); per generator update, G and the critic differentiated.
-    let (g, d) = forward_macs(config, res as usize);
-    let per_real = g + 12.0 * d + 3.0 * (g + d) / n_critic as f64;
-    let gflop = |rate: f64| 2.0 * per_real * rate / 1e9;
     println!(
         "gflops_{res} burn {:.1}, pytorch {:.1}, ceiling {:.1}  (nominal {:.2} GFLOP per real image; ceiling: best 1024³ GEMM on the CPU backend)",
-        gflop(b),
-        gflop(t),
+        flops * b / 1e9,
+        flops * t / 1e9,
         gemm_ceiling(1024),
-        2.0 * per_real / 1e9
+        flops / 1e9
     );
 }
 

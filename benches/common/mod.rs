@@ -14,3 +14,5 @@ pub fn text(name: &str, default: &str) -> String {
 pub fn arg(name: &str, default: usize) -> usize {
     text(name, &default.to_string()).parse().expect("a number")
 }
+
+pub mod peer;

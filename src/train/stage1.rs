@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use burn::config::Config;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::AdamConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
@@ -191,11 +191,13 @@ where
         }
         self.d.step()?;
 
-        // F and H: L1 + α · non-saturating adversarial loss (eqs. 1–3), through the updated D.
+        // F and H: L1 + α · non-saturating adversarial loss (eqs. 1–3), through the updated D,
+        // whose weights take no gradient here (only its input's is needed).
+        let d_frozen = self.d.model().clone().no_grad();
         for (_micro, (x, rec)) in parts.iter().zip(batches) {
             let rec = rec.unwrap_or_else(|| reconstruct(self.ae.model(), x.clone()));
             let rec_loss = l1(rec.clone(), x);
-            let adv = ns_generator_loss(self.d.model().forward(rec));
+            let adv = ns_generator_loss(d_frozen.forward(rec));
             self.ae
                 .backward(&(rec_loss.clone() + adv.clone() * self.config.alpha));
             let terms = vec![("l1", rec_loss.detach()), ("adv", adv.detach())];

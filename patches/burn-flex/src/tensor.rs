@@ -377,6 +377,40 @@ impl FlexTensor {
             copy_2d_tiled(
                 &mut dst, src, offset, shape[0], shape[1], strides[0], strides[1],
             );
+        } else if all_positive && !crate::ops::conv_nchw::stock() {
+            // (latentgan's patch) ND positive strides (`x.swap_dims(0, 1)` of NCHW before a
+            // reshape, in batch norm): tiled 2D copies of the last two dims, the dims before
+            // them walked by an odometer.
+            // SAFETY: capacity is n; the planes below cover every position once.
+            unsafe { dst.set_len(n) };
+            let k = shape.len();
+            let (rows, cols) = (shape[k - 2], shape[k - 1]);
+            let mut index = vec![0usize; k - 2];
+            if rows * cols > 0 {
+                for plane in dst.chunks_exact_mut(rows * cols) {
+                    let at: isize = index
+                        .iter()
+                        .zip(strides)
+                        .map(|(&i, &s)| i as isize * s)
+                        .sum();
+                    copy_2d_tiled(
+                        plane,
+                        src,
+                        offset + at,
+                        rows,
+                        cols,
+                        strides[k - 2],
+                        strides[k - 1],
+                    );
+                    for d in (0..k - 2).rev() {
+                        index[d] += 1;
+                        if index[d] < shape[d] {
+                            break;
+                        }
+                        index[d] = 0;
+                    }
+                }
+            }
         } else {
             // General fallback: covers negative strides (flipped
             // tensors) and ND layouts that can't collapse to ≤2D.

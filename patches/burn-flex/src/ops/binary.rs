@@ -83,6 +83,16 @@ where
         lhs = lhs.to_contiguous();
     }
 
+    // (latentgan's patch) A strided lhs and a contiguous rhs of a commutative op (a gradient
+    // added onto a broadcast one): swapped, so that the fast paths below apply.
+    if matches!(simd_hint, Some(BinaryOp::Add | BinaryOp::Mul))
+        && !lhs.layout().is_contiguous()
+        && rhs.layout().is_contiguous()
+        && !crate::ops::conv_nchw::stock()
+    {
+        return binary_op_f32(rhs.clone(), &lhs, op, simd_hint);
+    }
+
     // In-place SIMD fast path: lhs unique contiguous at offset 0, rhs
     // contiguous (no broadcast).
     if let Some(simd_op) = simd_hint
@@ -140,6 +150,9 @@ enum BroadcastView {
         outer_count: usize,
         row_len: usize,
         rhs_scalar_base: usize,
+        /// (latentgan's patch) How many times the whole walk repeats: leading dims of rhs
+        /// broadcast (stride 0), as a `[1, c, 1, 1]` batch statistic against `[n, c, h, w]`.
+        repeat: usize,
     },
     /// (latentgan's patch) rhs's inner `row_len` elements form a contiguous row shared across
     /// `middle_count` positions of broadcast dims before them, and the `outer_count` positions
@@ -203,8 +216,8 @@ fn detect_broadcast_pattern(lhs: &Layout, rhs: &FlexTensor) -> Option<BroadcastV
 
     // Case C (latentgan's patch): blocks of shared rows. The innermost dims walk a contiguous
     // rhs row, the dims before them are broadcast (stride 0), and the outer dims step through
-    // consecutive rows. Dims of size 1 fit anywhere.
-    if last_stride == 1 {
+    // consecutive rows. Dims of size 1 fit anywhere. Off with the stock paths.
+    if last_stride == 1 && !crate::ops::conv_nchw::stock() {
         let mut d = ndims;
         let (mut row_len, mut middle_count, mut outer_count) = (1usize, 1usize, 1usize);
         while d > 0 && (rhs_strides[d - 1] == row_len as isize || lhs_shape[d - 1] == 1) {
@@ -254,17 +267,23 @@ fn detect_broadcast_pattern(lhs: &Layout, rhs: &FlexTensor) -> Option<BroadcastV
             return None;
         }
         // The outer dims must walk rhs's storage contiguously in
-        // row-major order.
+        // row-major order. (latentgan's patch) Leading dims broadcast in rhs
+        // (stride 0) repeat that walk; dims of size 1 fit anywhere.
         let outer_ndims = ndims - inner_dims;
         let mut expected: isize = 1;
-        for d in (0..outer_ndims).rev() {
-            if rhs_strides[d] != expected {
-                return None;
-            }
-            expected *= lhs_shape[d] as isize;
+        let mut d = outer_ndims;
+        let stock = crate::ops::conv_nchw::stock();
+        while d > 0 && (rhs_strides[d - 1] == expected || (!stock && lhs_shape[d - 1] == 1)) {
+            expected *= lhs_shape[d - 1] as isize;
+            d -= 1;
         }
-        let outer_count: usize = (0..outer_ndims).map(|d| lhs_shape[d]).product();
-        if outer_count == 0 || row_len == 0 {
+        let outer_count: usize = (d..outer_ndims).map(|d| lhs_shape[d]).product();
+        let mut repeat = 1usize;
+        while !stock && d > 0 && (rhs_strides[d - 1] == 0 || lhs_shape[d - 1] == 1) {
+            repeat *= lhs_shape[d - 1];
+            d -= 1;
+        }
+        if d != 0 || outer_count == 0 || row_len == 0 || repeat == 0 {
             return None;
         }
         let rhs_scalar_base = rhs_layout.start_offset();
@@ -276,6 +295,7 @@ fn detect_broadcast_pattern(lhs: &Layout, rhs: &FlexTensor) -> Option<BroadcastV
             outer_count,
             row_len,
             rhs_scalar_base,
+            repeat,
         });
     }
 
@@ -361,16 +381,20 @@ fn run_broadcast_pattern_f32(
             outer_count,
             row_len,
             rhs_scalar_base,
+            repeat,
         } => {
             let scalars = &rhs_storage[rhs_scalar_base..rhs_scalar_base + outer_count];
             // One monomorphized helper per op. The closure is statically
             // known at each call site so LLVM still autovectorizes the
             // inner scalar loop, and the outer op dispatch happens once.
-            match simd_op {
-                BinaryOp::Add => per_row_scalar_apply(dst, scalars, row_len, |a, b| a + b),
-                BinaryOp::Sub => per_row_scalar_apply(dst, scalars, row_len, |a, b| a - b),
-                BinaryOp::Mul => per_row_scalar_apply(dst, scalars, row_len, |a, b| a * b),
-                BinaryOp::Div => per_row_scalar_apply(dst, scalars, row_len, |a, b| a / b),
+            let block = outer_count * row_len;
+            for dst in dst[..repeat * block].chunks_exact_mut(block) {
+                match simd_op {
+                    BinaryOp::Add => per_row_scalar_apply(dst, scalars, row_len, |a, b| a + b),
+                    BinaryOp::Sub => per_row_scalar_apply(dst, scalars, row_len, |a, b| a - b),
+                    BinaryOp::Mul => per_row_scalar_apply(dst, scalars, row_len, |a, b| a * b),
+                    BinaryOp::Div => per_row_scalar_apply(dst, scalars, row_len, |a, b| a / b),
+                }
             }
         }
     }
