@@ -29,7 +29,7 @@ mod common;
 use std::process::Command;
 
 use burn::module::Module;
-use common::peer::{allocator_note, gemm_ceiling, median, peak_rss_mib, Peer, Shapes};
+use common::peer::{peak_rss_mib, print_gflops, race, Peer, Shapes};
 use common::{arg, text};
 use latentgan::backend::{backend_name, default_device, Backend};
 use latentgan::data::{load_images, load_labelled, CodeDataset, Codes, ImageDataset};
@@ -143,7 +143,6 @@ fn run(lp: &Loop, steps: usize, reps: usize) {
         return;
     };
     let mut peer = Peer::start(&python, lp.peer, s);
-    println!("pytorch peer: {}", peer.ready);
     let (theirs, mine) = (peer.params(), ours.params());
     let verdict = if mine == theirs {
         "the same"
@@ -154,27 +153,14 @@ fn run(lp: &Loop, steps: usize, reps: usize) {
         "params_{} latentgan {mine:?}, pytorch {theirs:?}: {verdict}",
         lp.name
     );
-    allocator_note();
-    let (mut us, mut them) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        us.push(ours.rate());
-        them.push(peer.rate(steps));
-    }
+    let (name, res) = (lp.name, s.res);
+    let mine = format!("latentgan_{name}_images_per_s_{res}");
+    let theirs = format!("pytorch_{name}_images_per_s_{res}");
+    let names = [&mine, &theirs, lp.ratio];
+    let rates = race(&mut peer, reps, steps, || ours.rate(), names);
     let flops = peer.flops_per_step() / ours.images_per_step() as f64;
     let their_rss = peer.finish();
-    let (a, b) = (median(&mut us), median(&mut them));
-    let (name, res) = (lp.name, s.res);
-    println!("latentgan_{name}_images_per_s_{res} {a:.3}  (median of {reps}: {us:.3?})");
-    println!("pytorch_{name}_images_per_s_{res} {b:.3}  (median of {reps}: {them:.3?})");
-    println!("ratio {} {:.3}", lp.ratio, a / b);
-    println!(
-        "gflops_{name} latentgan {:.1}, pytorch {:.1}, ceiling {:.1}  (nominal {:.3} GFLOP per \
-         real image; ceiling: best 1024³ GEMM on the CPU backend)",
-        flops * a / 1e9,
-        flops * b / 1e9,
-        gemm_ceiling(1024),
-        flops / 1e9
-    );
+    print_gflops(name, "latentgan", flops, rates);
     println!(
         "peak_rss_mib_{name} latentgan {:.0}, pytorch {their_rss:.0}",
         peak_rss_mib()

@@ -17,7 +17,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::peer::{allocator_note, gemm_ceiling, median, Peer, Shapes};
+use common::peer::{print_gflops, race, Peer, Shapes};
 use common::{arg, text};
 
 use burn::module::{AutodiffModule, Module};
@@ -162,29 +162,19 @@ fn against_pytorch(
         classes: 0,
     };
     let mut peer = Peer::start(python, "pixel", &shapes);
-    println!("pytorch peer: {}", peer.ready);
-    allocator_note();
-    let (mut burn, mut torch) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        burn.push(throughput(
+    let ours = || {
+        throughput(
             &train_baseline(images, config.clone()).unwrap().history,
             config,
-        ));
-        torch.push(peer.rate(steps));
-    }
+        )
+    };
+    let mine = format!("burn_pixel_gan_images_per_s_{res}");
+    let theirs = format!("pytorch_pixel_gan_images_per_s_{res}");
+    let ratio = format!("burn_vs_pytorch_{res}");
+    let rates = race(&mut peer, reps, steps, ours, [&mine, &theirs, &ratio]);
     let flops = peer.flops_per_step() / (batch * n_critic) as f64;
     peer.finish();
-    let (b, t) = (median(&mut burn), median(&mut torch));
-    println!("burn_pixel_gan_images_per_s_{res} {b:.3}  (median of {reps}: {burn:.3?})");
-    println!("pytorch_pixel_gan_images_per_s_{res} {t:.3}  (median of {reps}: {torch:.3?})");
-    println!("ratio burn_vs_pytorch_{res} {:.3}", b / t);
-    println!(
-        "gflops_{res} burn {:.1}, pytorch {:.1}, ceiling {:.1}  (nominal {:.2} GFLOP per real image; ceiling: best 1024³ GEMM on the CPU backend)",
-        flops * b / 1e9,
-        flops * t / 1e9,
-        gemm_ceiling(1024),
-        flops / 1e9
-    );
+    print_gflops(&res.to_string(), "burn", flops, rates);
 }
 
 /// Where one pixel-GAN critic iteration and one generator update spend their time: each phase

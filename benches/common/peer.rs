@@ -28,7 +28,8 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts `peers_torch.py --loop name` under `python` with as many threads as ours.
+    /// Starts `peers_torch.py --loop name` under `python` with as many threads as ours, and
+    /// prints its ready line and how the two processes' allocators differ.
     pub fn start(python: &OsStr, name: &str, shapes: &Shapes) -> Peer {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers_torch.py");
         let flag = |v: usize| v.to_string();
@@ -56,6 +57,8 @@ impl Peer {
             ready: String::new(),
         };
         peer.ready = peer.line();
+        println!("pytorch peer: {}", peer.ready);
+        allocator_note();
         peer
     }
 
@@ -106,6 +109,41 @@ impl Peer {
     }
 }
 
+/// `reps` runs of each side, alternating so that other load on the machine slows both alike:
+/// `ours()` (images/s), then `steps` steps of `peer`. Prints each side's median with its runs
+/// under `names` (ours, the peer's) and their ratio as `ratio RATIO X`; returns the medians.
+pub fn race(
+    peer: &mut Peer,
+    reps: usize,
+    steps: usize,
+    mut ours: impl FnMut() -> f64,
+    [mine, theirs, ratio]: [&str; 3],
+) -> [f64; 2] {
+    let (mut us, mut them) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        us.push(ours());
+        them.push(peer.rate(steps));
+    }
+    let (a, b) = (median(&mut us), median(&mut them));
+    println!("{mine} {a:.3}  (median of {reps}: {us:.3?})");
+    println!("{theirs} {b:.3}  (median of {reps}: {them:.3?})");
+    println!("ratio {ratio} {:.3}", a / b);
+    [a, b]
+}
+
+/// Prints `gflops_TAG` for both sides' images/s at `flops` nominal FLOPs per real image, next to
+/// the GEMM ceiling.
+pub fn print_gflops(tag: &str, ours: &str, flops: f64, [a, b]: [f64; 2]) {
+    println!(
+        "gflops_{tag} {ours} {:.1}, pytorch {:.1}, ceiling {:.1}  (nominal {:.3} GFLOP per real \
+         image; ceiling: best 1024³ GEMM on the CPU backend)",
+        flops * a / 1e9,
+        flops * b / 1e9,
+        gemm_ceiling(1024),
+        flops / 1e9
+    );
+}
+
 /// The median of `values` (sorted in place).
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -123,7 +161,7 @@ pub fn peak_rss_mib() -> f64 {
 }
 
 /// Says how the two processes' allocators differ, unless the environment evens them out.
-pub fn allocator_note() {
+fn allocator_note() {
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
         println!(
             "allocator: Burn's process keeps freed tensors for reuse (backend::keep_freed_memory), \
