@@ -272,6 +272,37 @@ fn fits_in_memory(bytes: u64, available: Option<u64>) -> Result<()> {
     }
 }
 
+/// Refuses, before a run starts, a training step of `B` that cannot fit in this machine's
+/// memory: models of `parameters` bytes (held four times: the weights, their gradients and
+/// Adam's two moments) and `activations` bytes kept for the backward pass of the `examples` a
+/// step holds at once. Only where `B` trains in host memory (burn-flex, the CPU): a GPU
+/// backend's device memory binds there, and the backend reports running out of it.
+pub fn fits_a_step<B: burn::tensor::backend::Backend>(
+    parameters: u64,
+    activations: u64,
+    examples: usize,
+) -> Result<()> {
+    let on_host = std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::Flex>();
+    let needed = parameters.saturating_mul(4).saturating_add(activations);
+    match crate::io::available_memory() {
+        Some(available) if on_host && needed > available => Err(Error::invalid(
+            "batch_size",
+            format!(
+                "a training step on {examples} examples at once needs about {:.1} GB ({:.1} GB \
+                 for the activations kept for the backward pass, {:.1} GB for the weights, their \
+                 gradients and Adam's moments), more than the {:.1} GB this machine has \
+                 available: lower batch_size, raise accumulate (micro-batches per step), or \
+                 choose smaller widths or a lower resolution",
+                needed as f64 / 1e9,
+                activations as f64 / 1e9,
+                parameters.saturating_mul(4) as f64 / 1e9,
+                available as f64 / 1e9
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Forces the lazy initialisation of every parameter (see [`seeded`]); tuples of modules are
 /// modules too.
 pub trait Materialize<B: burn::tensor::backend::Backend> {
@@ -347,6 +378,26 @@ mod tests {
             let err = drawn::<Backend, _>(huge).err().unwrap().to_string();
             assert!(err.contains("parameters alone take 4398."), "{err}");
         }
+    }
+
+    #[test]
+    fn a_step_past_the_hosts_memory_is_refused_naming_the_batch() {
+        type Flex = burn::backend::Flex;
+        let Some(available) = crate::io::available_memory() else {
+            return;
+        };
+        assert!(fits_a_step::<Flex>(1 << 20, available / 2, 64).is_ok());
+        let err = fits_a_step::<Flex>(1 << 20, available, 64)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`batch_size`")
+                && err.contains("on 64 examples at once")
+                && err.contains("raise accumulate"),
+            "{err}"
+        );
+        // Another backend's memory is its device's, not the host's.
+        assert!(fits_a_step::<Autodiff<Flex>>(1 << 20, available, 64).is_ok());
     }
 
     #[test]

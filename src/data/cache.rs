@@ -144,7 +144,7 @@ pub fn open_or_build(
                 skipped,
             })
         })?;
-        let shard = open(&path)?.ok_or_else(|| Error::Corrupt {
+        let shard = map(&path, false)?.ok_or_else(|| Error::Corrupt {
             path: path.clone(),
             reason: "vanished right after it was written".into(),
         })?;
@@ -160,9 +160,15 @@ pub fn open_or_build(
     Ok((shards, decoded))
 }
 
-/// Opens and maps a shard, checking its header and that its size is exactly what the header
-/// claims; `Ok(None)` when it does not exist.
+/// Opens and maps a shard, checking its header, that its size is exactly what the header
+/// claims, and every image's checksum; `Ok(None)` when it does not exist.
 pub fn open(path: &Path) -> Result<Option<Shard>> {
+    map(path, true)
+}
+
+/// [`open`], with the pixels' checksums checked only when `check_pixels` (a shard this process
+/// has just built and summed needs its header checked, not its pixels summed again).
+fn map(path: &Path, check_pixels: bool) -> Result<Option<Shard>> {
     let (mut file, file_len) = match crate::io::open_regular(path, "dataset cache shard") {
         Err(e) if e.is_not_found() => return Ok(None),
         opened => opened?,
@@ -238,10 +244,12 @@ pub fn open(path: &Path) -> Result<Option<Shard>> {
         )));
     }
     let shard = Shard { header, map };
-    let bad = (0..sums.len())
-        .into_par_iter()
-        .find_first(|&i| crate::io::checksum(shard.pixels(i)) != sums[i]);
-    if let Some(i) = bad {
+    let bad = || {
+        (0..sums.len())
+            .into_par_iter()
+            .find_first(|&i| crate::io::checksum(shard.pixels(i)) != sums[i])
+    };
+    if let Some(i) = check_pixels.then(bad).flatten() {
         return Err(corrupt(format!(
             "the pixels of {}: {}",
             shard.header.names[i],

@@ -110,14 +110,16 @@ pub fn check_every_class_has(
     }
 }
 
-/// The top folder every name sits under, when each also has a class folder below it.
+/// The top folder every name sits under, when some name also has a class folder below it. A
+/// file directly under that folder (`top/stray.png` beside `top/cat/…`) is then outside any class
+/// folder, an error, rather than making `top` the only class.
 fn common_top_folder(names: &[String]) -> Option<String> {
     let first = names.first()?.split('/').next()?;
-    let all = names.iter().all(|n| {
-        let mut parts = n.split('/');
-        parts.next() == Some(first) && parts.count() >= 2
-    });
-    all.then(|| first.to_string())
+    let under_first = names
+        .iter()
+        .all(|n| n.split_once('/').is_some_and(|(top, _)| top == first));
+    let deeper = names.iter().any(|n| n.split('/').count() >= 3);
+    (under_first && deeper).then(|| first.to_string())
 }
 
 /// The non-hidden sub-folders of `root` (the class folders of a folder source), or none when it
@@ -136,6 +138,7 @@ pub fn list_folders(root: &Path) -> Result<Vec<String>> {
         .filter(|(name, _)| !name.starts_with('.') && name != "__MACOSX")
         .collect();
     folders.sort();
+    one_folder_per_class(root, &folders)?;
     if let Some(pair) = folders.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(Error::invalid(
             "data",
@@ -150,6 +153,46 @@ pub fn list_folders(root: &Path) -> Result<Vec<String>> {
         ));
     }
     Ok(folders.into_iter().map(|(name, _)| name).collect())
+}
+
+/// Refuses two class folders that are one folder (a symlink beside its target, or two symlinks
+/// to one place), and a class folder that holds `root` itself (a symlink loop): the listing reads
+/// each folder once, so one of the pair would look empty, and be blamed for it.
+fn one_folder_per_class(root: &Path, folders: &[(String, std::ffi::OsString)]) -> Result<()> {
+    let real_root = std::fs::canonicalize(root).ok();
+    let mut seen: Vec<(std::path::PathBuf, &std::ffi::OsString)> = Vec::new();
+    for (_, name) in folders {
+        let Ok(real) = std::fs::canonicalize(root.join(name)) else {
+            continue;
+        };
+        let shown = |name: &std::ffi::OsStr| root.join(name).display().to_string();
+        if real_root.as_ref().is_some_and(|r| r.starts_with(&real)) {
+            return Err(Error::invalid(
+                "data",
+                format!(
+                    "class folder {} is {}, which holds {} itself (a symlink loop); a class \
+                     folder holds only its own images",
+                    shown(name),
+                    real.display(),
+                    root.display()
+                ),
+            ));
+        }
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+            return Err(Error::invalid(
+                "data",
+                format!(
+                    "class folders {} and {} are the same folder ({}); each class needs a folder \
+                     of its own: remove the symlink or copy the images",
+                    shown(first),
+                    shown(name),
+                    real.display()
+                ),
+            ));
+        }
+        seen.push((real, name));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -187,7 +230,8 @@ mod tests {
         // A symlink to a folder is a class folder; a hidden folder is not.
         std::fs::create_dir(dir.path().join(".git")).unwrap();
         std::fs::remove_dir(dir.path().join("link")).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("cat"), dir.path().join("link")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("link")).unwrap();
         assert_eq!(
             list_folders(dir.path()).unwrap(),
             names(&["cat", "dog\u{fffd}", "link"])
@@ -200,6 +244,33 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_class_folder_that_is_another_or_holds_the_root_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join("cat")).unwrap();
+        std::os::unix::fs::symlink(root.join("cat"), root.join("kitten")).unwrap();
+        let err = list_folders(&root).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "class folders {0}/cat and {0}/kitten are the same folder",
+                root.display()
+            )),
+            "{err}"
+        );
+        std::fs::remove_file(root.join("kitten")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("up")).unwrap();
+        let err = list_folders(&root).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("class folder {}/up is", root.display()))
+                && err.contains("a symlink loop"),
+            "{err}"
+        );
+        std::fs::remove_file(root.join("up")).unwrap();
+        assert_eq!(list_folders(&root).unwrap(), names(&["cat"]));
+    }
+
     #[test]
     fn a_loose_file_or_an_empty_class_is_an_error() {
         let src = Path::new("data");
@@ -207,6 +278,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("b.png outside any class folder"), "{err}");
+        // In a zip whose class folders sit under one top folder, a file beside them is loose
+        // too, not a reason to read `top` as the only class.
+        let err = class_folders(
+            src,
+            &names(&["top/cat/a.png", "top/dog/b.png", "top/stray.png"]),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("top/stray.png outside any class folder"),
+            "{err}"
+        );
+        // A zip of one folder of images (no class folders below it) is one class.
+        let (classes, _) = class_folders(src, &names(&["top/a.png", "top/b.png"]), &[]).unwrap();
+        assert_eq!(classes, names(&["top"]));
         let err = class_folders(src, &names(&["cat/a.png"]), &names(&["cat", "dog"]))
             .unwrap_err()
             .to_string();

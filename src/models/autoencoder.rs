@@ -64,6 +64,15 @@ impl AutoEncoderConfig {
         (self.width << i).min(self.max_width)
     }
 
+    /// Feature-map values one `side`² image makes in one forward pass of F (H mirrors it): each
+    /// level's maps. A training step's memory estimate scales it
+    /// (`train::config::RunConfig::check_memory`).
+    pub fn feature_values(&self, side: usize) -> u64 {
+        (0..=self.levels())
+            .map(|i| (self.channels(i) * (side >> i).pow(2)) as u64)
+            .sum()
+    }
+
     /// Builds the encoder/decoder pair on `device`.
     /// Every parameter is drawn before it returns ([`drawn`](crate::backend::drawn)).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<AutoEncoder<B>> {
@@ -245,13 +254,26 @@ impl ImageDiscriminatorConfig {
             self.layers,
             1..=super::MAX_DISCRIMINATOR_LAYERS,
         )?;
-        let ch = |i: usize| (self.width << i).min(256);
+        let ch = |i: usize| self.channels(i);
         Ok(ImageDiscriminator {
             convs: (0..self.layers)
                 .map(|i| conv([if i == 0 { 3 } else { ch(i - 1) }, ch(i)], 4, 2, device))
                 .collect(),
             out: conv([ch(self.layers - 1), 1], 3, 1, device),
         })
+    }
+
+    /// Channels of layer `i`.
+    fn channels(&self, i: usize) -> usize {
+        (self.width << i).min(256)
+    }
+
+    /// Feature-map values one `side`² image makes in one forward pass: each layer's maps. A
+    /// training step's memory estimate scales it (`train::config::RunConfig::check_memory`).
+    pub fn feature_values(&self, side: usize) -> u64 {
+        (0..self.layers)
+            .map(|i| (self.channels(i) * (side >> (i + 1)).pow(2)) as u64)
+            .sum()
     }
 }
 

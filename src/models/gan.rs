@@ -154,6 +154,19 @@ impl GanConfig {
         (3..=self.size.trailing_zeros()).map(|k| 1usize << k)
     }
 
+    /// Feature-map values one example makes in one forward pass of G (the critic mirrors it):
+    /// the 4×4 start, each side's maps, the output and each attention block's map. A training
+    /// step's memory estimate scales it (`train::config::RunConfig::check_memory`).
+    pub fn feature_values(&self) -> u64 {
+        let maps = |r: usize| (self.width(r) * r * r) as u64;
+        let pool = if self.arch.pooled_attention { 4 } else { 1 };
+        let attention = |&r: &usize| (r as u64).pow(4) / pool;
+        maps(4)
+            + self.sides().map(maps).sum::<u64>()
+            + (self.channels * self.size * self.size) as u64
+            + self.arch.attention.iter().map(attention).sum::<u64>()
+    }
+
     /// A convolution producing feature maps of side `side` (followed by attention if listed).
     pub(crate) fn block<B: Backend>(
         &self,

@@ -146,6 +146,23 @@ impl SaganConfig {
         self.arch.ch * (self.size / (2 * s)).clamp(1, 16)
     }
 
+    /// Feature-map values one example makes in one forward pass of G and of D: each block's
+    /// maps at the side its convolutions run at, the generated tensor and the attention map. A
+    /// training step's memory estimate scales them (`train::config::RunConfig::check_memory`).
+    pub fn feature_values(&self) -> [u64; 2] {
+        let sides = || (2..=self.size.trailing_zeros()).map(|k| 1usize << k);
+        let tensor = (self.channels * self.size * self.size) as u64;
+        let attention = self.attention_side().map_or(0, |s| (s as u64).pow(4) / 4);
+        let g = sides()
+            .map(|s| (self.g_width(s) * s * s) as u64)
+            .sum::<u64>();
+        let d = sides()
+            .filter(|&s| s < self.size)
+            .map(|s| (self.d_width(s) * 4 * s * s) as u64)
+            .sum::<u64>();
+        [g + tensor + attention, d + tensor + attention]
+    }
+
     fn attention_block<B: Backend>(
         &self,
         side: usize,

@@ -84,6 +84,26 @@ pub(crate) const MAY_CHANGE: &[&str] = &[
 ];
 
 impl RunConfig {
+    /// Refuses, before the run starts, a step that cannot fit in memory
+    /// ([`fits_a_step`](crate::backend::fits_a_step)): the `models`' parameters, and
+    /// `values_per_example` `f32` values kept for the backward pass per example, for the examples
+    /// a step holds at once (the batch over `accumulate`; replicas on the CPU share its memory).
+    /// Each loop estimates its values as its models' feature maps times what it keeps of each,
+    /// a factor measured from the peak memory of its runs at two batch sizes.
+    pub(crate) fn check_memory<B: burn::tensor::backend::AutodiffBackend>(
+        &self,
+        models: &impl crate::backend::Materialize<B>,
+        values_per_example: f64,
+    ) -> Result<()> {
+        let examples = self.batch_size.div_ceil(self.accumulate.max(1));
+        let activations = 4.0 * values_per_example * examples as f64;
+        crate::backend::fits_a_step::<B::InnerBackend>(
+            models.lazy_bytes(),
+            activations as u64,
+            examples,
+        )
+    }
+
     /// Checks the counts against a dataset of `dataset_len` samples, naming the bad field.
     pub fn validate(&self, dataset_len: usize) -> Result<()> {
         if self.batch_size == 0 || self.batch_size > dataset_len {

@@ -282,6 +282,13 @@ fn random_labels<B: AutodiffBackend>(
 /// A labelled batch (of images or codes) and its labels.
 type Labelled<B> = (Tensor<B, 4>, Tensor<B, 1, Int>);
 
+/// Values a step keeps per feature-map value of G and D (residual blocks with batch norm keep
+/// several maps per convolution), for [`RunConfig::check_memory`](super::RunConfig::check_memory):
+/// 12.8 measured at 32² with `ch` 32 (the slope of the peak RSS of `latentgan sagan --resolution
+/// 32 --ch 32 --steps 2` between `--batch-size 8` and `32`, under `/usr/bin/time -f %M`), rounded
+/// down.
+const KEPT: f64 = 12.0;
+
 /// The loop (module docs). `data(draw, part, device)` is part `part` of batch `draw` and its
 /// labels, asked for in order on each device.
 fn train<B: AutodiffBackend>(
@@ -293,12 +300,15 @@ fn train<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<ConditionalGan<B::InnerBackend>>> {
     let run = &config.run;
-    let (g, d) = seeded::<B, _>(device, run.seed, || {
+    let models = seeded::<B, _>(device, run.seed, || {
         Ok((
             model.sagan.init_generator::<B>(device)?,
             model.sagan.init_discriminator::<B>(device)?,
         ))
     })?;
+    let [g_values, d_values] = model.sagan.feature_values();
+    run.check_memory::<B>(&models, KEPT * (g_values + d_values) as f64)?;
+    let (g, d) = models;
     let trainer = Trainer::<B>::begin(label, config, run, device)?;
     trainer.save_model(&model, model.autoencoder.as_ref(), decoder.as_ref())?;
     let per_class = config.samples_per_class;

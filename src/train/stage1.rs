@@ -92,6 +92,12 @@ impl RunOptions for Stage1Config {
     }
 }
 
+/// Values a step keeps per feature-map value of F, H (each once) and D (on the real and the
+/// reconstructed batch), for [`RunConfig::check_memory`](super::RunConfig::check_memory): 2.78
+/// measured at 64² (the slope of the peak RSS of `latentgan stage1 --resolution 64 --steps 2`
+/// between `--batch-size 8` and `32`, under `/usr/bin/time -f %M`), rounded down.
+const KEPT: f64 = 2.7;
+
 /// Trains stage 1 on `dataset` with the crate's backend (CPU, or CUDA with `--features cuda`).
 ///
 /// Prints progress, logs `l1`, `adv` (the generator's adversarial loss) and `d` (the
@@ -111,12 +117,18 @@ pub fn train_stage1_on<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<AutoEncoder<B::InnerBackend>>> {
     config.validate(dataset.resolution(), dataset.len())?;
-    let (ae, d) = seeded::<B, _>(device, config.run.seed, || {
+    let models = seeded::<B, _>(device, config.run.seed, || {
         Ok((
             config.model.init::<B>(device)?,
             config.discriminator.init::<B>(device)?,
         ))
     })?;
+    let side = dataset.resolution() as usize;
+    let values = 2 * config.model.feature_values(side) + config.discriminator.feature_values(side);
+    config
+        .run
+        .check_memory::<B>(&models, KEPT * values as f64)?;
+    let (ae, d) = models;
     let trainer = Trainer::<B>::begin("stage1", &config, &config.run, device)?;
     let (lr, adam, run) = (config.lr, &config.optimizer, &config.run);
     // A fixed batch to watch the reconstructions improve.

@@ -293,6 +293,13 @@ const NOISE_GENERATOR: u64 = 2;
 const MIX: u64 = 3;
 const FIXED_NOISE: u64 = 4;
 
+/// Values a step keeps per feature-map value of G and D, for
+/// [`RunConfig::check_memory`](super::RunConfig::check_memory): 1.89 with WGAN-GP and 1.9 with
+/// hinge measured at 64² (the slope of the peak RSS of `latentgan baseline --resolution 64
+/// --steps 2 --n-critic 1`, and of `--table2-sagan`, between `--batch-size 8` and `32`, under
+/// `/usr/bin/time -f %M`), rounded down.
+const KEPT: f64 = 1.8;
+
 /// The loop both stage-2 trainers share, WGAN-GP or hinge (module docs). `data(draw, part,
 /// device)` is part `part` of the `draw`-th real batch of an endless reproducible stream, asked
 /// for in order on each device; `decoder` turns generated codes into images for the sample grids
@@ -306,12 +313,14 @@ fn train_gan<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Trained<Gan<B::InnerBackend>>> {
     let run = &config.run;
-    let (g, d) = seeded::<B, _>(device, run.seed, || {
+    let models = seeded::<B, _>(device, run.seed, || {
         Ok((
             model.gan.init_generator::<B>(device)?,
             model.gan.init_critic::<B>(device)?,
         ))
     })?;
+    run.check_memory::<B>(&models, KEPT * 2.0 * model.gan.feature_values() as f64)?;
+    let (g, d) = models;
     let trainer = Trainer::<B>::begin(label, config, run, device)?;
     trainer.save_model(&model, model.autoencoder.as_ref(), decoder.as_ref())?;
     let adam = &config.optimizer;

@@ -89,11 +89,24 @@ impl CodeStore {
             ));
         };
         let spec = manifest.spec;
+        let opened = (0..spec.shards)
+            .map(|k| open_shard(&dir, &spec, k))
+            .collect::<Result<Vec<_>>>()?;
+        Self::assemble(dir, spec, opened, expected)
+    }
+
+    /// The store in `dir` from its `opened` shards, checked to hold the `expected` codes its
+    /// manifest counts.
+    fn assemble(
+        dir: PathBuf,
+        spec: StoreSpec,
+        opened: Vec<shard::Shard>,
+        expected: usize,
+    ) -> Result<Self> {
         let mut shards = Vec::with_capacity(spec.shards);
         let mut labels = spec.classes.as_ref().map(|_| Vec::new());
         let mut len = 0;
-        for k in 0..spec.shards {
-            let shard = open_shard(&dir, &spec, k)?;
+        for shard in opened {
             if let Some(labels) = &mut labels {
                 labels.extend(shard.labels);
             }

@@ -123,14 +123,15 @@ impl StoreWriter {
     /// (the class rule of `data`); marks the store complete and opens it. A store refused here
     /// stays unfinished.
     pub fn finish(self) -> Result<CodeStore> {
-        let mut count = 0;
+        let opened = (0..self.spec.shards)
+            .map(|k| open_shard(&self.dir, &self.spec, k))
+            .collect::<Result<Vec<_>>>()?;
+        let count = opened.iter().map(|shard| shard.n).sum();
         let classes = self.spec.classes.as_deref().unwrap_or_default();
-        let mut labels = Vec::new();
-        for k in 0..self.spec.shards {
-            let shard = open_shard(&self.dir, &self.spec, k)?;
-            count += shard.n;
-            labels.extend(shard.labels);
-        }
+        let labels: Vec<u32> = opened
+            .iter()
+            .flat_map(|s| s.labels.iter().copied())
+            .collect();
         let counts = crate::data::count_classes(classes, Some(&labels));
         crate::data::check_every_class_has(&counts, "code", None)?;
         if count == 0 {
@@ -140,7 +141,7 @@ impl StoreWriter {
             ));
         }
         write_manifest(&self.dir, &self.spec, Some(count))?;
-        CodeStore::open(&self.dir)
+        CodeStore::assemble(self.dir, self.spec, opened, count)
     }
 }
 
