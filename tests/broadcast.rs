@@ -131,23 +131,43 @@ fn permuted_tensors_copied_and_added_match_f64_loops() {
         let p = t.permute(order);
         let shape = p.dims();
         let other = Tensor::<B, 4>::from_data(TensorData::new(y.clone(), shape), &device);
-        let cases: [(&str, Tensor<B, 1>, Op); 3] = [
-            ("copy", p.clone().reshape([x.len()]), |x, _| x),
+        // The same permutation of a second tensor (`y` in the `dims` order).
+        let q = Tensor::<B, 4>::from_data(TensorData::new(y.clone(), dims), &device).permute(order);
+        let (y_plain, y_permuted) = (
+            y.iter().map(|&v| v as f64).collect(),
+            permuted(&y, dims, order),
+        );
+        let cases: [(&str, Tensor<B, 1>, Op, &Vec<f64>); 5] = [
+            ("copy", p.clone().reshape([x.len()]), |x, _| x, &y_plain),
             (
                 "strided + contiguous",
                 (p.clone() + other.clone()).reshape([x.len()]),
                 |x, y| x + y,
+                &y_plain,
             ),
             (
                 "contiguous × strided",
-                (other * p).reshape([x.len()]),
+                (other.clone() * p.clone()).reshape([x.len()]),
                 |x, y| x * y,
+                &y_plain,
+            ),
+            (
+                "strided − strided",
+                (p.clone() - q.clone()).reshape([x.len()]),
+                |x, y| x - y,
+                &y_permuted,
+            ),
+            (
+                "contiguous ÷ strided",
+                (other / (p + 3.0)).reshape([x.len()]),
+                |x, y| y / (x + 3.0),
+                &y_plain,
             ),
         ];
-        for (name, got, op) in cases {
+        for (name, got, op, y) in cases {
             let got = got.into_data().to_vec::<f32>().unwrap();
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                let w = op(*w, y[i] as f64);
+                let w = op(*w, y[i]);
                 assert!(
                     (*g as f64 - w).abs() <= 1e-6 * (1.0 + w.abs()),
                     "{name} of x.permute({order:?}) (stock paths: {stock}) at {i}: {g} vs {w}"

@@ -432,15 +432,17 @@ where
     fn step(&mut self, step: usize, _stop: &StopCheck<'_>) -> Result<Option<Logged<B>>> {
         let parts = self.parts;
         let mut logged = Vec::new();
+        // G in training mode (batch statistics, its running averages and spectral-norm vectors
+        // updated), with no weight tracked: its forward for D's step records no graph, which
+        // D's step would only throw away.
+        let g_untracked = self.g.model().clone().no_grad();
         // D: real batch with its labels against G's samples of random classes (hinge loss).
         for micro in parts.iter() {
             let (index, part) = (micro.index, micro.part);
             let (x, y) = (self.real)(step * parts.len() + index)?;
             let [m, ..] = x.dims();
             let (z, y_fake) = self.draw(NOISE_D, CLASSES_D, step, part);
-            // G in training mode (batch statistics), its graph dropped: D's step does not train
-            // it.
-            let fake = self.g.model().forward(z, y_fake.clone()).detach();
+            let fake = g_untracked.forward(z, y_fake.clone());
             let scores = self.d.model().forward(
                 Tensor::cat(vec![x, fake], 0),
                 Tensor::cat(vec![y, y_fake], 0),

@@ -125,6 +125,30 @@ where
         return apply_broadcast_pattern_f32(lhs, rhs, simd_op, pattern);
     }
 
+    // (latentgan's patch) Operands of one shape, one or both non-contiguous and neither
+    // broadcast (a permuted gradient accumulated in `Gradients::register`): each strided one is
+    // copied contiguous (the tiled copy of `copy_contiguous`), so that the fast paths above
+    // apply, rather than both walked by the scalar `StridedIter` of the generic fallback.
+    let contiguous = |t: &FlexTensor| t.layout().contiguous_offsets().is_some();
+    if simd_hint.is_some()
+        && !(contiguous(&lhs) && contiguous(rhs))
+        && !rhs.layout().strides().contains(&0)
+        && lhs.layout().shape() == rhs.layout().shape()
+        && !crate::ops::conv_nchw::stock()
+    {
+        let lhs = if contiguous(&lhs) {
+            lhs
+        } else {
+            lhs.to_contiguous()
+        };
+        let rhs = if contiguous(rhs) {
+            rhs.clone()
+        } else {
+            rhs.to_contiguous()
+        };
+        return binary_op_f32(lhs, &rhs, op, simd_hint);
+    }
+
     binary_op_typed(lhs, rhs, op)
 }
 
