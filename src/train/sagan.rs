@@ -284,10 +284,10 @@ type Labelled<B> = (Tensor<B, 4>, Tensor<B, 1, Int>);
 
 /// Values a step keeps per feature-map value of G and D (residual blocks with batch norm keep
 /// several maps per convolution), for [`RunConfig::check_memory`](super::RunConfig::check_memory):
-/// 12.8 measured at 32² with `ch` 32 (the slope of the peak RSS of `latentgan sagan --resolution
-/// 32 --ch 32 --steps 2` between `--batch-size 8` and `32`, under `/usr/bin/time -f %M`), rounded
-/// down.
-const KEPT: f64 = 12.0;
+/// 5.7 and 6.6 measured in two runs at 32² with `ch` 32 (the slope of the peak RSS of `latentgan
+/// sagan --resolution 32 --ch 32 --steps 2` between `--batch-size 8` and `32`, under
+/// `/usr/bin/time -f %M`), rounded down.
+const KEPT: f64 = 5.5;
 
 /// The loop (module docs). `data(draw, part, device)` is part `part` of batch `draw` and its
 /// labels, asked for in order on each device.
