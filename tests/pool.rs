@@ -1,4 +1,5 @@
-//! The CPU backend's 2D max and average pooling forward (our patched burn-flex,
+//! The CPU backend's 2D max and average pooling forward, and the average pooling's input
+//! gradient (our patched burn-flex,
 //! `patches/burn-flex/PATCH.md`) against a direct f64 pooling and against burn-flex's stock
 //! paths (a GPU build checks its own against the f64 one), on randomised shapes: kernel 1–4,
 //! stride 1–3, padding up to half the kernel, the mean with and without the padding, and the
@@ -81,6 +82,59 @@ impl Case {
     }
 }
 
+impl Case {
+    /// The mean pooling's input gradient for the output gradient `dy`, in f64: each output's
+    /// gradient over its window's count, added onto the inputs inside its window.
+    fn naive_grad(&self, dy: &[f32]) -> Vec<f64> {
+        let [b, c, h, w] = self.dims;
+        let (oh, ow) = (self.out(0), self.out(1));
+        let mut dx = vec![0.0f64; b * c * h * w];
+        for (plane, dy) in dx.chunks_exact_mut(h * w).zip(dy.chunks_exact(oh * ow)) {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut inside = Vec::new();
+                    for i in 0..self.k[0] {
+                        for j in 0..self.k[1] {
+                            let iy = (oy * self.s[0] + i) as isize - self.p[0] as isize;
+                            let ix = (ox * self.s[1] + j) as isize - self.p[1] as isize;
+                            if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                                inside.push(iy as usize * w + ix as usize);
+                            }
+                        }
+                    }
+                    let count = match self.count_include_pad {
+                        true => (self.k[0] * self.k[1]) as f64,
+                        false => inside.len() as f64,
+                    };
+                    for at in inside {
+                        plane[at] += dy[oy * ow + ox] as f64 / count;
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    /// The mean pooling's input gradient through Burn's autodiff, for the output gradient `dy`.
+    fn burn_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        type Train = burn::backend::Autodiff<Backend>;
+        let device = default_device();
+        let x = Tensor::<Train, 4>::from_data(TensorData::new(x.to_vec(), self.dims), &device)
+            .require_grad();
+        let y = avg_pool2d(
+            x.clone(),
+            self.k,
+            self.s,
+            self.p,
+            self.count_include_pad,
+            false,
+        );
+        let dy = Tensor::<Train, 4>::from_data(TensorData::new(dy.to_vec(), y.dims()), &device);
+        let grads = (y * dy).sum().backward();
+        x.grad(&grads).unwrap().into_data().to_vec().unwrap()
+    }
+}
+
 /// Random cases from `seed`, and the poolings of pytorch-fid's Inception (3×3 stride-2 max,
 /// 3×3 stride-1 max and mean with padding 1, the mean without counting the padding).
 fn cases(seed: u64, n: usize) -> Vec<Case> {
@@ -153,6 +207,36 @@ fn the_new_poolings_agree_with_burn_flex_s_stock_paths() {
         burn_flex::ops::conv_nchw::set_stock(false);
         for (n, (a, b)) in fast.iter().zip(&stock).enumerate() {
             assert!((a - b).abs() <= 1e-6, "{case:?}[{n}]: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn the_mean_poolings_input_gradient_matches_the_direct_f64_one_and_the_stock_path() {
+    let _turn = STOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let all: Vec<Case> = cases(3, 80).into_iter().filter(|c| !c.max).collect();
+    assert!(all.iter().any(|c| !c.count_include_pad && c.p != [0, 0]));
+    assert!(all.iter().any(|c| c.s[1] > 1));
+    for (i, case) in all.iter().enumerate() {
+        let x = values(case.dims.iter().product(), 200 + i as u64);
+        let dy = values(
+            case.dims[0] * case.dims[1] * case.out(0) * case.out(1),
+            300 + i as u64,
+        );
+        let (got, want) = (case.burn_grad(&x, &dy), case.naive_grad(&dy));
+        assert_eq!(got.len(), want.len(), "{case:?}");
+        for (n, (&a, &b)) in got.iter().zip(&want).enumerate() {
+            assert!((a as f64 - b).abs() <= 1e-6, "{case:?}[{n}]: {a} vs {b}");
+        }
+        // The stock path, on the CPU backend only (a GPU build's poolings are not burn-flex's).
+        #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+        {
+            burn_flex::ops::conv_nchw::set_stock(true);
+            let stock = case.burn_grad(&x, &dy);
+            burn_flex::ops::conv_nchw::set_stock(false);
+            for (n, (a, b)) in got.iter().zip(&stock).enumerate() {
+                assert!((a - b).abs() <= 1e-6, "stock: {case:?}[{n}]: {a} vs {b}");
+            }
         }
     }
 }

@@ -436,6 +436,19 @@ impl ModuleOps<Flex> for Flex {
         count_include_pad: bool,
         _divisor_override: bool,
     ) -> FloatTensor<Flex> {
+        // (latentgan's patch) The NCHW path, where the forward took it (see `avg_pool2d`).
+        if pool_nchw::handles(x.dtype(), kernel_size, padding, [1, 1], false)
+            && pool_nchw::is_output_of(&x, &grad, kernel_size, stride, padding)
+        {
+            return pool_nchw::avg_pool2d_backward(
+                &x,
+                grad,
+                kernel_size,
+                stride,
+                padding,
+                count_include_pad,
+            );
+        }
         match x.dtype() {
             DType::F32 => pool::avg_pool2d_backward_f32(
                 x,

@@ -1,5 +1,5 @@
-//! 2D max and average pooling forward on NCHW `f32` tensors, a row of outputs at a time
-//! (latentgan's patch, see `PATCH.md`).
+//! 2D max and average pooling forward, and the average pooling's input gradient, on NCHW `f32`
+//! tensors, a row of outputs at a time (latentgan's patch, see `PATCH.md`).
 //!
 //! burn-flex 0.21.0 runs 2D pooling through its 3D kernels, one output value at a time and, for
 //! max pooling, tracking the argmax even when no backward needs it: about 30% of the Inception
@@ -132,6 +132,92 @@ impl Window {
     }
 }
 
+impl Window {
+    /// The pooling of `[h, w]` planes (output planes without `ceil_mode`), and how many kernel
+    /// columns of each output column fall inside the input (the same on every row), for the mean
+    /// without the padding.
+    fn new(
+        [h, w]: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> (Self, Vec<f32>) {
+        let size =
+            |n: usize, a: usize| pool_output_size(n, kernel[a], padding[a], stride[a], 1, false);
+        let window = Window {
+            h,
+            w,
+            oh: size(h, 0),
+            ow: size(w, 1),
+            kernel,
+            stride,
+            padding,
+        };
+        let mut cols_inside = vec![0.0f32; window.ow];
+        for j in 0..kernel[1] {
+            let (lo, hi) = window.range(1, j);
+            cols_inside[lo..hi].iter_mut().for_each(|n| *n += 1.0);
+        }
+        (window, cols_inside)
+    }
+
+    /// The input rows of output row `oy` that lie inside the input: `(kernel row, input row)`.
+    fn rows(&self, oy: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.kernel[0]).filter_map(move |i| {
+            (oy * self.stride[0] + i)
+                .checked_sub(self.padding[0])
+                .filter(|&iy| iy < self.h)
+                .map(|iy| (i, iy))
+        })
+    }
+
+    /// (latentgan's patch) The input gradient `dx` of one plane of the mean for its output
+    /// gradient `dy`: each output's gradient over its window's count (as [`Window::plane`]
+    /// divides), added onto the inputs of its window. `scaled`: a row of `ow` floats to work in.
+    fn plane_backward(
+        &self,
+        dy: &[f32],
+        dx: &mut [f32],
+        count_include_pad: bool,
+        cols_inside: &[f32],
+        scaled: &mut [f32],
+    ) {
+        let sw = self.stride[1];
+        for (oy, g) in dy.chunks_exact(self.ow).enumerate() {
+            let rows_inside = self.rows(oy).count() as f32;
+            match count_include_pad {
+                true => {
+                    let scale = 1.0 / (self.kernel[0] * self.kernel[1]) as f32;
+                    scaled.iter_mut().zip(g).for_each(|(s, &g)| *s = g * scale);
+                }
+                false => scaled
+                    .iter_mut()
+                    .zip(g)
+                    .zip(cols_inside)
+                    .for_each(|((s, &g), &c)| *s = g / (rows_inside * c)),
+            }
+            for (_, iy) in self.rows(oy) {
+                let row = &mut dx[iy * self.w..(iy + 1) * self.w];
+                for j in 0..self.kernel[1] {
+                    let (lo, hi) = self.range(1, j);
+                    if lo == hi {
+                        continue;
+                    }
+                    let first = lo * sw + j - self.padding[1];
+                    let src = &scaled[lo..hi];
+                    match sw {
+                        1 => row[first..].iter_mut().zip(src).for_each(|(d, &v)| *d += v),
+                        s => src
+                            .iter()
+                            .enumerate()
+                            .for_each(|(n, &v)| row[first + n * s] += v),
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn pool(
     x: FlexTensor,
     kernel: [usize; 2],
@@ -142,24 +228,8 @@ fn pool(
     let x = x.to_contiguous();
     let shape = x.layout().shape();
     let [b, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
-    let size = |n: usize, a: usize| pool_output_size(n, kernel[a], padding[a], stride[a], 1, false);
-    let (oh, ow) = (size(h, 0), size(w, 1));
-    let window = Window {
-        h,
-        w,
-        oh,
-        ow,
-        kernel,
-        stride,
-        padding,
-    };
-    // How many kernel columns of each output column fall inside the input (the same on every
-    // row), for the mean without the padding.
-    let mut cols_inside = vec![0.0f32; ow];
-    for j in 0..kernel[1] {
-        let (lo, hi) = window.range(1, j);
-        cols_inside[lo..hi].iter_mut().for_each(|n| *n += 1.0);
-    }
+    let (window, cols_inside) = Window::new([h, w], kernel, stride, padding);
+    let (oh, ow) = (window.oh, window.ow);
     let mut y: Vec<f32> = vec![0.0; b * c * oh * ow];
     let input: &[f32] = x.storage();
     if oh * ow > 0 {
@@ -203,4 +273,61 @@ pub fn avg_pool2d(
         padding,
         Reduce::Mean { count_include_pad },
     )
+}
+
+/// Whether `grad` is the output gradient of a pooling of `x` without `ceil_mode`: the backward
+/// is not told the mode, so any other shape keeps the stock path.
+pub fn is_output_of(
+    x: &FlexTensor,
+    grad: &FlexTensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> bool {
+    let (xs, gs) = (x.layout().shape(), grad.layout().shape());
+    let size = |n: usize, a: usize| pool_output_size(n, kernel[a], padding[a], stride[a], 1, false);
+    xs.num_dims() == 4
+        && gs.num_dims() == 4
+        && gs[0] == xs[0]
+        && gs[1] == xs[1]
+        && gs[2] == size(xs[2], 0)
+        && gs[3] == size(xs[3], 1)
+}
+
+/// (latentgan's patch) The input gradient of [`avg_pool2d`] of `x` for the output gradient
+/// `grad` ([`is_output_of`] it), a plane per thread. burn-flex 0.21.0 runs it through its 3D
+/// kernel, one value at a time.
+pub fn avg_pool2d_backward(
+    x: &FlexTensor,
+    grad: FlexTensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    count_include_pad: bool,
+) -> FlexTensor {
+    let shape = x.layout().shape();
+    let [b, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
+    let grad = grad.to_contiguous();
+    let (window, cols_inside) = Window::new([h, w], kernel, stride, padding);
+    let per = window.oh * window.ow;
+    let dy: &[f32] = grad.storage();
+    let mut dx = vec![0.0f32; b * c * h * w];
+    let plane = |(dx, dy): (&mut [f32], &[f32])| {
+        let mut scaled = vec![0.0f32; window.ow];
+        window.plane_backward(dy, dx, count_include_pad, &cols_inside, &mut scaled);
+    };
+    if per > 0 && h * w > 0 {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            dx.par_chunks_exact_mut(h * w)
+                .zip(dy.par_chunks_exact(per))
+                .for_each(plane);
+        }
+        #[cfg(not(feature = "rayon"))]
+        dx.chunks_exact_mut(h * w)
+            .zip(dy.chunks_exact(per))
+            .for_each(plane);
+    }
+    conv_nchw::tensor(dx, &[b, c, h, w])
 }
