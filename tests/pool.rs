@@ -34,6 +34,18 @@ impl Case {
         (self.dims[2 + a] + 2 * self.p[a] - self.k[a]) / self.s[a] + 1
     }
 
+    /// The offsets in its plane of the inputs inside output `(oy, ox)`'s window.
+    fn window(&self, oy: usize, ox: usize) -> impl Iterator<Item = usize> + '_ {
+        let [h, w] = [self.dims[2] as isize, self.dims[3] as isize];
+        (0..self.k[0]).flat_map(move |i| {
+            (0..self.k[1]).filter_map(move |j| {
+                let iy = (oy * self.s[0] + i) as isize - self.p[0] as isize;
+                let ix = (ox * self.s[1] + j) as isize - self.p[1] as isize;
+                ((0..h).contains(&iy) && (0..w).contains(&ix)).then(|| (iy * w + ix) as usize)
+            })
+        })
+    }
+
     /// The pooling in f64, one window at a time.
     fn naive(&self, x: &[f32]) -> Vec<f64> {
         let [b, c, h, w] = self.dims;
@@ -42,16 +54,7 @@ impl Case {
         for plane in x.chunks_exact(h * w).take(b * c) {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut inside = Vec::new();
-                    for i in 0..self.k[0] {
-                        for j in 0..self.k[1] {
-                            let iy = (oy * self.s[0] + i) as isize - self.p[0] as isize;
-                            let ix = (ox * self.s[1] + j) as isize - self.p[1] as isize;
-                            if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
-                                inside.push(plane[iy as usize * w + ix as usize] as f64);
-                            }
-                        }
-                    }
+                    let inside: Vec<f64> = self.window(oy, ox).map(|at| plane[at] as f64).collect();
                     y.push(match (self.max, self.count_include_pad) {
                         (true, _) => inside.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                         (false, true) => {
@@ -92,16 +95,7 @@ impl Case {
         for (plane, dy) in dx.chunks_exact_mut(h * w).zip(dy.chunks_exact(oh * ow)) {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut inside = Vec::new();
-                    for i in 0..self.k[0] {
-                        for j in 0..self.k[1] {
-                            let iy = (oy * self.s[0] + i) as isize - self.p[0] as isize;
-                            let ix = (ox * self.s[1] + j) as isize - self.p[1] as isize;
-                            if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
-                                inside.push(iy as usize * w + ix as usize);
-                            }
-                        }
-                    }
+                    let inside: Vec<usize> = self.window(oy, ox).collect();
                     let count = match self.count_include_pad {
                         true => (self.k[0] * self.k[1]) as f64,
                         false => inside.len() as f64,
