@@ -1,4 +1,6 @@
 """The loops of `benches/peers_torch.py`, one module each, and what they share."""
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -28,3 +30,16 @@ def macs(module, *inputs):
     for h in hooks:
         h.remove()
     return total[0]
+
+
+@contextmanager
+def frozen(module):
+    """`module`'s weights record no gradients inside the block (a generator's step through the
+    discriminator), as the Rust loops' `no_grad()` copy of D; they record them again after."""
+    for q in module.parameters():
+        q.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for q in module.parameters():
+            q.requires_grad_(True)

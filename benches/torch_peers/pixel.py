@@ -11,7 +11,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from torch_peers import macs
+from torch_peers import frozen, macs
 
 
 def width(r):
@@ -86,14 +86,11 @@ class WganGp:
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_d.step()
-        for q in d.parameters():
-            q.requires_grad_(False)
-        loss_g = -d(g(torch.randn(n, self.latent))).mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        for q in d.parameters():
-            q.requires_grad_(True)
+        with frozen(d):
+            loss_g = -d(g(torch.randn(n, self.latent))).mean()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
 
     def flops_per_step(self):
         """Per critic step: G forward without graph, D on real and fake and the interpolate

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from torch_peers import macs
+from torch_peers import frozen, macs
 
 LATENT = 128
 EMA_DECAY, EMA_START = 0.9999, 2000
@@ -284,15 +284,12 @@ class Sagan:
         loss_d.backward()
         self.opt_d.step()
         # G: through D, whose weights record no gradients (its u still refines, as in Rust).
-        for q in d.parameters():
-            q.requires_grad_(False)
-        y_g = self.labels(n)
-        loss_g = -d(g(torch.randn(n, LATENT), y_g), y_g).mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        for q in d.parameters():
-            q.requires_grad_(True)
+        with frozen(d):
+            y_g = self.labels(n)
+            loss_g = -d(g(torch.randn(n, LATENT), y_g), y_g).mean()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
         # The EMA over every float tensor of G (Burn's visitor sees u and the running statistics
         # too): a copy before EMA_START, then ema ← decay·ema + (1 − decay)·G.
         with torch.no_grad():

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from torch_peers import macs
+from torch_peers import frozen, macs
 
 LEAK = 0.2
 
@@ -116,14 +116,11 @@ class Stage1:
         loss_d.backward()
         self.opt_d.step()
         # F and H: L1 + α · non-saturating adversarial loss through the updated D (eqs. 1–3).
-        for q in d.parameters():
-            q.requires_grad_(False)
-        loss_ae = (rec - x).abs().mean() + self.alpha * F.softplus(-d(rec)).mean()
-        self.opt_ae.zero_grad(set_to_none=True)
-        loss_ae.backward()
-        self.opt_ae.step()
-        for q in d.parameters():
-            q.requires_grad_(True)
+        with frozen(d):
+            loss_ae = (rec - x).abs().mean() + self.alpha * F.softplus(-d(rec)).mean()
+            self.opt_ae.zero_grad(set_to_none=True)
+            loss_ae.backward()
+            self.opt_ae.step()
 
     def flops_per_step(self):
         """Every forward of a step is differentiated: F and H once, D three times (on x and on
