@@ -55,24 +55,10 @@ struct Window {
 }
 
 impl Window {
-    /// For kernel offset `t` along axis `a`, the outputs `lo..hi` whose input `o·s + t − p`
-    /// is inside the input.
-    fn range(&self, a: usize, t: usize) -> (usize, usize) {
-        let (s, p) = (self.stride[a], self.padding[a]);
-        let (size, out) = if a == 0 {
-            (self.h, self.oh)
-        } else {
-            (self.w, self.ow)
-        };
-        let lo = p.saturating_sub(t).div_ceil(s);
-        let hi = (size + p).saturating_sub(t).div_ceil(s).min(out);
-        (lo.min(hi), hi)
-    }
-
     /// One `[h, w]` plane `x` into one `[oh, ow]` plane `y`.
     fn plane(&self, x: &[f32], y: &mut [f32], reduce: Reduce, cols_inside: &[f32]) {
         let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
+        let sw = self.stride[1];
         let init = match reduce {
             Reduce::Max => f32::NEG_INFINITY,
             Reduce::Mean { .. } => 0.0,
@@ -80,19 +66,11 @@ impl Window {
         for (oy, out) in y.chunks_exact_mut(self.ow).enumerate() {
             out.fill(init);
             let mut rows_inside = 0usize;
-            for i in 0..kh {
-                let Some(iy) = (oy * sh + i).checked_sub(self.padding[0]) else {
-                    continue;
-                };
-                if iy >= self.h {
-                    continue;
-                }
+            for iy in self.rows(oy) {
                 rows_inside += 1;
                 let row = &x[iy * self.w..(iy + 1) * self.w];
-                for j in 0..kw {
-                    let (lo, hi) = self.range(1, j);
-                    let first = lo * sw + j - self.padding[1];
-                    let out = &mut out[lo..hi];
+                for (outputs, first) in (0..kw).filter_map(|j| self.columns(j)) {
+                    let out = &mut out[outputs];
                     match (reduce, sw) {
                         (Reduce::Max, 1) => out
                             .iter_mut()
@@ -130,21 +108,12 @@ impl Window {
             }
         }
     }
-}
 
-impl Window {
-    /// The pooling of `[h, w]` planes (output planes without `ceil_mode`), and how many kernel
-    /// columns of each output column fall inside the input (the same on every row), for the mean
-    /// without the padding.
-    fn new(
-        [h, w]: [usize; 2],
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-    ) -> (Self, Vec<f32>) {
+    /// The pooling of `[h, w]` planes, its output planes without `ceil_mode`.
+    fn of([h, w]: [usize; 2], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Self {
         let size =
             |n: usize, a: usize| pool_output_size(n, kernel[a], padding[a], stride[a], 1, false);
-        let window = Window {
+        Window {
             h,
             w,
             oh: size(h, 0),
@@ -152,23 +121,36 @@ impl Window {
             kernel,
             stride,
             padding,
-        };
-        let mut cols_inside = vec![0.0f32; window.ow];
-        for j in 0..kernel[1] {
-            let (lo, hi) = window.range(1, j);
-            cols_inside[lo..hi].iter_mut().for_each(|n| *n += 1.0);
         }
-        (window, cols_inside)
     }
 
-    /// The input rows of output row `oy` that lie inside the input: `(kernel row, input row)`.
-    fn rows(&self, oy: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    /// How many kernel columns of each output column fall inside the input (the same on every
+    /// row), for the mean without the padding.
+    fn cols_inside(&self) -> Vec<f32> {
+        let mut cols_inside = vec![0.0f32; self.ow];
+        for (outputs, _) in (0..self.kernel[1]).filter_map(|j| self.columns(j)) {
+            cols_inside[outputs].iter_mut().for_each(|n| *n += 1.0);
+        }
+        cols_inside
+    }
+
+    /// The input rows of output row `oy` that lie inside the input.
+    fn rows(&self, oy: usize) -> impl Iterator<Item = usize> + '_ {
         (0..self.kernel[0]).filter_map(move |i| {
             (oy * self.stride[0] + i)
                 .checked_sub(self.padding[0])
                 .filter(|&iy| iy < self.h)
-                .map(|iy| (i, iy))
         })
+    }
+
+    /// For kernel column `j`: the output columns whose input lies inside the input, and the
+    /// input column of the first of them (the next ones are a stride apart); `None` if none.
+    fn columns(&self, j: usize) -> Option<(core::ops::Range<usize>, usize)> {
+        let (s, p) = (self.stride[1], self.padding[1]);
+        // ox·s + j − p ≥ 0 ⇔ ox ≥ ⌈(p − j)/s⌉;  ox·s + j − p < w ⇔ ox < ⌈(w + p − j)/s⌉.
+        let lo = p.saturating_sub(j).div_ceil(s);
+        let hi = (self.w + p).saturating_sub(j).div_ceil(s).min(self.ow);
+        (lo < hi).then(|| (lo..hi, lo * s + j - p))
     }
 
     /// (latentgan's patch) The input gradient `dx` of one plane of the mean for its output
@@ -196,15 +178,10 @@ impl Window {
                     .zip(cols_inside)
                     .for_each(|((s, &g), &c)| *s = g / (rows_inside * c)),
             }
-            for (_, iy) in self.rows(oy) {
+            for iy in self.rows(oy) {
                 let row = &mut dx[iy * self.w..(iy + 1) * self.w];
-                for j in 0..self.kernel[1] {
-                    let (lo, hi) = self.range(1, j);
-                    if lo == hi {
-                        continue;
-                    }
-                    let first = lo * sw + j - self.padding[1];
-                    let src = &scaled[lo..hi];
+                for (outputs, first) in (0..self.kernel[1]).filter_map(|j| self.columns(j)) {
+                    let src = &scaled[outputs];
                     match sw {
                         1 => row[first..].iter_mut().zip(src).for_each(|(d, &v)| *d += v),
                         s => src
@@ -228,8 +205,8 @@ fn pool(
     let x = x.to_contiguous();
     let shape = x.layout().shape();
     let [b, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
-    let (window, cols_inside) = Window::new([h, w], kernel, stride, padding);
-    let (oh, ow) = (window.oh, window.ow);
+    let window = Window::of([h, w], kernel, stride, padding);
+    let (oh, ow, cols_inside) = (window.oh, window.ow, window.cols_inside());
     let mut y: Vec<f32> = vec![0.0; b * c * oh * ow];
     let input: &[f32] = x.storage();
     if oh * ow > 0 {
@@ -285,13 +262,11 @@ pub fn is_output_of(
     padding: [usize; 2],
 ) -> bool {
     let (xs, gs) = (x.layout().shape(), grad.layout().shape());
-    let size = |n: usize, a: usize| pool_output_size(n, kernel[a], padding[a], stride[a], 1, false);
-    xs.num_dims() == 4
-        && gs.num_dims() == 4
-        && gs[0] == xs[0]
-        && gs[1] == xs[1]
-        && gs[2] == size(xs[2], 0)
-        && gs[3] == size(xs[3], 1)
+    if xs.num_dims() != 4 || gs.num_dims() != 4 {
+        return false;
+    }
+    let window = Window::of([xs[2], xs[3]], kernel, stride, padding);
+    gs[..] == [xs[0], xs[1], window.oh, window.ow]
 }
 
 /// (latentgan's patch) The input gradient of [`avg_pool2d`] of `x` for the output gradient
@@ -308,7 +283,8 @@ pub fn avg_pool2d_backward(
     let shape = x.layout().shape();
     let [b, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
     let grad = grad.to_contiguous();
-    let (window, cols_inside) = Window::new([h, w], kernel, stride, padding);
+    let window = Window::of([h, w], kernel, stride, padding);
+    let cols_inside = window.cols_inside();
     let per = window.oh * window.ow;
     let dy: &[f32] = grad.storage();
     let mut dx = vec![0.0f32; b * c * h * w];
